@@ -1,0 +1,32 @@
+"""deepmf: matrix factorization and deep matrix factorization recommenders."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("deepmf")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+from deepmf.data.idmap import IdMap
+from deepmf.data.ratings import Ratings, RatingScale
+from deepmf.errors import (
+    ConfigError,
+    DataError,
+    DeepMFError,
+    DownloadError,
+    ModelFormatError,
+    UnknownIdError,
+)
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "DeepMFError",
+    "DownloadError",
+    "IdMap",
+    "ModelFormatError",
+    "RatingScale",
+    "Ratings",
+    "UnknownIdError",
+    "__version__",
+]

@@ -1,0 +1,60 @@
+"""Shared CLI plumbing: error handling, JSON output, rich console."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+import numpy as np
+import typer
+from rich.console import Console
+
+from deepmf.errors import DeepMFError
+
+# Human output goes to stderr-free stdout via rich; --json output is written raw so it stays one JSON object.
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+USAGE_ERROR = 2
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def print_json(obj: dict[str, Any]) -> None:
+    """Write one JSON object on stdout (NaN/inf become null, numpy scalars become numbers)."""
+    sys.stdout.write(json.dumps(_jsonable(obj)) + "\n")
+    sys.stdout.flush()
+
+
+def fail(message: str) -> None:
+    """Print one error line and exit with code 2."""
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(USAGE_ERROR)
+
+
+def run_app(app: typer.Typer) -> int:
+    """Run the typer app; a DeepMFError becomes one line on stderr and exit code 2.
+
+    Usage errors (bad flags) already exit with code 2 inside typer; KeyboardInterrupt exits 130.
+    """
+    try:
+        app()
+    except DeepMFError as exc:
+        err_console.print(f"error: {exc}", soft_wrap=True, markup=False, style="bold red")
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    return 0

@@ -1,0 +1,115 @@
+"""The one place raw ids (ints or strings) are mapped to dense 0-based indices and back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from deepmf.errors import DataError, UnknownIdError
+
+IdKind = Literal["int", "str"]
+
+
+@dataclass(frozen=True, eq=False)
+class IdMap:
+    """A bijection between raw ids and indices ``0..len-1``.
+
+    ``raw_ids[index]`` is the raw id; the order is sorted (numeric for int ids, lexicographic for strings), so
+    the same set of ids always gives the same map.
+
+    Attributes:
+        raw_ids: numpy array of raw ids, int64 or object (str), in index order.
+        kind: "int" or "str".
+        name: what the ids are ("user" or "item"), used in error messages.
+    """
+
+    raw_ids: np.ndarray
+    kind: IdKind
+    name: str = "id"
+    _index: pd.Index = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index = pd.Index(self.raw_ids)
+        if not index.is_unique:
+            raise DataError(f"{self.name} id map has duplicate raw ids")
+        object.__setattr__(self, "_index", index)
+
+    # ---- construction --------------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, values: Sequence[Any] | np.ndarray | pd.Series, name: str = "id") -> tuple[IdMap, np.ndarray]:
+        """Build a map from raw id values and return it with the int32 codes of ``values``."""
+        series = pd.Series(values)
+        kind: IdKind = "int" if pd.api.types.is_integer_dtype(series.dtype) else "str"
+        if kind == "str":
+            series = series.astype(str)
+        codes, uniques = pd.factorize(series, sort=True)
+        raw = np.asarray(uniques, dtype=np.int64 if kind == "int" else object)
+        return cls(raw, kind, name), codes.astype(np.int32, copy=False)
+
+    @classmethod
+    def from_list(cls, raw_ids: Iterable[Any], kind: IdKind, name: str = "id") -> IdMap:
+        """Rebuild a map from its JSON form (``to_list`` and ``kind``)."""
+        values = list(raw_ids)
+        if kind == "int":
+            arr = np.asarray(values, dtype=np.int64)
+        elif kind == "str":
+            arr = np.empty(len(values), dtype=object)
+            arr[:] = [str(v) for v in values]
+        else:
+            raise DataError(f"unknown id kind {kind!r}")
+        return cls(arr, kind, name)
+
+    def to_list(self) -> list[Any]:
+        return [int(v) for v in self.raw_ids] if self.kind == "int" else [str(v) for v in self.raw_ids]
+
+    # ---- lookups -------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.raw_ids)
+
+    def __contains__(self, raw_id: object) -> bool:
+        return self.coerce(raw_id) in self._index
+
+    def coerce(self, raw_id: object) -> Any:
+        """Convert a raw id typed by a user (e.g. "42" on a command line) to this map's id type."""
+        if self.kind == "int":
+            if isinstance(raw_id, (int, np.integer)) and not isinstance(raw_id, bool):
+                return int(raw_id)
+            try:
+                return int(str(raw_id).strip())
+            except ValueError:
+                return raw_id
+        return str(raw_id)
+
+    def index(self, raw_id: object) -> int:
+        """Index of one raw id. Raises UnknownIdError when it is not in the map."""
+        key = self.coerce(raw_id)
+        try:
+            loc = self._index.get_loc(key)
+        except (KeyError, TypeError):
+            raise UnknownIdError(self.name, raw_id) from None
+        return int(loc)
+
+    def indices(self, raw_ids: Sequence[Any] | np.ndarray | pd.Series, missing: Literal["error", "none"] = "error"
+                ) -> np.ndarray:
+        """Vectorised lookup. ``missing="none"`` maps unknown ids to -1 instead of raising."""
+        values = pd.Series(raw_ids)
+        if self.kind == "int" and not pd.api.types.is_integer_dtype(values.dtype):
+            values = pd.to_numeric(values, errors="coerce").astype("Int64")
+        elif self.kind == "str":
+            values = values.astype(str)
+        codes = self._index.get_indexer(values).astype(np.int32)
+        if missing == "error" and (codes < 0).any():
+            first = values.iloc[int(np.argmax(codes < 0))]
+            raise UnknownIdError(self.name, first)
+        return codes
+
+    def raw(self, indices: int | np.ndarray) -> Any:
+        """Raw id(s) of index/indices."""
+        if isinstance(indices, (int, np.integer)):
+            value = self.raw_ids[int(indices)]
+            return int(value) if self.kind == "int" else str(value)
+        return self.raw_ids[np.asarray(indices)]

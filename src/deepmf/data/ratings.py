@@ -1,0 +1,232 @@
+"""The Ratings object: columnar (user index, item index, rating, timestamp) arrays plus id maps and side tables.
+
+Every source (MovieLens edition, user file, synthetic generator) produces one; splits produce Ratings that share
+the parent's id maps and side tables, so a model never meets an index it cannot embed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from deepmf.data.idmap import IdMap
+from deepmf.errors import DataError
+
+
+@dataclass(frozen=True)
+class RatingScale:
+    """The declared rating scale: ``minimum..maximum`` in steps of ``step`` (e.g. 1..5 by 1, 0.5..5 by 0.5)."""
+
+    minimum: float
+    maximum: float
+    step: float
+
+    @property
+    def n_classes(self) -> int:
+        """Number of distinct rating values (classes for the classification head)."""
+        return round((self.maximum - self.minimum) / self.step) + 1
+
+    def class_values(self) -> np.ndarray:
+        """Rating value of each class, ascending."""
+        return (self.minimum + self.step * np.arange(self.n_classes)).astype(np.float32)
+
+    def to_class(self, ratings: np.ndarray | torch.Tensor) -> Any:
+        """Class index of each rating (nearest step)."""
+        if isinstance(ratings, torch.Tensor):
+            return torch.round((ratings - self.minimum) / self.step).long().clamp_(0, self.n_classes - 1)
+        return np.clip(np.rint((ratings - self.minimum) / self.step), 0, self.n_classes - 1).astype(np.int64)
+
+    @classmethod
+    def detect(cls, ratings: np.ndarray) -> RatingScale:
+        """Infer the scale from observed values: min, max and the smallest step among 1, 0.5, 0.25, 0.1, 0.01."""
+        if len(ratings) == 0:
+            raise DataError("cannot detect a rating scale from no ratings")
+        lo, hi = float(np.min(ratings)), float(np.max(ratings))
+        values = np.unique(ratings)
+        step = 0.0
+        for candidate in (1.0, 0.5, 0.25, 0.1, 0.01):
+            if np.allclose(np.round(values / candidate) * candidate, values, atol=1e-6):
+                step = candidate
+                break
+        if step == 0.0:  # continuous ratings: treat as 0.01 steps for reporting; classification will refuse
+            step = 0.01
+        return cls(lo, hi, step)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"min": self.minimum, "max": self.maximum, "step": self.step}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, float]) -> RatingScale:
+        return cls(float(d["min"]), float(d["max"]), float(d["step"]))
+
+
+@dataclass(frozen=True)
+class ItemTable:
+    """Per-item side data, row i describing item index i.
+
+    Attributes:
+        titles: object array of titles ("" where unknown).
+        genres: bool matrix (n_items, n_genres), multi-hot.
+        genre_names: names of the genre columns.
+    """
+
+    titles: np.ndarray
+    genres: np.ndarray | None = None
+    genre_names: tuple[str, ...] = ()
+
+    @property
+    def first_genre(self) -> np.ndarray:
+        """Index of each item's first listed genre, -1 where it has none (int64)."""
+        if self.genres is None:
+            return np.full(len(self.titles), -1, dtype=np.int64)
+        has_any = self.genres.any(axis=1)
+        return np.where(has_any, self.genres.argmax(axis=1), -1).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class UserTable:
+    """Per-user demographics, row u describing user index u (editions ml-100k and ml-1m have these).
+
+    Attributes:
+        age: int array (years for ml-100k, age-bucket code for ml-1m); -1 unknown.
+        gender: object array ("M"/"F"/"" unknown).
+        occupation: object array of occupation names or codes ("" unknown).
+        zip_code: object array of zip codes ("" unknown).
+    """
+
+    age: np.ndarray
+    gender: np.ndarray
+    occupation: np.ndarray
+    zip_code: np.ndarray
+
+
+@dataclass(frozen=True)
+class RatingTensors:
+    """Ratings as torch tensors on one device, ready for batch slicing (users/items int64, ratings float32)."""
+
+    users: torch.Tensor
+    items: torch.Tensor
+    ratings: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.users.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class Ratings:
+    """Explicit ratings as columnar arrays with id maps and optional side tables.
+
+    Attributes:
+        users: int32 user indices into ``user_ids``.
+        items: int32 item indices into ``item_ids``.
+        ratings: float32 ratings.
+        timestamps: int64 unix seconds, or None.
+        user_ids: id map of every user of the full data set (splits share it).
+        item_ids: id map of every item of the full data set (splits share it).
+        scale: the rating scale of the full data set.
+        item_table: titles and genres, or None.
+        user_table: demographics, or None.
+        name: where the ratings came from (edition name or file path), for reports.
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    ratings: np.ndarray
+    user_ids: IdMap
+    item_ids: IdMap
+    scale: RatingScale
+    timestamps: np.ndarray | None = None
+    item_table: ItemTable | None = None
+    user_table: UserTable | None = None
+    name: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.users)
+        if len(self.items) != n or len(self.ratings) != n or (self.timestamps is not None and len(self.timestamps) != n):
+            raise DataError("users, items, ratings and timestamps must have the same length")
+
+    # ---- construction --------------------------------------------------------------------------------------
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        user_col: str = "user",
+        item_col: str = "item",
+        rating_col: str = "rating",
+        time_col: str | None = None,
+        scale: RatingScale | None = None,
+        name: str = "",
+    ) -> Ratings:
+        """Build from a DataFrame of raw ids (already validated: no NaN, in scale, no duplicates)."""
+        if len(frame) == 0:
+            raise DataError(f"{name or 'ratings'}: no ratings")
+        user_ids, users = IdMap.build(frame[user_col], name="user")
+        item_ids, items = IdMap.build(frame[item_col], name="item")
+        ratings = frame[rating_col].to_numpy(dtype=np.float32)
+        timestamps = frame[time_col].to_numpy(dtype=np.int64) if time_col else None
+        return cls(users, items, ratings, user_ids, item_ids, scale or RatingScale.detect(ratings),
+                   timestamps=timestamps, name=name)
+
+    # ---- shape ---------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_users(self) -> int:
+        """Size of the user id map (all users of the full data set, not only those in this subset)."""
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        """Size of the item id map (all items of the full data set)."""
+        return len(self.item_ids)
+
+    @property
+    def global_mean(self) -> float:
+        return float(self.ratings.mean(dtype=np.float64)) if len(self) else float("nan")
+
+    # ---- derived data --------------------------------------------------------------------------------------
+    def subset(self, index: np.ndarray) -> Ratings:
+        """Rows selected by a boolean mask or an integer index array; maps and side tables are shared."""
+        ts = None if self.timestamps is None else self.timestamps[index]
+        return replace(self, users=self.users[index], items=self.items[index], ratings=self.ratings[index],
+                       timestamps=ts)
+
+    def with_ratings(self, ratings: np.ndarray) -> Ratings:
+        """Same rows, other rating values (e.g. NaN-masked copies in tests)."""
+        return replace(self, ratings=np.asarray(ratings, dtype=np.float32))
+
+    def to(self, device: str | torch.device = "cpu") -> RatingTensors:
+        """Tensors on ``device`` for training: users/items int64 (embedding indices), ratings float32."""
+        return RatingTensors(
+            torch.from_numpy(self.users.astype(np.int64)).to(device),
+            torch.from_numpy(self.items.astype(np.int64)).to(device),
+            torch.from_numpy(np.ascontiguousarray(self.ratings, dtype=np.float32)).to(device),
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """A DataFrame in raw ids: user, item, rating (and timestamp)."""
+        frame = pd.DataFrame({"user": self.user_ids.raw(self.users), "item": self.item_ids.raw(self.items),
+                              "rating": self.ratings})
+        if self.timestamps is not None:
+            frame["timestamp"] = self.timestamps
+        return frame
+
+    def user_counts(self) -> np.ndarray:
+        """Ratings per user index (length n_users)."""
+        return np.bincount(self.users, minlength=self.n_users)
+
+    def item_counts(self) -> np.ndarray:
+        """Ratings per item index (length n_items)."""
+        return np.bincount(self.items, minlength=self.n_items)
+
+    def item_title(self, index: int) -> str:
+        if self.item_table is None:
+            return ""
+        return str(self.item_table.titles[index])

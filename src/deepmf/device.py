@@ -1,0 +1,37 @@
+"""Choose the torch device: explicit argument > $DEEPMF_DEVICE > cuda if present > cpu."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from deepmf.errors import ConfigError
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """Return the device to train or score on.
+
+    Args:
+        device: "cpu", "cuda", "cuda:N", "auto" or None. None and "auto" consult ``$DEEPMF_DEVICE``, then
+            pick CUDA when available.
+
+    Raises:
+        ConfigError: the name is not a device, or CUDA was asked for on a machine without it.
+    """
+    if isinstance(device, torch.device):
+        return device
+    name = (device or "auto").strip().lower()
+    if name == "auto":
+        name = os.environ.get("DEEPMF_DEVICE", "auto").strip().lower() or "auto"
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(name)
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available on this machine")
+    if resolved.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unsupported device {name!r}: use cpu, cuda, cuda:N or auto")
+    return resolved

@@ -1,0 +1,35 @@
+"""Shared fixtures. Real MovieLens data is found through $DEEPMF_DATA (CI sets it to ../shared/data)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+def _data_root() -> Path | None:
+    root = os.environ.get("DEEPMF_DATA")
+    return Path(root) if root else None
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The folder holding ml-100k/ and ml-latest-small/; tests needing it skip when DEEPMF_DATA is unset."""
+    root = _data_root()
+    if root is None or not (root / "ml-100k" / "u.data").exists():
+        pytest.skip("real MovieLens data not available: set DEEPMF_DATA=../shared/data")
+    return root
+
+
+@pytest.fixture(scope="session")
+def ml100k_dir(data_root: Path) -> Path:
+    return data_root / "ml-100k"
+
+
+@pytest.fixture(scope="session")
+def latest_small_dir(data_root: Path) -> Path:
+    path = data_root / "ml-latest-small"
+    if not (path / "ratings.csv").exists():
+        pytest.skip("ml-latest-small not available")
+    return path
