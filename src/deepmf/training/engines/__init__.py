@@ -1,16 +1,31 @@
 """Training engines: how one epoch of updates is computed. The Trainer (training/trainer.py) owns everything else.
 
-An engine runs one pass over the shuffled training ratings and updates the model's parameters in place; the
+An engine runs one pass over the (shuffled) training ratings and updates the model's parameters in place; the
 Trainer does epochs, validation, early stopping, progress, history and checkpoints, whatever the engine.
 
 - "torch": minibatch PyTorch with any optimizer and any RatingModel (CPU or CUDA).
 - "numba": compiled lock-free parallel SGD for biased MF on CPU (training/engines/numba_mf.py). It writes into
   the same parameter tensors as the torch MF (``tensor.numpy()`` shares memory), so the saved model is identical.
+- "gibbs", "autorec": model-specific engines (Bayesian MF sampling; full-batch AutoRec).
+
+Every engine class is constructed as ``Engine(model, train, config, device)`` with ``train`` a Ratings and
+``config`` a TrainConfig. A model class lists the engines it can use in ``engines`` (class attribute, preferred
+first); ``select_engine`` picks one.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import importlib
+from typing import TYPE_CHECKING, Any, Protocol
+
+import torch
+
+from deepmf.errors import ConfigError
+
+if TYPE_CHECKING:
+    from deepmf.data.ratings import Ratings
+    from deepmf.models.base import RatingModel
+    from deepmf.training.config import TrainConfig
 
 
 class Engine(Protocol):
@@ -28,3 +43,33 @@ class Engine(Protocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         ...
+
+
+# name -> ("module", "Class", devices it runs on). Imported lazily so numba is only compiled when used.
+ENGINES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "torch": ("deepmf.training.engines.torch_engine", "TorchEngine", ("cpu", "cuda")),
+    "numba": ("deepmf.training.engines.numba_mf", "NumbaMFEngine", ("cpu",)),
+}
+
+
+def select_engine(model: RatingModel, config: TrainConfig, device: torch.device) -> str:
+    """Name of the engine to train ``model`` with: the configured one, or the model's first that runs here."""
+    allowed: tuple[str, ...] = getattr(model, "engines", ("torch",))
+    if config.engine != "auto":
+        if config.engine not in allowed:
+            raise ConfigError(f"engine {config.engine!r} cannot train model {model.name!r} "
+                              f"(it supports: {', '.join(allowed)})")
+        if device.type not in ENGINES[config.engine][2]:
+            raise ConfigError(f"engine {config.engine!r} does not run on {device.type}")
+        return config.engine
+    for name in allowed:
+        if device.type in ENGINES[name][2]:
+            return name
+    raise ConfigError(f"no engine can train model {model.name!r} on {device.type}")
+
+
+def create_engine(name: str, model: RatingModel, train: Ratings, config: TrainConfig,
+                  device: torch.device) -> Engine:
+    module_name, class_name, _ = ENGINES[name]
+    engine_class = getattr(importlib.import_module(module_name), class_name)
+    return engine_class(model, train, config, device)
