@@ -1,0 +1,80 @@
+"""Ranking metrics against values worked out by hand, plus properties that must hold for any input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deepmf.evaluation.ranking import (
+    catalogue_coverage,
+    hit_matrix,
+    ndcg_at_k,
+    ranking_metrics,
+    relevant_csr,
+)
+
+# Four users, k = 3. User 2 has no relevant item and is left out of the means.
+TOP = np.array([[1, 2, 3], [4, -1, -1], [0, 1, 2], [7, 8, 9]])
+REL_ROWS = np.array([0, 0, 1, 3])
+REL_ITEMS = np.array([2, 5, 4, 1])
+
+
+def test_relevant_csr_groups_by_row() -> None:
+    indptr, indices = relevant_csr(np.array([3, 0, 1, 0]), np.array([1, 2, 4, 5]), 4)
+    assert indptr.tolist() == [0, 2, 3, 3, 4]
+    assert sorted(indices[0:2].tolist()) == [2, 5]
+    assert indices[2:3].tolist() == [4]
+    assert indices[3:4].tolist() == [1]
+
+
+def test_hit_matrix_by_hand() -> None:
+    indptr, indices = relevant_csr(REL_ROWS, REL_ITEMS, 4)
+    hits = hit_matrix(TOP, indptr, indices)
+    assert hits.tolist() == [[False, True, False], [True, False, False], [False, False, False],
+                             [False, False, False]]
+
+
+def test_ranking_metrics_by_hand() -> None:
+    indptr, indices = relevant_csr(REL_ROWS, REL_ITEMS, 4)
+    m = ranking_metrics(TOP, indptr, indices, n_catalogue=10)
+    # user 0: one hit at rank 2 of 2 relevant; user 1: hit at rank 1 of 1; user 3: nothing.
+    assert m["n_users"] == 3
+    assert m["precision"] == pytest.approx((1 / 3 + 1 / 3 + 0) / 3)
+    assert m["recall"] == pytest.approx((1 / 2 + 1 + 0) / 3)
+    ndcg_user0 = (1 / math.log2(3)) / (1 + 1 / math.log2(3))
+    assert m["ndcg"] == pytest.approx((ndcg_user0 + 1.0 + 0.0) / 3)
+    assert m["hit_rate"] == pytest.approx(2 / 3)
+    # items 0,1,2,3,4,7,8,9 were recommended: 8 of 10; the -1 padding is not an item.
+    assert m["coverage"] == pytest.approx(0.8)
+
+
+def test_no_relevant_rows_gives_nan_not_crash() -> None:
+    indptr, indices = relevant_csr(np.array([], dtype=np.int64), np.array([], dtype=np.int64), 2)
+    m = ranking_metrics(np.array([[0, 1], [1, 0]]), indptr, indices, n_catalogue=2)
+    assert m["n_users"] == 0
+    assert math.isnan(m["precision"]) and math.isnan(m["ndcg"])
+    assert m["coverage"] == 1.0
+
+
+def test_coverage_of_empty_catalogue_is_nan() -> None:
+    assert math.isnan(catalogue_coverage(np.zeros((0, 3), dtype=np.int64), 0))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 8), st.integers(1, 6), st.integers(0, 2**31 - 1))
+def test_ndcg_is_one_for_a_perfect_list_and_within_bounds(n_relevant: int, k: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    relevant = rng.choice(50, size=n_relevant, replace=False)
+    others = np.setdiff1d(np.arange(50), relevant)
+    perfect = np.concatenate([relevant, others])[:k]
+    shuffled = rng.permutation(np.concatenate([relevant, others[:k]]))[:k]
+    indptr = np.array([0, n_relevant, 2 * n_relevant])
+    indices = np.concatenate([relevant, relevant])
+    hits = hit_matrix(np.stack([perfect, shuffled]), indptr, indices)
+    ndcg = ndcg_at_k(hits, np.array([n_relevant, n_relevant]))
+    assert ndcg[0] == pytest.approx(1.0)
+    assert 0.0 <= ndcg[1] <= 1.0 + 1e-12
