@@ -40,7 +40,9 @@ class IdMap:
 
     # ---- construction --------------------------------------------------------------------------------------
     @classmethod
-    def build(cls, values: Sequence[Any] | np.ndarray | pd.Series, name: str = "id") -> tuple[IdMap, np.ndarray]:
+    def build(
+        cls, values: Sequence[Any] | np.ndarray | pd.Series, name: str = "id"
+    ) -> tuple[IdMap, np.ndarray]:
         """Build a map from raw id values and return it with the int32 codes of ``values``."""
         series = pd.Series(values)
         kind: IdKind = "int" if pd.api.types.is_integer_dtype(series.dtype) else "str"
@@ -93,8 +95,9 @@ class IdMap:
             raise UnknownIdError(self.name, raw_id) from None
         return int(loc)
 
-    def indices(self, raw_ids: Sequence[Any] | np.ndarray | pd.Series, missing: Literal["error", "none"] = "error"
-                ) -> np.ndarray:
+    def indices(
+        self, raw_ids: Sequence[Any] | np.ndarray | pd.Series, missing: Literal["error", "none"] = "error"
+    ) -> np.ndarray:
         """Vectorised lookup. ``missing="none"`` maps unknown ids to -1 instead of raising."""
         values = pd.Series(raw_ids)
         if self.kind == "int" and not pd.api.types.is_integer_dtype(values.dtype):

@@ -1,7 +1,7 @@
-"""The Ratings object: columnar (user index, item index, rating, timestamp) arrays plus id maps and side tables.
+"""The Ratings object: columnar (user index, item index, rating, timestamp) arrays, id maps, side tables.
 
-Every source (MovieLens edition, user file, synthetic generator) produces one; splits produce Ratings that share
-the parent's id maps and side tables, so a model never meets an index it cannot embed.
+Every source (MovieLens edition, user file, synthetic generator) produces one; splits produce Ratings that
+share the parent's id maps and side tables, so a model never meets an index it cannot embed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from deepmf.errors import DataError
 
 @dataclass(frozen=True)
 class RatingScale:
-    """The declared rating scale: ``minimum..maximum`` in steps of ``step`` (e.g. 1..5 by 1, 0.5..5 by 0.5)."""
+    """The declared rating scale: ``minimum..maximum`` in steps of ``step`` (1..5 by 1, 0.5..5 by 0.5)."""
 
     minimum: float
     maximum: float
@@ -42,7 +42,7 @@ class RatingScale:
 
     @classmethod
     def detect(cls, ratings: np.ndarray) -> RatingScale:
-        """Infer the scale from observed values: min, max and the smallest step among 1, 0.5, 0.25, 0.1, 0.01."""
+        """Infer the scale from observed values: min, max, the coarsest step of 1, 0.5, 0.25, 0.1, 0.01."""
         if len(ratings) == 0:
             raise DataError("cannot detect a rating scale from no ratings")
         lo, hi = float(np.min(ratings)), float(np.max(ratings))
@@ -106,7 +106,7 @@ class UserTable:
 
 @dataclass(frozen=True)
 class RatingTensors:
-    """Ratings as torch tensors on one device, ready for batch slicing (users/items int64, ratings float32)."""
+    """Ratings as torch tensors on one device, for batch slicing (users/items int64, ratings float32)."""
 
     users: torch.Tensor
     items: torch.Tensor
@@ -147,7 +147,11 @@ class Ratings:
 
     def __post_init__(self) -> None:
         n = len(self.users)
-        if len(self.items) != n or len(self.ratings) != n or (self.timestamps is not None and len(self.timestamps) != n):
+        if (
+            len(self.items) != n
+            or len(self.ratings) != n
+            or (self.timestamps is not None and len(self.timestamps) != n)
+        ):
             raise DataError("users, items, ratings and timestamps must have the same length")
 
     # ---- construction --------------------------------------------------------------------------------------
@@ -170,8 +174,16 @@ class Ratings:
         item_ids, items = IdMap.build(frame[item_col], name="item")
         ratings = frame[rating_col].to_numpy(dtype=np.float32)
         timestamps = frame[time_col].to_numpy(dtype=np.int64) if time_col else None
-        return cls(users, items, ratings, user_ids, item_ids, scale or RatingScale.detect(ratings),
-                   timestamps=timestamps, name=name)
+        return cls(
+            users,
+            items,
+            ratings,
+            user_ids,
+            item_ids,
+            scale or RatingScale.detect(ratings),
+            timestamps=timestamps,
+            name=name,
+        )
 
     # ---- shape ---------------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -195,8 +207,9 @@ class Ratings:
     def subset(self, index: np.ndarray) -> Ratings:
         """Rows selected by a boolean mask or an integer index array; maps and side tables are shared."""
         ts = None if self.timestamps is None else self.timestamps[index]
-        return replace(self, users=self.users[index], items=self.items[index], ratings=self.ratings[index],
-                       timestamps=ts)
+        return replace(
+            self, users=self.users[index], items=self.items[index], ratings=self.ratings[index], timestamps=ts
+        )
 
     def with_ratings(self, ratings: np.ndarray) -> Ratings:
         """Same rows, other rating values (e.g. NaN-masked copies in tests)."""
@@ -212,8 +225,13 @@ class Ratings:
 
     def to_frame(self) -> pd.DataFrame:
         """A DataFrame in raw ids: user, item, rating (and timestamp)."""
-        frame = pd.DataFrame({"user": self.user_ids.raw(self.users), "item": self.item_ids.raw(self.items),
-                              "rating": self.ratings})
+        frame = pd.DataFrame(
+            {
+                "user": self.user_ids.raw(self.users),
+                "item": self.item_ids.raw(self.items),
+                "rating": self.ratings,
+            }
+        )
         if self.timestamps is not None:
             frame["timestamp"] = self.timestamps
         return frame

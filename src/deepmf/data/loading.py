@@ -1,0 +1,125 @@
+"""``load(source)``: one entry point for an edition name, a MovieLens folder or a user's ratings file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+from deepmf.data.files import DUPLICATE_POLICIES, load_file
+from deepmf.data.movielens import EDITIONS, detect_layout, load_movielens
+from deepmf.data.ratings import Ratings, RatingScale
+from deepmf.errors import ConfigError, DataError
+
+DATA_ENV = "DEEPMF_DATA"
+
+
+def data_dir(explicit: str | Path | None = None) -> Path:
+    """The data folder: ``explicit`` (``--dir``), else ``$DEEPMF_DATA``, else the user cache dir.
+
+    Nothing is created here; the downloader creates the folder when it writes to it.
+    """
+    if explicit is not None and str(explicit) != "":
+        return Path(explicit).expanduser()
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_cache_dir("deepmf")) / "data"
+
+
+def edition_path(name: str, data_dir_: str | Path | None = None) -> Path:
+    """Where edition ``name`` lives (or would live) in the data folder."""
+    return data_dir(data_dir_) / EDITIONS[name].folder
+
+
+def is_present(name: str, data_dir_: str | Path | None = None) -> bool:
+    """Whether edition ``name`` has been extracted into the data folder."""
+    return detect_layout(edition_path(name, data_dir_)) == EDITIONS[name].layout
+
+
+def load(
+    source: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    user_col: str | None = None,
+    item_col: str | None = None,
+    rating_col: str | None = None,
+    time_col: str | None = None,
+    sep: str | None = None,
+    duplicates: str = "error",
+    scale: RatingScale | None = None,
+) -> Ratings:
+    """Load ratings from an edition name, a MovieLens folder, or a ratings file (CSV/TSV/parquet).
+
+    Args:
+        source: "ml-100k" (looked up in ``data_dir``), a folder (edition detected from its files), or a file.
+        data_dir: the data folder for edition names (see ``data_dir()``).
+        user_col, item_col, rating_col, time_col: columns of a user file (names, or 0-based positions in a
+            header-less file); None uses header aliases or column order.
+        sep: separator of a user file; None sniffs it.
+        duplicates: duplicate (user, item) pairs: "error" (default), "last" (keep the last), "mean" (average).
+        scale: the declared rating scale; ratings outside it are refused. None: the edition's, or detected.
+
+    Returns:
+        Ratings with ``name`` and ``meta["edition"]`` (None for a user file) and ``meta["path"]`` set.
+
+    Raises:
+        DataError: unknown edition, missing folder/file, malformed or invalid data.
+        ConfigError: a bad option (duplicates policy, column flags given for an edition).
+    """
+    if duplicates not in DUPLICATE_POLICIES:
+        raise ConfigError(
+            f"unknown duplicates policy {duplicates!r}; choose one of {', '.join(DUPLICATE_POLICIES)}"
+        )
+    text = str(source)
+    column_flags = {
+        "--user-col": user_col,
+        "--item-col": item_col,
+        "--rating-col": rating_col,
+        "--time-col": time_col,
+        "--sep": sep,
+    }
+    given = [flag for flag, value in column_flags.items() if value is not None]
+    if text in EDITIONS:
+        folder = edition_path(text, data_dir)
+        if not folder.is_dir():
+            raise DataError(
+                f"{text} not found in {folder.parent} (looked for {folder}); "
+                f"run `deepmf download {text}` or pass --dir"
+            )
+        _refuse_flags(given, text)
+        return load_movielens(folder, name=text, duplicates=duplicates, scale=scale)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if detect_layout(path) is None:
+            raise DataError(
+                f"{path}: not a MovieLens folder (no u.data, ratings.dat or ratings.csv); "
+                "pass a ratings file instead"
+            )
+        _refuse_flags(given, str(path))
+        return load_movielens(path, duplicates=duplicates, scale=scale)
+    if path.is_file():
+        return load_file(
+            path,
+            user_col=user_col,
+            item_col=item_col,
+            rating_col=rating_col,
+            time_col=time_col,
+            sep=sep,
+            duplicates=duplicates,
+            scale=scale,
+        )
+    if text.startswith("ml-") or (os.sep not in text and "." not in text):
+        raise DataError(
+            f"unknown data set {text!r}: not an edition ({', '.join(EDITIONS)}) "
+            "nor an existing file or folder"
+        )
+    raise DataError(f"{path}: no such file or folder")
+
+
+def _refuse_flags(given: list[str], what: str) -> None:
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)} apply to your own ratings files, not to MovieLens data ({what})"
+        )
