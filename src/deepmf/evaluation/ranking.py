@@ -45,7 +45,7 @@ def hit_matrix(top_items: np.ndarray, indptr: np.ndarray, indices: np.ndarray) -
     Args:
         top_items: (n_rows, k) item indices, best first, -1 for empty slots.
         indptr: CSR offsets of the relevant items, length n_rows + 1.
-        indices: relevant item indices, grouped by row.
+        indices: relevant item indices (non-negative), grouped by row.
     """
     top_items = np.asarray(top_items, dtype=np.int64)
     n_rows = top_items.shape[0]

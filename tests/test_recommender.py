@@ -1,0 +1,288 @@
+"""Recommender behaviour on a tiny MF with known weights: every expected value is recomputed here by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deepmf import recommender as recommender_module
+from deepmf.data.ratings import ItemTable, Ratings
+from deepmf.errors import ConfigError, UnknownIdError
+from deepmf.models.registry import create_model
+from deepmf.recommender import Recommender, SeenRatings
+
+N_USERS, N_ITEMS, K = 7, 9, 3
+
+
+def _data(seed: int = 0) -> tuple[Ratings, Ratings]:
+    """A 7 x 9 data set with raw ids 10, 20, ... and 100, 101, ...; item 108 has no training rating."""
+    rng = np.random.default_rng(seed)
+    cells = [(u, i) for u in range(N_USERS) for i in range(N_ITEMS) if rng.random() < 0.45 or i == u]
+    frame = pd.DataFrame({"user": [10 * (u + 1) for u, _ in cells], "item": [100 + i for _, i in cells],
+                          "rating": rng.integers(1, 6, len(cells)).astype(np.float32)})
+    data = Ratings.from_frame(frame, name="tiny")
+    genres = np.zeros((N_ITEMS, 3), dtype=bool)
+    genres[np.arange(N_ITEMS), np.arange(N_ITEMS) % 3] = True
+    titles = np.array([f"Movie {i} ({1990 + i})" for i in range(N_ITEMS)], dtype=object)
+    data = Ratings(data.users, data.items, data.ratings, data.user_ids, data.item_ids, data.scale,
+                   item_table=ItemTable(titles, genres, ("Action", "Comedy", "Drama")), name="tiny")
+    train = data.subset(data.items != data.item_ids.index(108))
+    return data, train
+
+
+def _mf(data: Ratings, bias: bool = True, seed: int = 0):
+    model = create_model("mf", data, factors=K, bias=bias)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.7)
+        if bias:
+            model.global_bias.fill_(3.2)
+    return model
+
+
+@pytest.fixture()
+def tiny() -> tuple[Recommender, Ratings, Ratings]:
+    data, train = _data()
+    rec = Recommender(_mf(data), "mf", data.user_ids, data.item_ids, data.scale, data.item_table,
+                      SeenRatings.from_ratings(train))
+    return rec, data, train
+
+
+def _weights(rec: Recommender) -> tuple[np.ndarray, ...]:
+    m = rec.model
+    return (m.user_factors.weight.detach().numpy(), m.item_factors.weight.detach().numpy(),
+            m.user_bias.weight.detach().numpy()[:, 0], m.item_bias.weight.detach().numpy()[:, 0],
+            float(m.global_bias.detach()))
+
+
+def _brute_force_scores(rec: Recommender) -> np.ndarray:
+    p, q, bu, bi, g = _weights(rec)
+    return g + bu[:, None] + bi[None, :] + p @ q.T
+
+
+def test_predict_matches_hand_formula_and_is_clipped(tiny) -> None:
+    rec, data, _ = tiny
+    scores = _brute_force_scores(rec)
+    u, i = data.user_ids.index(30), data.item_ids.index(104)
+    prediction = rec.predict(30, 104)
+    assert prediction.prediction == pytest.approx(float(np.clip(scores[u, i], 1, 5)), abs=1e-5)
+    assert prediction.cold_start is None
+    assert prediction.to_dict() == {"user": 30, "item": 104, "prediction": prediction.prediction}
+    with torch.no_grad():
+        rec.model.global_bias.fill_(50.0)
+    assert rec.predict("30", "104").prediction == 5.0  # ids typed as text are coerced; output clipped
+
+
+def test_predict_many_and_frame_agree_with_predict(tiny) -> None:
+    rec, _, _ = tiny
+    users, items = [10, 20, 70, 30], [100, 105, 101, 103]
+    many = rec.predict_many(users, items)
+    single = [rec.predict(u, i).prediction for u, i in zip(users, items, strict=True)]
+    np.testing.assert_allclose(many, single, rtol=1e-6)
+    frame = rec.predict_frame(pd.DataFrame({"u": users, "i": items}), user_col="u", item_col="i")
+    np.testing.assert_allclose(frame["prediction"].to_numpy(), single, rtol=1e-6)
+    with pytest.raises(ConfigError, match="column 'user'"):
+        rec.predict_frame(pd.DataFrame({"u": users}))
+
+
+def test_unknown_and_untrained_ids_raise_by_default(tiny) -> None:
+    rec, _, _ = tiny
+    with pytest.raises(UnknownIdError, match="unknown user id 999"):
+        rec.predict(999, 100)
+    with pytest.raises(UnknownIdError, match="unknown item"):
+        rec.predict(10, "nope")
+    with pytest.raises(UnknownIdError, match="no training ratings"):
+        rec.predict(10, 108)  # in the id map, but never trained
+    with pytest.raises(UnknownIdError):
+        rec.recommend(999)
+    with pytest.raises(UnknownIdError):
+        rec.similar_items(108)
+
+
+def test_cold_start_bias_falls_back_and_says_so(tiny) -> None:
+    rec, data, _ = tiny
+    _, _, bu, bi, g = _weights(rec)
+    cold_user = rec.predict(999, 103, cold_start="bias")
+    assert cold_user.cold_start == "user"
+    assert cold_user.prediction == pytest.approx(np.clip(g + bi[data.item_ids.index(103)], 1, 5), abs=1e-5)
+    cold_item = rec.predict(20, 108, cold_start="bias")
+    assert cold_item.cold_start == "item"
+    assert cold_item.prediction == pytest.approx(np.clip(g + bu[data.user_ids.index(20)], 1, 5), abs=1e-5)
+    both = rec.predict(999, 555, cold_start="bias")
+    assert both.cold_start == "both" and both.prediction == pytest.approx(np.clip(g, 1, 5))
+    assert both.to_dict()["cold_start"] == "both"
+    frame = rec.predict_frame(pd.DataFrame({"user": [10, 999], "item": [100, 100]}), cold_start="bias")
+    assert frame["cold_start"].tolist() == ["", "user"]
+    recs = rec.recommend(999, n=3, cold_start="bias")
+    assert recs.attrs["cold_start"] == "user"
+    trained_items = np.flatnonzero(rec.seen.item_counts() > 0)
+    expected = trained_items[np.argsort(-bi[trained_items], kind="stable")[:3]]
+    assert recs["item"].tolist() == data.item_ids.raw(expected).tolist()
+    with pytest.raises(ConfigError, match="cold_start"):
+        rec.predict(10, 100, cold_start="guess")  # type: ignore[arg-type]
+
+
+def test_empirical_fallback_without_model_biases() -> None:
+    """A model without bias terms falls back to damped mean offsets of the training ratings."""
+    data, train = _data()
+    rec = Recommender(_mf(data, bias=False), "mf", data.user_ids, data.item_ids, data.scale, None,
+                      SeenRatings.from_ratings(train))
+    mean = train.ratings.mean(dtype=np.float64)
+    i = data.item_ids.index(102)
+    item_ratings = train.ratings[train.items == i]
+    expected = mean + (item_ratings - mean).sum() / (len(item_ratings) + 10.0)
+    assert rec.predict(999, 102, cold_start="bias").prediction == pytest.approx(expected, abs=1e-5)
+
+
+def test_recommend_equals_brute_force_ranking_and_excludes_seen(tiny) -> None:
+    rec, data, train = tiny
+    scores = _brute_force_scores(rec)
+    seen = set(zip(train.users.tolist(), train.items.tolist(), strict=True))
+    trained = rec.seen.item_counts() > 0
+    for user in range(N_USERS):
+        allowed = [i for i in range(N_ITEMS) if trained[i] and (user, i) not in seen]
+        expected = sorted(allowed, key=lambda i: -scores[user, i])[:4]
+        got = rec.recommend(data.user_ids.raw(user), n=4)
+        assert got["item"].tolist() == data.item_ids.raw(np.array(expected, dtype=np.int64)).tolist()
+        np.testing.assert_allclose(got["score"], np.clip(scores[user, expected], 1, 5), rtol=1e-5)
+        assert got["title"].tolist() == [f"Movie {i} ({1990 + i})" for i in expected]
+        assert not any((user, data.item_ids.index(i)) in seen for i in got["item"])
+
+
+def test_include_seen_and_short_lists(tiny) -> None:
+    rec, data, train = tiny
+    scores = _brute_force_scores(rec)
+    user = data.user_ids.raw(0)
+    everything = rec.recommend(user, n=100, exclude_seen=False)
+    trained = np.flatnonzero(rec.seen.item_counts() > 0)
+    assert len(everything) == len(trained)  # never more than the trained catalogue, no padding rows
+    assert everything["item"].tolist() == data.item_ids.raw(trained[np.argsort(-scores[0, trained])]).tolist()
+    unseen = rec.recommend(user, n=100)
+    assert len(unseen) == len(trained) - int((train.users == 0).sum())
+
+
+def test_recommend_many_matches_recommend_across_chunks(tiny, monkeypatch) -> None:
+    rec, data, _ = tiny
+    monkeypatch.setattr(recommender_module, "_MATMUL_CELLS", 2 * N_ITEMS)  # two users per chunk
+    users = data.user_ids.raw(np.arange(N_USERS))
+    many = rec.recommend_many(users, n=3)
+    for user in users:
+        single = rec.recommend(user, n=3)
+        part = many[many["user"] == user]
+        assert part["item"].tolist() == single["item"].tolist()
+        assert part["rank"].tolist() == list(range(1, len(single) + 1))
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_n_must_be_a_positive_integer(tiny, bad) -> None:
+    rec, _, _ = tiny
+    with pytest.raises(ConfigError, match="n must be"):
+        rec.recommend(10, n=bad)
+    with pytest.raises(ConfigError, match="n must be"):
+        rec.similar_items(100, n=bad)
+
+
+def test_rated_vs_predicted(tiny) -> None:
+    rec, data, train = tiny
+    table = rec.rated_vs_predicted(40)
+    u = data.user_ids.index(40)
+    mine = train.subset(train.users == u)
+    assert sorted(table["item"].tolist()) == sorted(data.item_ids.raw(mine.items).tolist())
+    by_item = dict(zip(data.item_ids.raw(mine.items).tolist(), mine.ratings.tolist(), strict=True))
+    assert all(by_item[i] == r for i, r in zip(table["item"], table["rating"], strict=True))
+    assert table["rating"].is_monotonic_decreasing
+    expected = rec.predict_many([40] * len(table), table["item"])
+    np.testing.assert_allclose(table["prediction"], expected, rtol=1e-6)
+
+
+def test_similar_items_exclude_self_and_are_symmetric(tiny) -> None:
+    rec, data, _ = tiny
+    q = _weights(rec)[1]
+    for metric in ("cosine", "dot"):
+        sims = rec.similar_items(101, n=20, metric=metric)
+        assert 101 not in sims["item"].tolist()
+        assert 108 not in sims["item"].tolist()  # untrained item: noise, never offered
+        assert sims["score"].is_monotonic_decreasing
+        for other, score in zip(sims["item"], sims["score"], strict=True):
+            back = rec.similar_items(other, n=20, metric=metric)
+            assert back.set_index("item").loc[101, "score"] == pytest.approx(score, abs=1e-5)
+    a = data.item_ids.index(101)
+    norms = np.linalg.norm(q, axis=1)
+    candidates = [j for j in range(N_ITEMS) if j != a and data.item_ids.raw(j) != 108]
+    best = max(candidates, key=lambda j: q[a] @ q[j] / (norms[a] * norms[j]))
+    top_cosine = rec.similar_items(101, n=1)
+    assert top_cosine["item"].iloc[0] == data.item_ids.raw(best)
+    assert top_cosine["score"].iloc[0] == pytest.approx(q[a] @ q[best] / (norms[a] * norms[best]), abs=1e-5)
+    dots = rec.similar_items(101, n=20, metric="dot").set_index("item")["score"]
+    assert dots.loc[data.item_ids.raw(best)] == pytest.approx(q[a] @ q[best], abs=1e-5)
+    with pytest.raises(ConfigError, match="metric"):
+        rec.similar_items(101, metric="euclid")  # type: ignore[arg-type]
+
+
+def test_similar_users(tiny) -> None:
+    rec, data, _ = tiny
+    p = _weights(rec)[0]
+    sims = rec.similar_users(10, n=3, metric="dot")
+    u = data.user_ids.index(10)
+    expected = sorted((j for j in range(N_USERS) if j != u), key=lambda j: -(p[u] @ p[j]))[:3]
+    assert sims["user"].tolist() == data.user_ids.raw(np.array(expected)).tolist()
+
+
+def test_find_item_by_id_or_title(tiny) -> None:
+    rec, _, _ = tiny
+    assert rec.find_item(103) == 103
+    assert rec.find_item("movie 4 (1994)") == 104
+    assert rec.find_item("(1996)") == 106
+    with pytest.raises(UnknownIdError, match="9 titles match"):
+        rec.find_item("Movie")
+    with pytest.raises(UnknownIdError, match="no item"):
+        rec.find_item("Star Wars")
+
+
+def test_evaluate_against_an_independent_computation(tiny) -> None:
+    rec, data, _ = tiny
+    rng = np.random.default_rng(1)
+    test = pd.DataFrame({"user": rng.choice(data.user_ids.raw(np.arange(N_USERS)), 30),
+                         "item": rng.choice(data.item_ids.raw(np.arange(N_ITEMS)), 30),
+                         "rating": rng.integers(1, 6, 30).astype(np.float32)})
+    # One rating for the untrained item 108 exercises the cold-start path.
+    test = pd.concat([test, pd.DataFrame({"user": [10], "item": [108], "rating": [5.0]})])
+    test = test.drop_duplicates(["user", "item"], keep="last")
+    test_ratings = Ratings.from_frame(test, scale=data.scale)  # its own id maps: matched by raw id
+    result = rec.evaluate(test_ratings, k=3)
+    predicted = rec.predict_many(test["user"], test["item"], cold_start="bias")
+    m, errors = result.metrics, predicted - test["rating"].to_numpy()
+    assert m["rmse"] == pytest.approx(np.sqrt(np.mean(errors**2)), rel=1e-6)
+    assert m["mae"] == pytest.approx(np.mean(np.abs(errors)), rel=1e-6)
+    assert m["n_cold"] == int((test["item"] == 108).sum())
+    assert m["relevant_threshold"] == 4.0 and m["k"] == 3
+    # Ranking, recomputed with Python sets from recommend_many.
+    relevant = test[test["rating"] >= 4].groupby("user")["item"].apply(set)
+    lists = rec.recommend_many(list(relevant.index), n=3).groupby("user")["item"].apply(list)
+    precisions = [len(set(lists.get(u, [])) & rel) / 3 for u, rel in relevant.items()]
+    recalls = [len(set(lists.get(u, [])) & rel) / len(rel) for u, rel in relevant.items()]
+    assert m["n_ranked_users"] == len(relevant)
+    assert m["precision"] == pytest.approx(np.mean(precisions))
+    assert m["recall"] == pytest.approx(np.mean(recalls))
+    recommended = {i for items in lists for i in items}
+    assert m["coverage"] == pytest.approx(len(recommended) / int((rec.seen.item_counts() > 0).sum()))
+    with pytest.raises(UnknownIdError, match="no training ratings"):
+        rec.evaluate(test_ratings, cold_start="error")
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 12))
+def test_recommendations_never_contain_seen_items(seed: int, n: int) -> None:
+    data, train = _data(seed % 50)
+    rec = Recommender(_mf(data, seed=seed), "mf", data.user_ids, data.item_ids, data.scale, None,
+                      SeenRatings.from_ratings(train))
+    lists = rec.recommend_many(data.user_ids.raw(np.arange(N_USERS)), n=n)
+    seen = set(zip(data.user_ids.raw(train.users).tolist(), data.item_ids.raw(train.items).tolist(),
+                   strict=True))
+    assert not any((u, i) in seen for u, i in zip(lists["user"], lists["item"], strict=True))
+    assert lists.groupby("user").size().max() <= n
