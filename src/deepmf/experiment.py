@@ -1,0 +1,192 @@
+"""One honest experiment: split -> validation carved from training -> train -> Recommender -> test metrics.
+
+Used by the ``train``, ``evaluate``, ``compare`` and ``demo`` commands. The test part of a split is read once,
+at the end, by ``Recommender.evaluate``; early stopping and any tuning only ever see the validation ratings
+carved from the training part.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deepmf.data.ratings import Ratings
+from deepmf.data.splits import Split, validation_split
+from deepmf.errors import ConfigError
+from deepmf.recommender import Evaluation, Recommender
+from deepmf.training.config import TrainConfig
+
+DEFAULT_VALID_FRACTION = 0.05
+
+
+@dataclass
+class RunConfig:
+    """What to train: a model name, its options and training options (the JSON of ``--config`` files).
+
+    The file format is ``{"model": "mf", "model_options": {...}, "train_options": {...}}``; every key is
+    optional and unknown keys are refused.
+    """
+
+    model: str | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+    train_options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> RunConfig:
+        """Read a config file; ConfigError naming the file on any problem."""
+        source = Path(path)
+        try:
+            values = json.loads(source.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {source} does not exist") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{source}: not a valid JSON config ({exc})") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: expected a JSON object")
+        unknown = sorted(set(values) - {"model", "model_options", "train_options"})
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown key(s) {', '.join(unknown)} "
+                "(expected model, model_options, train_options)"
+            )
+        model = values.get("model")
+        model_options, train_options = values.get("model_options", {}), values.get("train_options", {})
+        if (
+            (model is not None and not isinstance(model, str))
+            or not isinstance(model_options, dict)
+            or not isinstance(train_options, dict)
+        ):
+            raise ConfigError(f"{source}: model must be a string, model_options and train_options objects")
+        return cls(model, dict(model_options), dict(train_options))
+
+
+def train_config_for(model_name: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """The model's tuned training defaults with ``overrides`` on top (None values are ignored)."""
+    from deepmf.models.registry import default_train_options
+
+    values = default_train_options(model_name)
+    values.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    return TrainConfig.from_dict(values)
+
+
+@dataclass
+class ExperimentResult:
+    """A trained and tested model.
+
+    Attributes:
+        model_name: registry name.
+        split: the split's name ("u1", "random:0.2", "kfold:5/2", ...).
+        recommender: the trained model, its test evaluation attached (``recommender.evaluation``).
+        n_train: ratings the model was fitted on (training part minus validation).
+        n_valid: validation ratings carved from the training part.
+        n_test: held-out test ratings.
+        cold: cold_users, cold_items, cold_test_ratings of the split.
+        seconds: wall time of the whole experiment (training, validation and evaluation).
+    """
+
+    model_name: str
+    split: str
+    recommender: Recommender
+    n_train: int
+    n_valid: int
+    n_test: int
+    cold: dict[str, int]
+    seconds: float
+
+    @property
+    def evaluation(self) -> Evaluation | None:
+        return self.recommender.evaluation
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return {} if self.evaluation is None else self.evaluation.metrics
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary: sizes, cold counts, test metrics, training record and history."""
+        summary = self.recommender.summary
+        return {
+            "model": self.model_name,
+            "split": self.split,
+            "n_train": self.n_train,
+            "n_valid": self.n_valid,
+            "n_test": self.n_test,
+            **self.cold,
+            "test": self.metrics,
+            "epochs_run": summary.get("epochs_run"),
+            "best_epoch": summary.get("best_epoch"),
+            "train_seconds": summary.get("train_seconds"),
+            "ratings_per_second": summary.get("ratings_per_second"),
+            "engine": summary.get("engine"),
+            "stopped_early": summary.get("stopped_early"),
+            "seconds": self.seconds,
+            "history": self.recommender.history,
+        }
+
+
+def run_experiment(
+    data: Ratings,
+    split: Split,
+    model_name: str,
+    model_options: dict[str, Any] | None = None,
+    train_config: TrainConfig | None = None,
+    *,
+    valid_fraction: float = DEFAULT_VALID_FRACTION,
+    k: int = 10,
+    relevant_threshold: float | None = None,
+    **trainer_kwargs: Any,
+) -> ExperimentResult:
+    """Train ``model_name`` on ``split.train`` and evaluate it once on ``split.test``.
+
+    Args:
+        data: the full data set (id maps, scale, side tables).
+        split: train/test split of ``data``.
+        model_name: registry name.
+        model_options: model options (defaults of the model where absent).
+        train_config: training options; the model's tuned defaults when None.
+        valid_fraction: share of the training part carved off for validation (early stopping, history);
+            0 trains on all of it without validation.
+        k: list length of the ranking metrics.
+        relevant_threshold: held-out rating counted as relevant (default: 4 on a 1..5 scale).
+        **trainer_kwargs: passed to the Trainer (progress, checkpoint_dir, resume, on_epoch).
+
+    Raises:
+        ConfigError: bad options or fraction; DataError from the split.
+    """
+    from deepmf.training.fit import train_model
+
+    if not 0 <= valid_fraction < 1:
+        raise ConfigError(f"validation fraction must be in [0, 1), got {valid_fraction}")
+    config = train_config if train_config is not None else train_config_for(model_name)
+    if split.train.user_ids is not data.user_ids or split.train.item_ids is not data.item_ids:
+        # A split read from two files (files:TRAIN,TEST) has id maps of its own: they define the model.
+        data = split.train
+    start = time.perf_counter()
+    if valid_fraction > 0:
+        fit_part, valid = validation_split(split.train, valid_fraction, seed=config.seed)
+    else:
+        fit_part, valid = split.train, None
+    trained = train_model(
+        model_name, data, fit_part, valid, dict(model_options or {}), config, **trainer_kwargs
+    )
+    # Every training rating counts as seen, validation included: the user rated those items.
+    recommender = Recommender.from_trained(trained, data, split.train)
+    if len(split.test):
+        recommender.evaluation = recommender.evaluate(split.test, k=k, relevant_threshold=relevant_threshold)
+    return ExperimentResult(
+        model_name,
+        split.name,
+        recommender,
+        len(fit_part),
+        0 if valid is None else len(valid),
+        len(split.test),
+        {
+            "cold_users": split.cold_users,
+            "cold_items": split.cold_items,
+            "cold_test_ratings": split.cold_test_ratings,
+        },
+        time.perf_counter() - start,
+    )
