@@ -1,4 +1,6 @@
-"""The contract every rating model satisfies. Models are plain ``torch.nn.Module``s: no files, no CLI, no trainer.
+"""The contract every rating model satisfies.
+
+Models are plain ``torch.nn.Module``s: no files, no CLI, no trainer.
 
 A model is rebuilt from ``(name, config)``: ``config`` is a JSON-able dataclass holding every shape
 (n_users, n_items, side-feature vocab sizes) and hyperparameter, and side-feature lookup tables are registered
@@ -8,10 +10,15 @@ buffers, so ``state_dict()`` + ``config`` fully describe a trained model (see de
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
+
+from deepmf.errors import ConfigError
+
+if TYPE_CHECKING:
+    from deepmf.data.ratings import Ratings
 
 
 class RatingModel(nn.Module):
@@ -23,13 +30,39 @@ class RatingModel(nn.Module):
     """
 
     name: ClassVar[str] = "base"
+    # The config dataclass: data-derived fields (``data_values``) plus user options (``option_names``).
+    config_class: ClassVar[Any]
+    # Tuned TrainConfig values for this model (see deepmf.models.registry.default_train_options).
+    default_train: ClassVar[dict[str, Any]] = {}
+    # Training engines this model can use, preferred first (see deepmf.training.engines.select_engine).
+    engines: tuple[str, ...] = ("torch",)
     config: Any
     head: str = "regression"
 
-    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
-    # ---- training --------------------------------------------------------------------------------------------
+    # ---- construction --------------------------------------------------------------------------------------
+    @classmethod
+    def from_data(cls, data: Ratings, **options: Any) -> RatingModel:
+        """Build a model sized for ``data`` (shapes, training mean, scale, side tables) with user ``options``.
+
+        Raises:
+            ConfigError: an unknown option, or an invalid value (zero factors, bad layers, ...).
+        """
+        allowed = cls.config_class.option_names()
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise ConfigError(f"unknown option(s) for model {cls.name!r}: {', '.join(unknown)} "
+                              f"(valid: {', '.join(allowed)})")
+        model = cls(cls.config_class(**cls.config_class.data_values(data), **options))
+        model.fill(data)
+        return model
+
+    def fill(self, data: Ratings) -> None:
+        """Copy side tables of ``data`` into the model's buffers (models without side features do nothing)."""
+
+    # ---- training ------------------------------------------------------------------------------------------
     def loss(self, output: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:
         """Mean loss of a batch: squared error for regression, cross-entropy over rating classes otherwise."""
         if self.head == "classification":
@@ -41,7 +74,7 @@ class RatingModel(nn.Module):
         """Optional per-batch L2 on the embedding rows the batch used (None if the model has none)."""
         return None
 
-    # ---- prediction ------------------------------------------------------------------------------------------
+    # ---- prediction ----------------------------------------------------------------------------------------
     def to_rating(self, output: torch.Tensor) -> torch.Tensor:
         """Turn forward's output into ratings: identity for regression, expected rating for classification."""
         if self.head == "classification":
@@ -52,6 +85,27 @@ class RatingModel(nn.Module):
     def predict(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Predicted ratings (B,), unclipped. Callers put the model in eval mode."""
         return self.to_rating(self(users, items))
+
+    @torch.no_grad()
+    def predict_most_likely(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Rating of the most likely class (classification head); the same as ``predict`` for regression."""
+        output = self(users, items)
+        if self.head == "classification":
+            return self.class_values[output.argmax(dim=-1)]
+        return output
+
+    @torch.no_grad()
+    def predict_in_batches(self, users: torch.Tensor, items: torch.Tensor, *, batch_size: int = 1 << 16,
+                           most_likely: bool = False) -> torch.Tensor:
+        """``predict`` (or ``predict_most_likely``) over many pairs in fixed-size batches; one output tensor.
+
+        Memory stays bounded by ``batch_size`` whatever the number of pairs; callers set eval mode.
+        """
+        method = self.predict_most_likely if most_likely else self.predict
+        if users.shape[0] == 0:
+            return torch.empty(0, device=users.device)
+        return torch.cat([method(users[s:s + batch_size], items[s:s + batch_size])
+                          for s in range(0, users.shape[0], batch_size)])
 
     @torch.no_grad()
     def score_all_items(self, users: torch.Tensor) -> torch.Tensor:
@@ -74,7 +128,7 @@ class RatingModel(nn.Module):
         raise NotImplementedError(f"{self.name} has no user embeddings")
 
     def bias_terms(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """(global mean, user biases, item biases) for the cold-start fallback, or None if the model has none."""
+        """(global mean, user biases, item biases) for the cold-start fallback; None if the model has none."""
         return None
 
     def config_dict(self) -> dict[str, Any]:

@@ -1,0 +1,123 @@
+"""Matrix factorization: a rating is the dot product of a user and an item vector, plus optional biases.
+
+Covers the tutorials' MF variants: biased MF with a global mean (001, 002), output squashed into the rating
+range by a scaled sigmoid (002, fastai's ``y_range``), and the bare dot product without any bias (000, 003).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from deepmf.errors import ConfigError
+from deepmf.models.base import RatingModel
+from deepmf.models.layers import ModelConfig, check_positive
+
+
+@dataclass(kw_only=True)
+class MFConfig(ModelConfig):
+    """Shapes and options of an MF model.
+
+    Attributes:
+        factors: latent dimension K.
+        bias: user, item and global biases; False gives the bare dot product.
+        sigmoid: squash the output into the rating range with a scaled sigmoid.
+        init_std: standard deviation of the normal initialisation of the factors.
+    """
+
+    factors: int = 32
+    bias: bool = True
+    sigmoid: bool = False
+    init_std: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive("factors", self.factors)
+        if not self.init_std >= 0:
+            raise ConfigError(f"init_std must be >= 0, got {self.init_std}")
+
+
+class MF(RatingModel):
+    """Biased (or bare) matrix factorization.
+
+    ``predict(u, i) = g(mu + b_u + b_i + p_u . q_i)`` where g is the identity, or with ``sigmoid`` the map
+    ``lo + (hi - lo) * sigmoid(x)`` onto a range half a step wider than the rating scale on each side (so the
+    extreme ratings are reachable with finite logits).
+    """
+
+    name: ClassVar[str] = "mf"
+    config_class: ClassVar[Any] = MFConfig
+    # Adam at a large batch: the torch engine's fast path (the numba engine runs its own SGD on lr and l2).
+    default_train: ClassVar[dict[str, Any]] = {"optimizer": "adam", "lr": 0.01, "l2": 0.05,
+                                               "batch_size": 4096, "epochs": 30, "patience": 3}
+
+    def __init__(self, config: MFConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.user_factors = nn.Embedding(config.n_users, config.factors)
+        self.item_factors = nn.Embedding(config.n_items, config.factors)
+        nn.init.normal_(self.user_factors.weight, 0.0, config.init_std)
+        nn.init.normal_(self.item_factors.weight, 0.0, config.init_std)
+        half_step = config.rating_step / 2
+        self.low = config.rating_min - half_step
+        self.span = config.rating_max + half_step - self.low
+        if config.bias:
+            self.user_bias = nn.Embedding(config.n_users, 1)
+            self.item_bias = nn.Embedding(config.n_items, 1)
+            nn.init.zeros_(self.user_bias.weight)
+            nn.init.zeros_(self.item_bias.weight)
+            start = config.global_mean
+            if config.sigmoid:  # start the squashed output at the training mean
+                fraction = min(max((start - self.low) / self.span, 1e-3), 1 - 1e-3)
+                start = math.log(fraction / (1 - fraction))
+            self.global_bias = nn.Parameter(torch.tensor(float(start)))
+
+    @property
+    def engines(self) -> tuple[str, ...]:  # type: ignore[override]
+        # The numba kernel implements exactly the biased, unsquashed model.
+        if self.config.bias and not self.config.sigmoid:
+            return ("numba", "torch")
+        return ("torch",)
+
+    def _squash(self, raw: torch.Tensor) -> torch.Tensor:
+        return self.low + self.span * torch.sigmoid(raw) if self.config.sigmoid else raw
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        raw = (self.user_factors(users) * self.item_factors(items)).sum(dim=-1)
+        if self.config.bias:
+            raw = raw + self.user_bias(users).squeeze(-1) + self.item_bias(items).squeeze(-1)
+            raw = raw + self.global_bias
+        return self._squash(raw)
+
+    def regularization(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Mean over the batch of ``|p_u|^2 + |q_i|^2 (+ b_u^2 + b_i^2)``: classic per-rating L2."""
+        penalty = self.user_factors(users).pow(2).sum(-1) + self.item_factors(items).pow(2).sum(-1)
+        if self.config.bias:
+            penalty = penalty + self.user_bias(users).squeeze(-1).pow(2)
+            penalty = penalty + self.item_bias(items).squeeze(-1).pow(2)
+        return penalty.mean()
+
+    @torch.no_grad()
+    def score_all_items(self, users: torch.Tensor) -> torch.Tensor:
+        """(B, n_items) scores as one matrix product."""
+        raw = self.user_factors(users) @ self.item_factors.weight.T
+        if self.config.bias:
+            raw += self.user_bias(users) + self.item_bias.weight.T + self.global_bias
+        return self._squash(raw)
+
+    def item_embeddings(self) -> torch.Tensor:
+        return self.item_factors.weight.detach()
+
+    def user_embeddings(self) -> torch.Tensor:
+        return self.user_factors.weight.detach()
+
+    def bias_terms(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        # With the sigmoid the biases live in logit space, not rating units: no additive fallback exists.
+        if not self.config.bias or self.config.sigmoid:
+            return None
+        return (self.global_bias.detach(), self.user_bias.weight.detach().squeeze(-1),
+                self.item_bias.weight.detach().squeeze(-1))

@@ -1,0 +1,45 @@
+"""NeuMF (He et al. 2017, "Neural Collaborative Filtering", cited by tutorial 003) for explicit ratings.
+
+Two towers share the output layer: GMF, the element-wise product of a user and an item vector (a
+generalised dot product), and an MLP over concatenated user and item embeddings (plus side features). Their
+last layers are concatenated into one Linear that gives the rating (with optional biases) or logits over
+rating values.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from deepmf.models.deep import DeepConfig, DeepModel
+from deepmf.models.layers import mlp
+
+
+class NeuMF(DeepModel):
+    """GMF (``factors``) + MLP (``user_dim``/``item_dim`` → ``layers``) fused by one output layer."""
+
+    name: ClassVar[str] = "neumf"
+
+    def __init__(self, config: DeepConfig) -> None:
+        super().__init__(config)
+        user_dim, item_dim = int(config.user_dim), int(config.item_dim)  # resolved by DeepConfig
+        self.gmf_user = self.embedding(config.n_users, config.factors)
+        self.gmf_item = self.embedding(config.n_items, config.factors)
+        self.mlp_user = self.embedding(config.n_users, user_dim)
+        self.mlp_item = self.embedding(config.n_items, item_dim)
+        in_width = user_dim + item_dim + self.side.width
+        self.tower = mlp(in_width, config.layers, batchnorm=config.batchnorm, dropout=config.dropout)
+        self.output = self.output_layer(config.factors + config.layers[-1])
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        gmf = self.gmf_user(users) * self.gmf_item(items)
+        inputs = torch.cat([self.mlp_user(users), self.mlp_item(items), *self.side(users, items)], dim=-1)
+        tower = self.tower(inputs)
+        return self.finish(self.output(torch.cat([gmf, tower], dim=-1)), users, items)
+
+    def item_embeddings(self) -> torch.Tensor:
+        return torch.cat([self.gmf_item.weight, self.mlp_item.weight], dim=-1).detach()
+
+    def user_embeddings(self) -> torch.Tensor:
+        return torch.cat([self.gmf_user.weight, self.mlp_user.weight], dim=-1).detach()

@@ -1,0 +1,69 @@
+"""Model registry: name → model class. The CLI, the trainer, the saved-model loader and the service use it.
+
+To add a model, import its class here and add it to ``_BUILTIN`` (or decorate it with ``register``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from deepmf.errors import ConfigError, ModelFormatError
+from deepmf.models.base import RatingModel
+from deepmf.models.deep import DeepMF
+from deepmf.models.mf import MF
+from deepmf.models.neumf import NeuMF
+
+if TYPE_CHECKING:
+    from deepmf.data.ratings import Ratings
+
+MODELS: dict[str, type[RatingModel]] = {}
+
+
+def register(cls: type[RatingModel]) -> type[RatingModel]:
+    """Class decorator: make ``cls`` available under ``cls.name``."""
+    MODELS[cls.name] = cls
+    return cls
+
+
+for _builtin in (MF, DeepMF, NeuMF):
+    register(_builtin)
+
+
+def model_class(name: str) -> type[RatingModel]:
+    """The class registered as ``name``; ConfigError naming the choices when there is none."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}: choose one of {', '.join(sorted(MODELS))}") from None
+
+
+def create_model(name: str, data: Ratings, **options: Any) -> RatingModel:
+    """A new model sized for ``data`` (shapes, mean, scale and side tables of the training ratings).
+
+    Args:
+        name: registry name ("mf", "deepmf", "neumf", ...).
+        data: the ratings the model will be trained on (their id maps fix the table sizes).
+        **options: model options (``factors``, ``layers``, ``head``, ...).
+
+    Raises:
+        ConfigError: unknown model or option, or an invalid option value.
+    """
+    return model_class(name).from_data(data, **options)
+
+
+def model_from_config(name: str, config: dict[str, Any]) -> RatingModel:
+    """Rebuild an untrained model of the same shapes from ``model.config_dict()`` (then load its state_dict).
+
+    Raises:
+        ModelFormatError: the config does not describe a valid model of that name.
+    """
+    cls = model_class(name)
+    try:
+        return cls(cls.config_class(**config))
+    except (TypeError, ConfigError) as exc:
+        raise ModelFormatError(f"invalid config for model {name!r}: {exc}") from None
+
+
+def default_train_options(name: str) -> dict[str, Any]:
+    """Tuned TrainConfig values for model ``name`` (a fresh dict; CLI flags and --config override them)."""
+    return dict(model_class(name).default_train)

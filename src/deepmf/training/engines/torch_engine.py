@@ -1,0 +1,159 @@
+"""The minibatch PyTorch engine: any RatingModel, any optimizer, CPU or CUDA.
+
+Speed comes from doing nothing per sample: the training ratings live as tensors on the device, each epoch
+draws one ``randperm`` from the engine's own generator, gathers the shuffled columns once and then slices
+contiguous batches. The epoch's squared error accumulates in a device tensor, so the only host sync is at the
+epoch's end. With sparse gradients (``sparse_adam``, or ``sparse=True`` with SGD/Adagrad) an optimizer step
+touches only the embedding rows the batch used, which is what makes large tables cheap.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from deepmf.errors import ConfigError
+
+if TYPE_CHECKING:
+    from deepmf.data.ratings import Ratings
+    from deepmf.models.base import RatingModel
+    from deepmf.training.config import TrainConfig
+
+# Optimizers that accept sparse embedding gradients (SparseAdam only accepts sparse ones).
+SPARSE_CAPABLE = ("sgd", "adagrad", "sparse_adam")
+
+
+def _dense_optimizer(name: str, params: list[nn.Parameter], config: TrainConfig,
+                     weight_decay: float) -> torch.optim.Optimizer:
+    """The configured torch optimizer over ``params``."""
+    lr = config.lr
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=weight_decay)
+    if name in ("adam", "sparse_adam"):  # sparse_adam: Adam for the dense layers beside SparseAdam
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=config.momentum, weight_decay=weight_decay)
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
+    raise ConfigError(f"optimizer {name!r} is not available in the torch engine")
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> Any:
+    if config.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    if config.lr_schedule == "step":  # a tenth of the rate for each third of the run
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, config.epochs // 3), gamma=0.1)
+    if config.lr_schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
+    return None
+
+
+class TorchEngine:
+    """One epoch of minibatch training of ``model`` on ``train`` (see module docstring)."""
+
+    name = "torch"
+
+    def __init__(self, model: RatingModel, train: Ratings, config: TrainConfig, device: torch.device) -> None:
+        if len(train) == 0:
+            raise ConfigError("no training ratings")
+        self.model = model.to(device)
+        self.config = config
+        self.device = device
+        self.data = train.to(device)
+        self.n = len(self.data)
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(config.seed)
+        self.optimizers = self._build_optimizers()
+        self.schedulers = [s for s in (_scheduler(o, config) for o in self.optimizers) if s is not None]
+
+    def _build_optimizers(self) -> list[torch.optim.Optimizer]:
+        config = self.config
+        sparse = config.optimizer == "sparse_adam" or config.sparse
+        if sparse and config.optimizer not in SPARSE_CAPABLE:
+            raise ConfigError(f"sparse gradients need optimizer sgd, adagrad or sparse_adam, "
+                              f"not {config.optimizer!r}")
+        embeddings: list[nn.Parameter] = []
+        if sparse:
+            for module in self.model.modules():
+                if isinstance(module, nn.Embedding):
+                    module.sparse = True  # a forward-time flag: the saved weights do not change
+                    embeddings.append(module.weight)
+        embedding_ids = {id(p) for p in embeddings}
+        dense = [p for p in self.model.parameters() if id(p) not in embedding_ids and p.requires_grad]
+        optimizers: list[torch.optim.Optimizer] = []
+        if config.optimizer == "sparse_adam":
+            optimizers.append(torch.optim.SparseAdam(embeddings, lr=config.lr))
+            if dense:
+                optimizers.append(_dense_optimizer("adam", dense, config, config.weight_decay))
+        elif sparse:
+            # Weight decay would densify the sparse gradients; embeddings are regularised by l2 instead.
+            optimizers.append(_dense_optimizer(config.optimizer, embeddings, config, 0.0))
+            if dense:
+                optimizers.append(_dense_optimizer(config.optimizer, dense, config, config.weight_decay))
+        else:
+            optimizers.append(_dense_optimizer(config.optimizer, dense, config, config.weight_decay))
+        return optimizers
+
+    def train_epoch(self, epoch: int) -> float:
+        """One shuffled pass in minibatches; returns the training RMSE of the pass (model in train mode)."""
+        model, data, batch_size, l2 = self.model, self.data, self.config.batch_size, self.config.l2
+        model.train()
+        order = torch.randperm(self.n, generator=self.generator, device=self.device)
+        users, items, ratings = data.users[order], data.items[order], data.ratings[order]
+        squared_error = torch.zeros((), dtype=torch.float64, device=self.device)
+        classification = model.head == "classification"
+        for start in range(0, self.n, batch_size):
+            u = users[start:start + batch_size]
+            i = items[start:start + batch_size]
+            r = ratings[start:start + batch_size]
+            output = model(u, i)
+            loss = model.loss(output, r)
+            if l2 > 0:
+                penalty = model.regularization(u, i)
+                total = loss if penalty is None else loss + l2 * penalty
+            else:
+                total = loss
+            for optimizer in self.optimizers:
+                optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            for optimizer in self.optimizers:
+                optimizer.step()
+            with torch.no_grad():
+                if classification:
+                    squared_error += (model.to_rating(output) - r).pow(2).sum()
+                else:  # the MSE loss is already the batch's mean squared error
+                    squared_error += loss.detach() * r.shape[0]
+        rmse = math.sqrt(float(squared_error) / self.n)
+        if not math.isfinite(rmse):
+            raise ConfigError(f"training diverged in epoch {epoch} (loss is NaN or infinite): "
+                              f"lower the learning rate (now {self.config.lr})")
+        return rmse
+
+    def step_schedule(self, val_rmse: float | None) -> None:
+        """Advance the LR schedule at the end of an epoch (plateau needs the validation RMSE)."""
+        for scheduler in self.schedulers:
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                if val_rmse is not None:
+                    scheduler.step(val_rmse)
+            else:
+                scheduler.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizers": [o.state_dict() for o in self.optimizers],
+                "schedulers": [s.state_dict() for s in self.schedulers],
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved_shape = (len(state["optimizers"]), len(state["schedulers"]))
+        if saved_shape != (len(self.optimizers), len(self.schedulers)):
+            raise ConfigError("checkpoint was written with a different optimizer or LR schedule")
+        for optimizer, saved in zip(self.optimizers, state["optimizers"], strict=True):
+            optimizer.load_state_dict(saved)
+        for scheduler, saved in zip(self.schedulers, state["schedulers"], strict=True):
+            scheduler.load_state_dict(saved)
+        self.generator.set_state(state["generator"].cpu())

@@ -1,0 +1,67 @@
+"""``train_model``: build a model from the registry and train it with the Trainer, in one call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from deepmf.errors import ConfigError
+from deepmf.models.registry import create_model
+from deepmf.training.trainer import Trainer, TrainResult
+
+if TYPE_CHECKING:
+    from deepmf.data.ratings import Ratings
+    from deepmf.models.base import RatingModel
+    from deepmf.training.config import TrainConfig
+
+
+@dataclass
+class TrainedModel:
+    """A trained model with everything needed to describe or rebuild how it was made.
+
+    Attributes:
+        model: the trained module (on the training device, eval mode).
+        model_name: its registry name.
+        model_options: the options it was created with (the model's ``config`` holds the resolved values).
+        train_config: the training configuration.
+        result: history and timings.
+    """
+
+    model: RatingModel
+    model_name: str
+    model_options: dict[str, Any]
+    train_config: TrainConfig
+    result: TrainResult
+
+
+def train_model(model_name: str, data: Ratings, train: Ratings, valid: Ratings | None,
+                model_options: dict[str, Any], train_config: TrainConfig,
+                **trainer_kwargs: Any) -> TrainedModel:
+    """Create model ``model_name`` for ``data`` and train it on ``train``, validating on ``valid``.
+
+    The model's tables are sized by the id maps that ``data`` and its splits share; its global mean comes from
+    ``train`` only, so no test rating leaks into the model. Initialisation is seeded by ``train_config.seed``
+    without touching the caller's global RNG.
+
+    Args:
+        model_name: registry name.
+        data: the full Ratings (its id maps and side tables are shared by ``train``/``valid``).
+        train: training ratings (a split of ``data``).
+        valid: validation ratings for early stopping and history, or None.
+        model_options: model options (``factors``, ``layers``, ...).
+        train_config: training hyperparameters.
+        **trainer_kwargs: passed to Trainer (checkpoint_dir, resume, progress, on_epoch).
+
+    Raises:
+        ConfigError: bad options, or ``train`` does not share ``data``'s id maps.
+    """
+    if train.user_ids is not data.user_ids or train.item_ids is not data.item_ids:
+        raise ConfigError("training ratings must be a split of the full data set (shared id maps)")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(train_config.seed)
+        model = create_model(model_name, train, **model_options)
+    result = Trainer(train_config, **trainer_kwargs).fit(model, train, valid)
+    model.eval()
+    return TrainedModel(model, model_name, dict(model_options), train_config, result)

@@ -1,0 +1,304 @@
+"""The one training loop: epochs, validation, early stopping, progress, history, checkpoints and resume.
+
+Engines (training/engines) only run one epoch of updates; everything around them lives here, so every model
+and engine gets the same honest bookkeeping. Randomness: the engine shuffles with its own generator seeded by
+``config.seed``; dropout draws from torch's global generator, which ``fit`` seeds inside ``fork_rng`` (the
+caller's global RNG state is restored afterwards) and saves in every checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from deepmf.device import resolve_device
+from deepmf.errors import ConfigError
+from deepmf.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from deepmf.training.engines import create_engine, select_engine
+
+if TYPE_CHECKING:
+    from deepmf.data.ratings import Ratings, RatingTensors
+    from deepmf.models.base import RatingModel
+    from deepmf.training.config import TrainConfig
+
+# Train-config keys that may differ on resume: they change speed, not results.
+RESUME_FREE_KEYS = ("threads", "device")
+EVAL_BATCH = 1 << 16
+
+
+@dataclass
+class EpochRecord:
+    """One epoch of history.
+
+    Attributes:
+        epoch: 1-based epoch number.
+        train_rmse: RMSE measured during the training pass (train mode: dropout on, weights moving).
+        val_rmse: RMSE on the validation ratings after the epoch (clipped to the scale), or None.
+        seconds: wall time of the epoch including validation.
+        ratings_per_second: training ratings processed per second of the training pass.
+    """
+
+    epoch: int
+    train_rmse: float
+    val_rmse: float | None
+    seconds: float
+    ratings_per_second: float
+
+
+@dataclass
+class TrainResult:
+    """What a training run did.
+
+    Attributes:
+        history: one record per epoch run (including epochs run before a resume).
+        best_epoch: epoch with the lowest validation RMSE (the last epoch without validation).
+        epochs_run: number of epochs in ``history``.
+        train_seconds: total wall time of all epochs.
+        ratings_per_second: training ratings per second over all training passes.
+        engine: name of the engine used.
+        stopped_early: patience ran out before ``epochs``.
+        resumed_from: the epoch a resumed run continued after (0 for a fresh run).
+    """
+
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = 0
+    epochs_run: int = 0
+    train_seconds: float = 0.0
+    ratings_per_second: float = 0.0
+    engine: str = ""
+    stopped_early: bool = False
+    resumed_from: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate_rmse(model: RatingModel, data: RatingTensors, low: float, high: float,
+                  batch_size: int = EVAL_BATCH) -> float:
+    """RMSE of ``model`` on ``data`` with predictions clipped to ``[low, high]``; batched, one host sync."""
+    was_training = model.training
+    model.eval()
+    squared_error = torch.zeros((), dtype=torch.float64, device=data.ratings.device)
+    for start in range(0, len(data), batch_size):
+        end = start + batch_size
+        predicted = model.predict(data.users[start:end], data.items[start:end]).clamp(low, high)
+        squared_error += (predicted - data.ratings[start:end]).pow(2).sum()
+    model.train(was_training)
+    return math.sqrt(float(squared_error) / max(len(data), 1))
+
+
+def data_fingerprint(train: Ratings) -> str:
+    """A hash of the training ratings and table sizes: resuming on other data is refused."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{train.n_users},{train.n_items},{len(train)}".encode())
+    for column in (train.users, train.items, train.ratings):
+        digest.update(column.tobytes())
+    return digest.hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    """JSON round trip, so tuples and lists compare equal (a config read back from disk has lists)."""
+    return json.loads(json.dumps(value))
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@dataclass
+class _RunState:
+    """Trainer bookkeeping that a checkpoint must carry."""
+
+    history: list[EpochRecord] = field(default_factory=list)
+    best_val: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    stopped_early: bool = False
+    best_state: dict[str, torch.Tensor] | None = None
+
+
+class Trainer:
+    """Train any RatingModel with the engine it supports.
+
+    Args:
+        config: training hyperparameters.
+        checkpoint_dir: folder for a checkpoint after every epoch (None: no checkpoints).
+        resume: continue from the checkpoint in ``checkpoint_dir`` if there is one.
+        progress: show a rich progress bar (on stderr).
+        on_epoch: called with each EpochRecord after the epoch's checkpoint is written.
+    """
+
+    def __init__(self, config: TrainConfig, *, checkpoint_dir: str | Path | None = None, resume: bool = False,
+                 progress: bool = True, on_epoch: Callable[[EpochRecord], None] | None = None) -> None:
+        if resume and checkpoint_dir is None:
+            raise ConfigError("resume needs a checkpoint folder")
+        self.config = config
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.resume = resume
+        self.progress = progress
+        self.on_epoch = on_epoch
+
+    def fit(self, model: RatingModel, train: Ratings, valid: Ratings | None = None) -> TrainResult:
+        """Train ``model`` in place on ``train``, validating on ``valid`` after each epoch.
+
+        With ``patience`` and validation ratings, training stops after ``patience`` epochs without a better
+        validation RMSE and the best weights are restored.
+
+        Raises:
+            ConfigError: bad device/engine/optimizer choices, a diverging run, or a checkpoint that does not
+                match this model, configuration or data.
+            ModelFormatError: a damaged checkpoint folder.
+        """
+        config = self.config
+        device = resolve_device(config.device)
+        fork_devices = [device.index or 0] if device.type == "cuda" else []
+        with _threads(config.threads), torch.random.fork_rng(devices=fork_devices):
+            torch.manual_seed(config.seed)
+            engine_name = select_engine(model, config, device)
+            engine = create_engine(engine_name, model, train, config, device)
+            info = {"model": {"name": model.name, "config": _canonical(model.config_dict())},
+                    "train_config": config.to_dict(), "fingerprint": data_fingerprint(train),
+                    "engine": engine_name}
+            run = _RunState()
+            if self.resume and self.checkpoint_dir is not None and has_checkpoint(self.checkpoint_dir):
+                self._restore(model, engine, run, info, device)
+            resumed_from = len(run.history)
+            valid_tensors = valid.to(device) if valid is not None and len(valid) else None
+            self._loop(model, engine, train, valid_tensors, run, info, device)
+        if run.best_state is not None and config.patience > 0:
+            model.load_state_dict(run.best_state)
+        history = run.history
+        train_time = sum(len(train) / r.ratings_per_second for r in history if r.ratings_per_second > 0)
+        return TrainResult(
+            history=history,
+            best_epoch=run.best_epoch if valid_tensors is not None else len(history),
+            epochs_run=len(history),
+            train_seconds=sum(r.seconds for r in history),
+            ratings_per_second=len(train) * len(history) / train_time if train_time > 0 else 0.0,
+            engine=engine_name,
+            stopped_early=run.stopped_early,
+            resumed_from=resumed_from,
+        )
+
+    # ---- the epoch loop ------------------------------------------------------------------------------------
+    def _loop(self, model: RatingModel, engine: Any, train: Ratings, valid: RatingTensors | None,
+              run: _RunState, info: dict[str, Any], device: torch.device) -> None:
+        config = self.config
+        first = len(run.history) + 1
+        if run.stopped_early or first > config.epochs:
+            return
+        scale = train.scale
+        with self._progress_bar() as bar:
+            task = bar.add_task("training", total=config.epochs, completed=first - 1, status="")
+            for epoch in range(first, config.epochs + 1):
+                started = time.perf_counter()
+                train_rmse = engine.train_epoch(epoch)
+                train_seconds = time.perf_counter() - started
+                val_rmse = (evaluate_rmse(model, valid, scale.minimum, scale.maximum)
+                            if valid is not None else None)
+                step_schedule = getattr(engine, "step_schedule", None)
+                if step_schedule is not None:
+                    step_schedule(val_rmse)
+                record = EpochRecord(epoch, train_rmse, val_rmse, time.perf_counter() - started,
+                                     len(train) / max(train_seconds, 1e-9))
+                run.history.append(record)
+                self._track_best(model, run, record)
+                if self.checkpoint_dir is not None:
+                    self._save(model, engine, run, info, device)
+                status = f"train {train_rmse:.4f}" + (f"  val {val_rmse:.4f}" if val_rmse is not None else "")
+                bar.update(task, advance=1, status=status)
+                if self.on_epoch is not None:
+                    self.on_epoch(record)
+                if run.stopped_early:
+                    break
+
+    def _track_best(self, model: RatingModel, run: _RunState, record: EpochRecord) -> None:
+        if record.val_rmse is None:
+            return
+        if record.val_rmse < run.best_val:
+            run.best_val, run.best_epoch, run.bad_epochs = record.val_rmse, record.epoch, 0
+            if self.config.patience > 0:
+                run.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            run.bad_epochs += 1
+            run.stopped_early = 0 < self.config.patience <= run.bad_epochs
+        if not math.isfinite(record.val_rmse):
+            raise ConfigError(f"validation RMSE is not finite after epoch {record.epoch}: "
+                              f"lower the learning rate (now {self.config.lr})")
+
+    def _progress_bar(self) -> Progress:
+        return Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(),
+                        TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+                        console=Console(stderr=True), disable=not self.progress, transient=True)
+
+    # ---- checkpoints ---------------------------------------------------------------------------------------
+    def _save(self, model: RatingModel, engine: Any, run: _RunState, info: dict[str, Any],
+              device: torch.device) -> None:
+        rng = {"cpu": torch.get_rng_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(device)
+        state = {"engine": engine.state_dict(), "rng": rng,
+                 "trainer": {"best_val": run.best_val if math.isfinite(run.best_val) else None,
+                             "best_epoch": run.best_epoch, "bad_epochs": run.bad_epochs,
+                             "stopped_early": run.stopped_early}}
+        document = {**info, "epoch": len(run.history), "history": [asdict(r) for r in run.history]}
+        save_checkpoint(self.checkpoint_dir, info=document, model_state=model.state_dict(),  # type: ignore[arg-type]
+                        best_state=run.best_state, state=state)
+
+    def _restore(self, model: RatingModel, engine: Any, run: _RunState, info: dict[str, Any],
+                 device: torch.device) -> None:
+        checkpoint = load_checkpoint(self.checkpoint_dir)  # type: ignore[arg-type]
+        saved = checkpoint.info
+        folder = self.checkpoint_dir
+        saved_model = saved.get("model", {})
+        if saved_model.get("name") != info["model"]["name"]:
+            raise ConfigError(f"{folder}: checkpoint is of model {saved_model.get('name')!r}, "
+                              f"not {info['model']['name']!r}")
+        if saved_model.get("config") != info["model"]["config"]:
+            changed = sorted(k for k in info["model"]["config"]
+                             if saved_model.get("config", {}).get(k) != info["model"]["config"][k])
+            raise ConfigError(f"{folder}: checkpoint was written with other model options "
+                              f"({', '.join(changed)})")
+        saved_train = saved.get("train_config", {})
+        changed = sorted(k for k, v in info["train_config"].items()
+                         if k not in RESUME_FREE_KEYS and saved_train.get(k) != v)
+        if changed:
+            raise ConfigError(f"{folder}: checkpoint was written with other training options "
+                              f"({', '.join(changed)})")
+        if saved.get("fingerprint") != info["fingerprint"]:
+            raise ConfigError(f"{folder}: checkpoint was written for other training data")
+        if saved.get("engine") != info["engine"]:
+            raise ConfigError(f"{folder}: checkpoint was written by engine {saved.get('engine')!r}, "
+                              f"not {info['engine']!r}")
+        model.load_state_dict({k: v.to(device) for k, v in checkpoint.model_state.items()})
+        engine.load_state_dict(checkpoint.state["engine"])
+        torch.set_rng_state(checkpoint.state["rng"]["cpu"])
+        if device.type == "cuda" and "cuda" in checkpoint.state["rng"]:
+            torch.cuda.set_rng_state(checkpoint.state["rng"]["cuda"], device)
+        trainer_state = checkpoint.state["trainer"]
+        run.history = [EpochRecord(**r) for r in saved.get("history", [])]
+        best_val = trainer_state["best_val"]
+        run.best_val = math.inf if best_val is None else best_val
+        run.best_epoch = trainer_state["best_epoch"]
+        run.bad_epochs = trainer_state["bad_epochs"]
+        run.stopped_early = trainer_state["stopped_early"]
+        run.best_state = ({k: v.to(device) for k, v in checkpoint.best_state.items()}
+                          if checkpoint.best_state is not None else None)
