@@ -1,3 +1,272 @@
-"""Placeholder: commands are registered here by their owner."""
+"""Model commands: ``train`` (split → train → test → save) and ``synthetic`` (tutorial 000's first test).
 
-from deepmf.cli.app import app  # noqa: F401
+They parse flags, call ``deepmf.experiment.run_experiment`` / ``train_model`` and print; no logic of their
+own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from deepmf.cli.app import app
+from deepmf.cli.common import console, print_json
+from deepmf.cli.data_cmds import (
+    DataArg,
+    DirOpt,
+    DuplicatesOpt,
+    ItemColOpt,
+    JsonOpt,
+    RatingColOpt,
+    SepOpt,
+    TimeColOpt,
+    UserColOpt,
+    load_data_from_options,
+)
+from deepmf.data.ratings import Ratings
+from deepmf.data.splits import Split, parse_split
+from deepmf.errors import ConfigError
+from deepmf.training.trainer import EpochRecord
+
+CHECKPOINT_SUBDIR = "checkpoint"
+
+
+def _option(*names: str, help: str) -> Any:
+    return typer.Option(*names, help=help, show_default=False)
+
+
+# ---- train ------------------------------------------------------------------------------------------------
+@app.command()
+def train(
+    data: DataArg,
+    model: Annotated[str | None, _option("--model", help="Model: mf, deepmf, neumf (default mf).")] = None,
+    split: Annotated[str | None, _option("--split", help="Test split: u1..u5, ua, ub, random:0.2, user:0.2, "
+                                                         "time:0.2 ... (default random:0.2).")] = None,
+    test: Annotated[Path | None, _option(
+        "--test", help="A file of test ratings; DATA is then all training data.")] = None,
+    factors: Annotated[int | None, _option("--factors", help="Latent factors / embedding size K.")] = None,
+    user_dim: Annotated[int | None, _option("--user-dim", help="User embedding size (deep models).")] = None,
+    item_dim: Annotated[int | None, _option("--item-dim", help="Item embedding size (deep models).")] = None,
+    layers: Annotated[str | None, _option("--layers", help="MLP widths, e.g. 64,64 (deep models).")] = None,
+    batchnorm: Annotated[bool, _option("--batchnorm", help="Batch norm before each ReLU.")] = False,
+    dropout: Annotated[float | None, _option("--dropout", help="Dropout after each hidden layer.")] = None,
+    no_bias: Annotated[bool, _option("--no-bias", help="No user/item/global biases.")] = False,
+    sigmoid: Annotated[bool, _option("--sigmoid", help="MF: squash output into the rating range.")] = False,
+    features: Annotated[str | None, _option(
+        "--features", help="Side features, comma-separated: genre, genres, user.")] = None,
+    head: Annotated[str | None, _option("--head", help="regression or classification.")] = None,
+    optimizer: Annotated[str | None, _option(
+        "--optimizer", help="sgd, adam, adamw, rmsprop, adagrad, sparse_adam.")] = None,
+    lr: Annotated[float | None, _option("--lr", help="Learning rate.")] = None,
+    weight_decay: Annotated[float | None, _option("--weight-decay", help="Optimizer weight decay.")] = None,
+    l2: Annotated[float | None, _option("--l2", help="Per-batch L2 on the embedding rows used.")] = None,
+    batch_size: Annotated[int | None, _option("--batch-size", help="Ratings per step.")] = None,
+    epochs: Annotated[int | None, _option("--epochs", help="Maximum epochs.")] = None,
+    patience: Annotated[int | None, _option(
+        "--patience", help="Early stopping patience in epochs (0: off).")] = None,
+    lr_schedule: Annotated[str | None, _option("--lr-schedule",
+                                               help="none, cosine, step or plateau.")] = None,
+    seed: Annotated[int | None, _option("--seed", help="Seed of split, init, shuffling, dropout.")] = None,
+    device: Annotated[str | None, _option("--device", help="cpu, cuda, cuda:N or auto.")] = None,
+    engine: Annotated[str | None, _option("--engine", help="auto, torch or numba.")] = None,
+    threads: Annotated[int | None, _option("--threads", help="CPU threads (default: all cores).")] = None,
+    val_fraction: Annotated[float, typer.Option(
+        "--val-fraction", help="Share of the training part carved off for validation.")] = 0.05,
+    config: Annotated[Path | None, _option(
+        "--config", help="JSON file {model, model_options, train_options}; flags override it.")] = None,
+    out: Annotated[Path | None, _option(
+        "--out", help="Save the trained model here (checkpoints in OUT/checkpoint).")] = None,
+    resume: Annotated[bool, _option("--resume", help="Continue the run checkpointed in OUT.")] = False,
+    report: Annotated[Path | None, _option("--report",
+                                           help="Write a Markdown report with plots here.")] = None,
+    quiet: Annotated[bool, _option("--quiet", help="No progress bar.")] = False,
+    json: JsonOpt = False,
+    dir: DirOpt = None,
+    user_col: UserColOpt = None,
+    item_col: ItemColOpt = None,
+    rating_col: RatingColOpt = None,
+    time_col: TimeColOpt = None,
+    sep: SepOpt = None,
+    duplicates: DuplicatesOpt = "error",
+) -> None:
+    """Train a model on DATA minus the split's test part (or all of DATA with --test FILE), then test it."""
+    from deepmf.experiment import RunConfig, run_experiment, train_config_for
+
+    if resume and out is None:
+        raise ConfigError("--resume needs --out DIR (the run's checkpoint is in DIR/checkpoint)")
+    if split is not None and test is not None:
+        raise ConfigError("give either --split or --test, not both")
+    run_config = RunConfig.read(config) if config is not None else RunConfig()
+    model_name = model or run_config.model or "mf"
+    model_options = {**run_config.model_options, **_given(
+        factors=factors, user_dim=user_dim, item_dim=item_dim, layers=layers, dropout=dropout, head=head,
+        features=features, batchnorm=batchnorm or None, sigmoid=sigmoid or None,
+        bias=False if no_bias else None)}
+    train_options = {**run_config.train_options, **_given(
+        optimizer=optimizer, lr=lr, weight_decay=weight_decay, l2=l2, batch_size=batch_size, epochs=epochs,
+        patience=patience, lr_schedule=lr_schedule, seed=seed, device=device, engine=engine, threads=threads)}
+    train_config = train_config_for(model_name, train_options)
+
+    loader = {"dir": dir, "user_col": user_col, "item_col": item_col, "rating_col": rating_col,
+              "time_col": time_col, "sep": sep, "duplicates": duplicates}
+    ratings = load_data_from_options(data, **loader)
+    if test is not None:
+        chosen = _test_file_split(ratings, load_data_from_options(str(test), **loader), test)
+    else:
+        splits = parse_split(split or "random:0.2", ratings, seed=train_config.seed)
+        if len(splits) != 1:
+            raise ConfigError(f"train needs one split, {split!r} gives {len(splits)}: "
+                              "use `deepmf evaluate` for several")
+        chosen = splits[0]
+
+    checkpoint_dir = out / CHECKPOINT_SUBDIR if out is not None else None
+    result = run_experiment(ratings, chosen, model_name, model_options, train_config,
+                            valid_fraction=val_fraction, progress=not (quiet or json),
+                            checkpoint_dir=checkpoint_dir, resume=resume)
+    if out is not None:
+        with _keep_checkpoint(out):
+            result.recommender.save(out)
+    if report is not None:
+        from deepmf.report import write_report
+
+        write_report(report, {model_name: result.recommender}, data_name=ratings.name,
+                     split_name=chosen.name)
+    summary = result.to_dict()
+    if json:
+        print_json(summary)
+        return
+    _print_history([EpochRecord(**r) for r in summary["history"]])
+    _print_summary(summary, out, report)
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    """The options the user actually set (None means "not given": the model's default applies)."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _test_file_split(ratings: Ratings, test: Ratings, path: Path) -> Split:
+    """All of ``ratings`` for training, ``test`` (own id maps, matched by raw id) for testing."""
+    users = ratings.user_ids.indices(test.user_ids.raw(test.users), missing="none")
+    items = ratings.item_ids.indices(test.item_ids.raw(test.items), missing="none")
+    return Split(ratings, test, f"test:{path.name}",
+                 cold_users=len(np.unique(test.users[users < 0])),
+                 cold_items=len(np.unique(test.items[items < 0])),
+                 cold_test_ratings=int(np.count_nonzero((users < 0) | (items < 0))))
+
+
+@contextlib.contextmanager
+def _keep_checkpoint(out: Path) -> Iterator[None]:
+    """Saving replaces the model folder whole; park OUT/checkpoint beside it meanwhile so it survives."""
+    checkpoint = out / CHECKPOINT_SUBDIR
+    parked = out.parent / f".{out.name}.{CHECKPOINT_SUBDIR}"
+    if checkpoint.is_dir():
+        os.replace(checkpoint, parked)
+    try:
+        yield
+    finally:
+        if parked.is_dir():
+            out.mkdir(parents=True, exist_ok=True)
+            os.replace(parked, checkpoint)
+
+
+def _fmt(value: float | None, spec: str = ".4f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _print_history(history: list[EpochRecord]) -> None:
+    table = Table(title="training")
+    for column in ("epoch", "train RMSE", "val RMSE", "seconds", "ratings/s"):
+        table.add_column(column, justify="right")
+    for r in history:
+        table.add_row(str(r.epoch), _fmt(r.train_rmse), _fmt(r.val_rmse), _fmt(r.seconds, ".2f"),
+                      f"{r.ratings_per_second:,.0f}")
+    console.print(table)
+
+
+def _print_summary(summary: dict[str, Any], out: Path | None, report: Path | None) -> None:
+    table = Table(title=f"{summary['model']} on split {summary['split']}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    test = summary["test"]
+    rows = [("ratings", f"{summary['n_train']:,} train, {summary['n_valid']:,} validation, "
+                        f"{summary['n_test']:,} test ({summary['cold_test_ratings']:,} cold)"),
+            ("test RMSE", _fmt(test.get("rmse"))), ("test MAE", _fmt(test.get("mae")))]
+    if "accuracy" in test:
+        rows.append(("test accuracy", _fmt(test["accuracy"])))
+    for key in ("precision", "ndcg"):
+        if key in test:
+            rows.append((f"{key}@{test.get('k')}", _fmt(test[key])))
+    rows += [("epochs", f"{summary['epochs_run']} (best {summary['best_epoch']}"
+                        f"{', stopped early' if summary['stopped_early'] else ''})"),
+             ("training", f"{summary['train_seconds']:.2f} s, "
+                          f"{summary['ratings_per_second']:,.0f} ratings/s, engine {summary['engine']}")]
+    if out is not None:
+        rows.append(("saved", str(out)))
+    if report is not None:
+        rows.append(("report", str(report / "report.md")))
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+
+
+# ---- synthetic --------------------------------------------------------------------------------------------
+# Tutorial 000: 250 x 250 matrix, 35,000 sampled cells, the first 25,000 train and the last 10,000 evaluate;
+# rank-25 factors; batch 1000 on noise and 100 on low-rank data; MXNet's defaults: SGD lr 0.01 without
+# momentum, Adam lr 0.001, weights uniform(-0.01, 0.01) (std ~0.006); 5 epochs.
+SYNTHETIC_TRAIN = 25_000
+SYNTHETIC_LR = {"sgd": 0.01, "adam": 0.001}
+SYNTHETIC_MODELS: dict[str, dict[str, Any]] = {
+    "mf": {"factors": 25, "bias": False, "init_std": 0.006},
+    "deepmf": {"factors": 25, "layers": (64,), "bias": False, "init_std": 0.006},
+}
+
+
+@app.command()
+def synthetic(
+    kind: Annotated[str, typer.Option("--kind", help="noise (nothing to learn) or lowrank.")] = "lowrank",
+    model: Annotated[str, typer.Option("--model", help="mf or deepmf.")] = "mf",
+    optimizer: Annotated[str, typer.Option("--optimizer", help="sgd or adam.")] = "adam",
+    epochs: Annotated[int, typer.Option("--epochs", help="Epochs (the tutorial ran 5).")] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the data and the training.")] = 0,
+    quiet: Annotated[bool, _option("--quiet", help="No progress bar.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Tutorial 000's first experiment: noise teaches nothing; low-rank data is learned by Adam, not SGD."""
+    from deepmf.data.synthetic import synthetic_ratings
+    from deepmf.training.config import TrainConfig
+    from deepmf.training.fit import train_model
+
+    if model not in SYNTHETIC_MODELS:
+        raise ConfigError(f"unknown model {model!r} for synthetic: choose mf or deepmf")
+    if optimizer not in SYNTHETIC_LR:
+        raise ConfigError(f"unknown optimizer {optimizer!r} for synthetic: choose sgd or adam")
+    data = synthetic_ratings(kind, seed=seed)  # type: ignore[arg-type]  # validated there
+    train_part = data.subset(np.arange(SYNTHETIC_TRAIN))
+    valid = data.subset(np.arange(SYNTHETIC_TRAIN, len(data)))
+    config = TrainConfig(optimizer=optimizer, lr=SYNTHETIC_LR[optimizer], momentum=0.0, epochs=epochs,
+                         batch_size=1000 if kind == "noise" else 100, seed=seed, engine="torch")
+    trained = train_model(model, data, train_part, valid, SYNTHETIC_MODELS[model], config,
+                          progress=not (quiet or json))
+    history = trained.result.history
+    std = float(np.std(valid.ratings))
+    final = history[-1].val_rmse
+    # Predicting the mean scores MSE = variance; "learned" means the validation MSE is clearly (5 %) below it.
+    learned = final is not None and final**2 < 0.95 * std**2
+    summary = {"kind": kind, "model": model, "optimizer": optimizer, "lr": config.lr,
+               "batch_size": config.batch_size, "n_train": len(train_part), "n_valid": len(valid),
+               "valid_std": std, "history": [vars(r) for r in history], "final_val_rmse": final,
+               "learned": learned}
+    if json:
+        print_json(summary)
+        return
+    _print_history(history)
+    verdict = "learned the structure" if learned else "learned (almost) nothing"
+    console.print(f"{kind} data, {model} with {optimizer} (lr {config.lr}): validation RMSE {_fmt(final)} "
+                  f"vs the data's standard deviation {std:.4f}: {verdict}")
