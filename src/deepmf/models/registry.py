@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from deepmf.errors import ConfigError, ModelFormatError
 from deepmf.models.base import RatingModel
+from deepmf.models.bayes import BayesMF
 from deepmf.models.deep import DeepMF
 from deepmf.models.mf import MF
 from deepmf.models.neumf import NeuMF
@@ -25,7 +26,7 @@ def register(cls: type[RatingModel]) -> type[RatingModel]:
     return cls
 
 
-for _builtin in (MF, DeepMF, NeuMF):
+for _builtin in (MF, DeepMF, NeuMF, BayesMF):
     register(_builtin)
 
 

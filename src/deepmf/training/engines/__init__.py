@@ -49,6 +49,7 @@ class Engine(Protocol):
 ENGINES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "torch": ("deepmf.training.engines.torch_engine", "TorchEngine", ("cpu", "cuda")),
     "numba": ("deepmf.training.engines.numba_mf", "NumbaMFEngine", ("cpu",)),
+    "gibbs": ("deepmf.training.engines.gibbs", "GibbsEngine", ("cpu",)),
 }
 
 
