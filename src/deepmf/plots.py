@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 _DPI = 110
 # How many of the most-rated items get their title written on the embedding map (more is unreadable).
 _LABELLED_ITEMS = 12
+# Beyond this many rating steps (continuous ratings) the histograms use this many equal-width bins.
+_MAX_BINS = 30
 
 
 def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
@@ -97,7 +99,11 @@ def plot_rating_histograms(
     if len(actual) == 0:
         raise ConfigError("no test ratings to plot")
     half = scale.step / 2
-    edges = np.append(scale.class_values() - half, scale.maximum + half)
+    fine_scale = scale.n_classes > _MAX_BINS  # continuous ratings: equal-width bins instead of one per step
+    if fine_scale:
+        edges = np.linspace(scale.minimum, scale.maximum, _MAX_BINS + 1)
+    else:
+        edges = np.append(scale.class_values() - half, scale.maximum + half)
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.subplots()
     ax.hist(
@@ -107,8 +113,9 @@ def plot_rating_histograms(
         color=["#4c72b0", "#dd8452"],
         rwidth=0.85,
     )
-    ax.set_xticks(scale.class_values())
-    ax.set_xlabel("rating (predictions binned to the nearest step)")
+    if not fine_scale:
+        ax.set_xticks(scale.class_values())
+    ax.set_xlabel("rating" if fine_scale else "rating (predictions binned to the nearest step)")
     ax.set_ylabel("number of test ratings")
     ax.set_title(title)
     ax.legend()

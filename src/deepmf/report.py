@@ -115,12 +115,10 @@ def write_report(
         lines.append("| " + " | ".join(cells) + " |")
     for label, recommender in labelled.items():
         lines += ["", f"## {label}", ""]
-        config = {
-            "model": recommender.model_name,
-            "model_options": recommender.model_options,
-            "train_options": None if recommender.train_config is None else recommender.train_config.to_dict(),
-        }
-        lines += ["```json", json.dumps(config, indent=1, default=str), "```", ""]
+        lines += [f"- **model options**: {_options(recommender.model_options)}"]
+        if recommender.train_config is not None:
+            lines += [f"- **training options**: {_options(recommender.train_config.to_dict())}"]
+        lines.append("")
         summary = {
             key: value for key, value in recommender.summary.items() if not isinstance(value, (list, dict))
         }
@@ -136,6 +134,10 @@ def write_report(
 
 def _first_metric(labelled: Mapping[str, Recommender], key: str) -> Any:
     return next((r.evaluation.metrics.get(key) for r in labelled.values() if r.evaluation is not None), None)
+
+
+def _options(values: dict[str, Any]) -> str:
+    return ", ".join(f"`{key}={json.dumps(value)}`" for key, value in values.items()) or "defaults"
 
 
 def _short(value: Any) -> str:
