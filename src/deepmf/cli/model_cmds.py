@@ -224,7 +224,7 @@ SYNTHETIC_TRAIN = 25_000
 SYNTHETIC_LR = {"sgd": 0.01, "adam": 0.001}
 SYNTHETIC_MODELS: dict[str, dict[str, Any]] = {
     "mf": {"factors": 25, "bias": False, "init_std": 0.006},
-    "deepmf": {"factors": 25, "layers": (64,), "bias": False, "init_std": 0.006},
+    "deepmf": {"factors": 25, "layers": (64,), "bias": False, "dropout": 0.0, "init_std": 0.006},
 }
 
 

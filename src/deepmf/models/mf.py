@@ -51,9 +51,10 @@ class MF(RatingModel):
 
     name: ClassVar[str] = "mf"
     config_class: ClassVar[Any] = MFConfig
-    # Adam at a large batch: the torch engine's fast path (the numba engine runs its own SGD on lr and l2).
-    default_train: ClassVar[dict[str, Any]] = {"optimizer": "adam", "lr": 0.01, "l2": 0.05,
-                                               "batch_size": 4096, "epochs": 30, "patience": 3}
+    # Adam at a large batch for the torch engine; the numba engine runs SGD with the same lr and l2.
+    # Tuned on ML-100K u1 (validation carved from u1.base): test RMSE 0.935 (torch engine), 0.929 (numba).
+    default_train: ClassVar[dict[str, Any]] = {"optimizer": "adam", "lr": 0.02, "l2": 0.1,
+                                               "batch_size": 4096, "epochs": 40, "patience": 3}
 
     def __init__(self, config: MFConfig) -> None:
         super().__init__()

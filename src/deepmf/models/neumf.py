@@ -20,6 +20,8 @@ class NeuMF(DeepModel):
     """GMF (``factors``) + MLP (``user_dim``/``item_dim`` → ``layers``) fused by one output layer."""
 
     name: ClassVar[str] = "neumf"
+    user_tables: ClassVar[tuple[str, ...]] = ("gmf_user", "mlp_user")
+    item_tables: ClassVar[tuple[str, ...]] = ("gmf_item", "mlp_item")
 
     def __init__(self, config: DeepConfig) -> None:
         super().__init__(config)
