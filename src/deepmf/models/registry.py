@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from deepmf.errors import ConfigError, ModelFormatError
+from deepmf.models.autorec import AutoRec
 from deepmf.models.base import RatingModel
 from deepmf.models.bayes import BayesMF
 from deepmf.models.deep import DeepMF
@@ -26,7 +27,7 @@ def register(cls: type[RatingModel]) -> type[RatingModel]:
     return cls
 
 
-for _builtin in (MF, DeepMF, NeuMF, BayesMF):
+for _builtin in (MF, DeepMF, NeuMF, BayesMF, AutoRec):
     register(_builtin)
 
 

@@ -50,6 +50,7 @@ ENGINES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "torch": ("deepmf.training.engines.torch_engine", "TorchEngine", ("cpu", "cuda")),
     "numba": ("deepmf.training.engines.numba_mf", "NumbaMFEngine", ("cpu",)),
     "gibbs": ("deepmf.training.engines.gibbs", "GibbsEngine", ("cpu",)),
+    "autorec": ("deepmf.training.engines.autorec", "AutoRecEngine", ("cpu", "cuda")),
 }
 
 

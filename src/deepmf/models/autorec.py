@@ -1,0 +1,118 @@
+"""I-AutoRec (Sedhain et al. 2015): an autoencoder over each item's vector of user ratings.
+
+Item i's observed ratings r_i (one entry per user, 0 where unrated) are encoded as h_i = sigmoid(W r_i + b)
+and decoded as r_i' = V h_i + c; the prediction for user u is ``<V_u, h_i> + c_u``. That is a dot product of a
+user vector (decoder row V_u) and an item vector (code h_i), so ranking every item is one matrix product and
+the codes serve as item embeddings.
+
+The model holds the training rating matrix it encodes from, as a CSR of (item -> users, ratings) buffers, so a
+saved model is complete; encoding is one rating-weighted embedding bag; memory is O(number of training
+ratings), never n_users x n_items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepmf.models.bilinear import BilinearModel
+from deepmf.models.layers import ModelConfig, check_positive
+
+if TYPE_CHECKING:
+    from deepmf.data.ratings import Ratings
+
+
+@dataclass(kw_only=True)
+class AutoRecConfig(ModelConfig):
+    """Shapes and options of an I-AutoRec.
+
+    Attributes:
+        hidden: width of the item code.
+        n_ratings: training ratings stored in the model (filled from the data).
+        init_std: standard deviation of the normal initialisation of encoder and decoder weights.
+    """
+
+    hidden: int = 500
+    n_ratings: int = 0
+    init_std: float = 0.03
+
+    data_fields = (*ModelConfig.data_fields, "n_ratings")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive("hidden", self.hidden)
+
+    @classmethod
+    def data_values(cls, data: Ratings) -> dict[str, Any]:
+        return {**super().data_values(data), "n_ratings": len(data)}
+
+
+class AutoRec(BilinearModel):
+    """Item-based AutoRec with a sigmoid encoder and a linear decoder."""
+
+    name: ClassVar[str] = "autorec"
+    config_class: ClassVar[Any] = AutoRecConfig
+    engines = ("autorec",)
+    # Full-batch Rprop (one step per epoch): lr is its initial step, l2 the weight penalty lambda on the
+    # summed squared error; early stopping picks the epoch (near 70 on ML-100K).
+    default_train: ClassVar[dict[str, Any]] = {"lr": 0.01, "l2": 100.0, "epochs": 300, "patience": 15}
+
+    def __init__(self, config: AutoRecConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = nn.Embedding(config.n_users, config.hidden)  # row u: W[:, u], the weight of u's rating
+        self.encoder_bias = nn.Parameter(torch.zeros(config.hidden))
+        self.decoder = nn.Embedding(config.n_users, config.hidden)  # row u: V_u
+        self.decoder_bias = nn.Parameter(torch.full((config.n_users,), float(config.global_mean)))
+        nn.init.normal_(self.encoder.weight, 0.0, config.init_std)
+        nn.init.normal_(self.decoder.weight, 0.0, config.init_std)
+        self.register_buffer("item_ptr", torch.zeros(config.n_items + 1, dtype=torch.int64))
+        self.register_buffer("rating_users", torch.zeros(config.n_ratings, dtype=torch.int64))
+        self.register_buffer("rating_values", torch.zeros(config.n_ratings, dtype=torch.float32))
+        self._code_cache: tuple[tuple[int, ...], torch.Tensor] | None = None
+
+    def fill(self, data: Ratings) -> None:
+        """Store ``data`` (the training ratings) as the item -> (users, ratings) CSR the encoder reads."""
+        order = np.argsort(data.items, kind="stable")
+        counts = np.bincount(data.items, minlength=self.config.n_items)
+        with torch.no_grad():
+            self.item_ptr[1:] = torch.from_numpy(np.cumsum(counts))
+            self.rating_users.copy_(torch.from_numpy(data.users[order].astype(np.int64)))
+            self.rating_values.copy_(torch.from_numpy(data.ratings[order].astype(np.float32)))
+        self._code_cache = None
+
+    def encode(self) -> torch.Tensor:
+        """Codes of every item, (n_items, hidden): all W r_i as one rating-weighted embedding bag."""
+        weighted_sum = nn.functional.embedding_bag(self.rating_users, self.encoder.weight, self.item_ptr[:-1],
+                                                   mode="sum", per_sample_weights=self.rating_values)
+        return torch.sigmoid(weighted_sum + self.encoder_bias)
+
+    def _codes(self) -> torch.Tensor:
+        # In eval mode the codes depend only on the weights: reuse them until a weight changes (training,
+        # load_state_dict and in-place edits all bump the tensors' version counters).
+        if self.training or torch.is_grad_enabled():
+            return self.encode()
+        key = (self.encoder.weight._version, self.encoder_bias._version, self.rating_values._version,
+               self.encoder.weight.data_ptr(), self.rating_values.data_ptr())
+        if self._code_cache is None or self._code_cache[0] != key:
+            self._code_cache = (key, self.encode())
+        return self._code_cache[1]
+
+    def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
+        return self.decoder(users)
+
+    def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        codes = self._codes()
+        return codes if items is None else codes[items]
+
+    def offsets(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        zero = self.decoder_bias.new_zeros(())
+        return zero, self.decoder_bias, self.decoder_bias.new_zeros(self.config.n_items)
+
+    def bias_terms(self) -> None:
+        # The decoder bias is not a rating offset around a mean: let the Recommender estimate cold fallbacks.
+        return None
