@@ -272,6 +272,8 @@ class Trainer:
         if saved_model.get("name") != info["model"]["name"]:
             raise ConfigError(f"{folder}: checkpoint is of model {saved_model.get('name')!r}, "
                               f"not {info['model']['name']!r}")
+        if saved.get("fingerprint") != info["fingerprint"]:
+            raise ConfigError(f"{folder}: checkpoint was written for other training data")
         if saved_model.get("config") != info["model"]["config"]:
             changed = sorted(k for k in info["model"]["config"]
                              if saved_model.get("config", {}).get(k) != info["model"]["config"][k])
@@ -283,8 +285,6 @@ class Trainer:
         if changed:
             raise ConfigError(f"{folder}: checkpoint was written with other training options "
                               f"({', '.join(changed)})")
-        if saved.get("fingerprint") != info["fingerprint"]:
-            raise ConfigError(f"{folder}: checkpoint was written for other training data")
         if saved.get("engine") != info["engine"]:
             raise ConfigError(f"{folder}: checkpoint was written by engine {saved.get('engine')!r}, "
                               f"not {info['engine']!r}")
