@@ -407,15 +407,16 @@ class Recommender:
     def _score_users(self, users: np.ndarray) -> torch.Tensor:
         """Predicted rating of every item per user index (B, n_items), float32; -1 rows use the fallback."""
         device = self.device
-        scores = torch.empty((len(users), self.n_items), dtype=torch.float32, device=device)
         warm = users >= 0
+        if warm.all():  # the usual case: no copy into a preallocated table
+            return self.model.score_all_items(torch.from_numpy(users).to(device)).float()
+        scores = torch.empty((len(users), self.n_items), dtype=torch.float32, device=device)
         if warm.any():
             rows = torch.from_numpy(np.flatnonzero(warm)).to(device)
             scores[rows] = self.model.score_all_items(torch.from_numpy(users[warm]).to(device)).float()
-        if not warm.all():
-            mean, _, item_bias = self._fallback_terms()
-            rows = torch.from_numpy(np.flatnonzero(~warm)).to(device)
-            scores[rows] = torch.from_numpy(mean + item_bias).float().to(device)
+        mean, _, item_bias = self._fallback_terms()
+        rows = torch.from_numpy(np.flatnonzero(~warm)).to(device)
+        scores[rows] = torch.from_numpy(mean + item_bias).float().to(device)
         return scores
 
     def _top_k(
@@ -423,14 +424,15 @@ class Recommender:
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (items (B, k) with -1 padding, clipped scores (B, k)) per chunk of user indices."""
         device = self.device
-        untrained = torch.from_numpy(~self._trained_items).to(device)
+        untrained = torch.from_numpy(np.flatnonzero(~self._trained_items)).to(device)
         n_candidates = int(self._trained_items.sum())
         width = min(k, n_candidates)
         chunk_size = self._chunk_users()
         for start in range(0, len(users), chunk_size):
             chunk = users[start : start + chunk_size]
             scores = self._score_users(chunk)
-            scores[:, untrained] = -math.inf
+            if len(untrained):
+                scores[:, untrained] = -math.inf
             if exclude_seen:
                 positions, items, _ = self.seen.rows(np.maximum(chunk, 0))
                 keep = chunk[positions] >= 0
