@@ -16,6 +16,7 @@ from torch import nn
 from deepmf.errors import ConfigError
 from deepmf.models.base import RatingModel
 from deepmf.models.layers import (
+    FastEmbedding,
     FeatureConfig,
     SideFeatures,
     check_dropout,
@@ -91,14 +92,14 @@ class DeepModel(RatingModel):
         self.side = SideFeatures(config)
         self.n_outputs = output_width(self, config.head, config)
         if config.bias:
-            self.user_bias = nn.Embedding(config.n_users, 1)
-            self.item_bias = nn.Embedding(config.n_items, 1)
+            self.user_bias = FastEmbedding(config.n_users, 1)
+            self.item_bias = FastEmbedding(config.n_items, 1)
             nn.init.zeros_(self.user_bias.weight)
             nn.init.zeros_(self.item_bias.weight)
             self.global_bias = nn.Parameter(torch.tensor(float(config.global_mean)))
 
-    def embedding(self, rows: int, dim: int) -> nn.Embedding:
-        table = nn.Embedding(rows, dim)
+    def embedding(self, rows: int, dim: int) -> FastEmbedding:
+        table = FastEmbedding(rows, dim)
         nn.init.normal_(table.weight, 0.0, self.config.init_std)
         return table
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from deepmf.errors import ConfigError
 from deepmf.models.base import RatingModel
-from deepmf.models.layers import ModelConfig, check_positive
+from deepmf.models.layers import FastEmbedding, ModelConfig, check_positive
 
 
 @dataclass(kw_only=True)
@@ -59,16 +59,16 @@ class MF(RatingModel):
     def __init__(self, config: MFConfig) -> None:
         super().__init__()
         self.config = config
-        self.user_factors = nn.Embedding(config.n_users, config.factors)
-        self.item_factors = nn.Embedding(config.n_items, config.factors)
+        self.user_factors = FastEmbedding(config.n_users, config.factors)
+        self.item_factors = FastEmbedding(config.n_items, config.factors)
         nn.init.normal_(self.user_factors.weight, 0.0, config.init_std)
         nn.init.normal_(self.item_factors.weight, 0.0, config.init_std)
         half_step = config.rating_step / 2
         self.low = config.rating_min - half_step
         self.span = config.rating_max + half_step - self.low
         if config.bias:
-            self.user_bias = nn.Embedding(config.n_users, 1)
-            self.item_bias = nn.Embedding(config.n_items, 1)
+            self.user_bias = FastEmbedding(config.n_users, 1)
+            self.item_bias = FastEmbedding(config.n_items, 1)
             nn.init.zeros_(self.user_bias.weight)
             nn.init.zeros_(self.item_bias.weight)
             start = config.global_mean

@@ -1,0 +1,73 @@
+"""Speed paths that must not change results: FastEmbedding's gradient, the torch engine's fused optimizers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from deepmf.data.ratings import Ratings, RatingScale
+from deepmf.models.layers import FastEmbedding
+from deepmf.models.registry import create_model
+from deepmf.training.config import TrainConfig
+from deepmf.training.engines.torch_engine import TorchEngine
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=st.integers(1, 40), dim=st.integers(1, 9),
+       shape=st.lists(st.integers(1, 12), min_size=1, max_size=2), seed=st.integers(0, 2**16))
+def test_fast_embedding_matches_torch_embedding(rows: int, dim: int, shape: list[int], seed: int) -> None:
+    # Repeated indices are the case that matters: their gradients must add up.
+    generator = torch.Generator().manual_seed(seed)
+    index = torch.randint(0, rows, shape, generator=generator)
+    upstream = torch.randn(*shape, dim, generator=generator)
+    fast, plain = FastEmbedding(rows, dim), nn.Embedding(rows, dim)
+    plain.load_state_dict(fast.state_dict())
+    outputs = []
+    for table in (fast, plain):
+        out = table(index)
+        (out * upstream).sum().backward()
+        outputs.append(out)
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
+    torch.testing.assert_close(fast.weight.grad, plain.weight.grad, rtol=1e-6, atol=1e-6)
+    assert fast.state_dict().keys() == plain.state_dict().keys()
+
+
+def test_fast_embedding_without_grad_is_a_plain_lookup() -> None:
+    table = FastEmbedding(5, 3)
+    with torch.no_grad():
+        out = table(torch.tensor([4, 0, 4]))
+    assert out.grad_fn is None
+    torch.testing.assert_close(out, table.weight[[4, 0, 4]].detach())
+
+
+def test_torch_engine_fuses_dense_optimizers_and_they_match_unfused_steps() -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"user": rng.integers(0, 20, 300), "item": rng.integers(0, 30, 300),
+                          "rating": rng.integers(1, 6, 300).astype(np.float32)})
+    frame = frame.drop_duplicates(["user", "item"])
+    data = Ratings.from_frame(frame, scale=RatingScale(1.0, 5.0, 1.0))
+    config = TrainConfig(optimizer="adam", lr=0.01, l2=0.05, batch_size=64, threads=1)
+    torch.manual_seed(0)
+    fused_model = create_model("deepmf", data, factors=4, layers=(8,), dropout=0.0)
+    plain_model = create_model("deepmf", data, factors=4, layers=(8,), dropout=0.0)
+    plain_model.load_state_dict(fused_model.state_dict())
+    engine = TorchEngine(fused_model, data, config, torch.device("cpu"))
+    assert all(o.defaults.get("fused") for o in engine.optimizers)
+    engine.train_epoch(1)
+    # The same epoch by hand with the unfused optimizer and the engine's shuffle.
+    optimizer = torch.optim.Adam(plain_model.parameters(), lr=config.lr)
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(config.seed))
+    tensors = data.to()
+    users, items, ratings = tensors.users[order], tensors.items[order], tensors.ratings[order]
+    for start in range(0, len(data), config.batch_size):
+        u, i, r = (t[start:start + config.batch_size] for t in (users, items, ratings))
+        loss = plain_model.loss(plain_model(u, i), r) + config.l2 * plain_model.regularization(u, i)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for name, value in plain_model.state_dict().items():
+        torch.testing.assert_close(fused_model.state_dict()[name], value, rtol=1e-4, atol=1e-5, msg=name)
