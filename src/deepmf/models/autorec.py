@@ -73,7 +73,6 @@ class AutoRec(BilinearModel):
         self.register_buffer("item_ptr", torch.zeros(config.n_items + 1, dtype=torch.int64))
         self.register_buffer("rating_users", torch.zeros(config.n_ratings, dtype=torch.int64))
         self.register_buffer("rating_values", torch.zeros(config.n_ratings, dtype=torch.float32))
-        self._code_cache: tuple[tuple[int, ...], torch.Tensor] | None = None
 
     def fill(self, data: Ratings) -> None:
         """Store ``data`` (the training ratings) as the item -> (users, ratings) CSR the encoder reads."""
@@ -83,7 +82,6 @@ class AutoRec(BilinearModel):
             self.item_ptr[1:] = torch.from_numpy(np.cumsum(counts))
             self.rating_users.copy_(torch.from_numpy(data.users[order].astype(np.int64)))
             self.rating_values.copy_(torch.from_numpy(data.ratings[order].astype(np.float32)))
-        self._code_cache = None
 
     def encode(self) -> torch.Tensor:
         """Codes of every item, (n_items, hidden): all W r_i as one rating-weighted embedding bag."""
@@ -91,22 +89,11 @@ class AutoRec(BilinearModel):
                                                    mode="sum", per_sample_weights=self.rating_values)
         return torch.sigmoid(weighted_sum + self.encoder_bias)
 
-    def _codes(self) -> torch.Tensor:
-        # In eval mode the codes depend only on the weights: reuse them until a weight changes (training,
-        # load_state_dict and in-place edits all bump the tensors' version counters).
-        if self.training or torch.is_grad_enabled():
-            return self.encode()
-        key = (self.encoder.weight._version, self.encoder_bias._version, self.rating_values._version,
-               self.encoder.weight.data_ptr(), self.rating_values.data_ptr())
-        if self._code_cache is None or self._code_cache[0] != key:
-            self._code_cache = (key, self.encode())
-        return self._code_cache[1]
-
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
         return self.decoder(users)
 
     def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
-        codes = self._codes()
+        codes = self.cached("codes", self.encode, self.encoder.weight, self.encoder_bias, self.rating_values)
         return codes if items is None else codes[items]
 
     def offsets(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -9,6 +9,8 @@ terms.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from deepmf.models.base import RatingModel
@@ -28,6 +30,21 @@ class BilinearModel(RatingModel):
     def offsets(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # pragma: no cover - abstract
         """(global offset as a 0-d tensor, user offsets (n_users,), item offsets (n_items,))."""
         raise NotImplementedError
+
+    def cached(self, name: str, compute: Callable[[], torch.Tensor], *inputs: torch.Tensor) -> torch.Tensor:
+        """``compute()``, reused in eval mode until one of ``inputs`` changes.
+
+        Training, ``load_state_dict`` and in-place edits all bump a tensor's version counter, so the version
+        and storage of each input identify the cached value; with gradients on it is always recomputed.
+        """
+        if self.training or torch.is_grad_enabled():
+            return compute()
+        key = tuple((t._version, t.data_ptr()) for t in inputs)
+        store: dict[str, tuple[tuple[tuple[int, int], ...], torch.Tensor]]
+        store = self.__dict__.setdefault("_cache", {})
+        if name not in store or store[name][0] != key:
+            store[name] = (key, compute())
+        return store[name][1]
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         global_offset, user_offset, item_offset = self.offsets()

@@ -11,9 +11,11 @@ from deepmf.errors import ConfigError, ModelFormatError
 from deepmf.models.autorec import AutoRec
 from deepmf.models.base import RatingModel
 from deepmf.models.bayes import BayesMF
+from deepmf.models.blend import Blend
 from deepmf.models.deep import DeepMF
 from deepmf.models.mf import MF
 from deepmf.models.neumf import NeuMF
+from deepmf.models.svdpp import SVDpp
 
 if TYPE_CHECKING:
     from deepmf.data.ratings import Ratings
@@ -27,14 +29,14 @@ def register(cls: type[RatingModel]) -> type[RatingModel]:
     return cls
 
 
-for _builtin in (MF, DeepMF, NeuMF, BayesMF, AutoRec):
+for _builtin in (MF, DeepMF, NeuMF, BayesMF, AutoRec, SVDpp, Blend):
     register(_builtin)
 
 
 def model_class(name: str) -> type[RatingModel]:
-    """The class registered as ``name``; ConfigError naming the choices when there is none."""
+    """The class registered as ``name`` ("blend:mf,bayes" names the blend); ConfigError when there is none."""
     try:
-        return MODELS[name]
+        return MODELS[name.partition(":")[0]]
     except KeyError:
         raise ConfigError(f"unknown model {name!r}: choose one of {', '.join(sorted(MODELS))}") from None
 
@@ -50,7 +52,12 @@ def create_model(name: str, data: Ratings, **options: Any) -> RatingModel:
     Raises:
         ConfigError: unknown model or option, or an invalid option value.
     """
-    return model_class(name).from_data(data, **options)
+    base, _, members = name.partition(":")
+    if members:  # "blend:mf,bayes" is the blend with those members
+        if base != "blend":
+            raise ConfigError(f"only blend takes a member list after ':', got model {name!r}")
+        options = {**options, "members": members}
+    return model_class(base).from_data(data, **options)
 
 
 def model_from_config(name: str, config: dict[str, Any]) -> RatingModel:

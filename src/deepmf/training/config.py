@@ -9,7 +9,7 @@ from deepmf.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "sparse_adam")
 LR_SCHEDULES = ("none", "cosine", "step", "plateau")
-ENGINE_NAMES = ("auto", "torch", "numba", "gibbs", "autorec")
+ENGINE_NAMES = ("auto", "torch", "numba", "gibbs", "autorec", "svdpp", "blend")
 
 
 @dataclass

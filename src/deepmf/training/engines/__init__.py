@@ -49,8 +49,10 @@ class Engine(Protocol):
 ENGINES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "torch": ("deepmf.training.engines.torch_engine", "TorchEngine", ("cpu", "cuda")),
     "numba": ("deepmf.training.engines.numba_mf", "NumbaMFEngine", ("cpu",)),
+    "svdpp": ("deepmf.training.engines.numba_svdpp", "NumbaSVDppEngine", ("cpu",)),
     "gibbs": ("deepmf.training.engines.gibbs", "GibbsEngine", ("cpu",)),
     "autorec": ("deepmf.training.engines.autorec", "AutoRecEngine", ("cpu", "cuda")),
+    "blend": ("deepmf.training.engines.blend", "BlendEngine", ("cpu", "cuda")),
 }
 
 

@@ -1,0 +1,154 @@
+"""Blend: a ridge regression over several models' predictions (``--model blend:mf,svdpp,bayes,autorec``).
+
+The blend holds its member models as submodules and one weight per member plus an intercept. The weights are
+fit by the "blend" engine (training/engines/blend.py) on a validation split carved from the training data
+only; the members are then refit on all of it. A prediction is ``intercept + sum_k w_k clip(member_k(u, i))``,
+and ranking all items is the same weighted sum of each member's one-matmul ``score_all_items``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import nn
+
+from deepmf.errors import ConfigError
+from deepmf.models.base import RatingModel
+from deepmf.models.layers import ModelConfig
+
+if TYPE_CHECKING:
+    from deepmf.data.ratings import Ratings
+
+DEFAULT_MEMBERS = ("mf", "svdpp", "bayes", "autorec")
+
+
+def parse_members(value: Any) -> tuple[str, ...]:
+    """Member names from "a,b,c" or a list; ConfigError when empty, repeated, nested or not a known model."""
+    from deepmf.models.registry import MODELS
+
+    names = [n.strip() for n in value.split(",")] if isinstance(value, str) else list(value)
+    names = [n for n in names if n]
+    if not names:
+        raise ConfigError("a blend needs at least one member model, e.g. blend:bayes,autorec")
+    for name in names:
+        if not isinstance(name, str) or name.partition(":")[0] == "blend":
+            raise ConfigError(f"a blend member must be a single model name, got {name!r}")
+        if name not in MODELS:
+            raise ConfigError(f"unknown blend member {name!r}: choose from {', '.join(sorted(MODELS))}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"blend members must differ, got {', '.join(names)}")
+    return tuple(names)
+
+
+@dataclass(kw_only=True)
+class BlendConfig(ModelConfig):
+    """Members and blending options.
+
+    Attributes:
+        members: member model names, in order ("mf,bayes" or a list).
+        member_options: model options per member name (defaults of each model where absent).
+        member_train: training options per member name, over each model's tuned defaults.
+        ridge: L2 penalty on the blend weights (in units of validation ratings).
+        valid_fraction: share of the training ratings carved off to fit the weights.
+        member_configs: each member's full config, filled when the blend is built (so it can be rebuilt).
+    """
+
+    members: Any = DEFAULT_MEMBERS
+    member_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    member_train: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ridge: float = 1.0
+    valid_fraction: float = 0.1
+    member_configs: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.members = list(parse_members(self.members))
+        for what, table in (("member_options", self.member_options), ("member_train", self.member_train)):
+            stray = sorted(set(table) - set(self.members))
+            if stray:
+                raise ConfigError(f"{what} names model(s) that are not blend members: {', '.join(stray)}")
+        if not self.ridge >= 0:
+            raise ConfigError(f"ridge must be >= 0, got {self.ridge}")
+        if not 0 < self.valid_fraction < 1:
+            raise ConfigError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
+        if self.member_configs and len(self.member_configs) != len(self.members):
+            raise ConfigError(f"blend has {len(self.members)} members but {len(self.member_configs)} configs")
+
+
+class Blend(RatingModel):
+    """Ridge blend of member models (see the module docstring)."""
+
+    name: ClassVar[str] = "blend"
+    config_class: ClassVar[Any] = BlendConfig
+    engines = ("blend",)
+    # One epoch does everything (members on the carved split, weights, refit); members train with their own
+    # tuned defaults, on the CPU unless their defaults say otherwise.
+    default_train: ClassVar[dict[str, Any]] = {"epochs": 1, "patience": 0, "device": "cpu"}
+
+    def __init__(self, config: BlendConfig, members: list[RatingModel] | None = None) -> None:
+        super().__init__()
+        from deepmf.models.registry import model_from_config
+
+        if members is None:
+            if not config.member_configs:
+                raise ConfigError("a blend rebuilt from its config needs member_configs")
+            pairs = zip(config.members, config.member_configs, strict=True)
+            members = [model_from_config(name, cfg) for name, cfg in pairs]
+        self.config = config
+        self.members = nn.ModuleList(members)
+        # Until fitted the blend is the plain mean of its members.
+        self.weights = nn.Parameter(torch.full((len(members),), 1.0 / len(members)), requires_grad=False)
+        self.intercept = nn.Parameter(torch.zeros(()), requires_grad=False)
+
+    @classmethod
+    def from_data(cls, data: Ratings, **options: Any) -> Blend:
+        """Build every member for ``data`` from its options, then the blend around them."""
+        from deepmf.models.registry import create_model
+
+        allowed = set(BlendConfig.option_names()) - {"member_configs"}
+        unknown = sorted(set(options) - allowed)
+        if unknown:
+            raise ConfigError(f"unknown option(s) for model 'blend': {', '.join(unknown)} "
+                              f"(valid: {', '.join(sorted(allowed))})")
+        config = BlendConfig(**BlendConfig.data_values(data), **options)
+        members = [create_model(name, data, **config.member_options.get(name, {})) for name in config.members]
+        config.member_configs = [m.config_dict() for m in members]
+        return cls(config, members)
+
+    def _clipped(self, predictions: torch.Tensor) -> torch.Tensor:
+        return predictions.clamp(self.config.rating_min, self.config.rating_max)
+
+    def member_predictions(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Each member's clipped predicted ratings, (B, n_members)."""
+        return torch.stack([self._clipped(m.predict(users, items)) for m in self.members], dim=-1)
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return self.intercept + self.member_predictions(users, items) @ self.weights
+
+    @torch.no_grad()
+    def score_all_items(self, users: torch.Tensor) -> torch.Tensor:
+        scores = self.intercept.expand(len(users), self.config.n_items).clone()
+        for weight, member in zip(self.weights, self.members, strict=True):
+            scores.add_(self._clipped(member.score_all_items(users)), alpha=float(weight))
+        return scores
+
+    def set_weights(self, weights: torch.Tensor, intercept: float) -> None:
+        """Install fitted blend weights (one per member) and the intercept."""
+        if weights.shape != self.weights.shape:
+            raise ConfigError(f"blend has {len(self.weights)} members, got {len(weights)} weights")
+        with torch.no_grad():
+            self.weights.copy_(weights)
+            self.intercept.fill_(float(intercept))
+
+    @torch.no_grad()
+    def _joined(self, vectors: list[torch.Tensor]) -> torch.Tensor:
+        # Each member's vectors unit-normalised, so every member counts the same in a cosine similarity.
+        return torch.cat([nn.functional.normalize(v.float(), dim=1) for v in vectors], dim=1)
+
+    def item_embeddings(self) -> torch.Tensor:
+        return self._joined([m.item_embeddings() for m in self.members])
+
+    def user_embeddings(self) -> torch.Tensor:
+        return self._joined([m.user_embeddings() for m in self.members])
