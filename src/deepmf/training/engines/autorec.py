@@ -76,11 +76,17 @@ class AutoRecEngine:
         self.l2 = config.l2
         self.optimizer = torch.optim.Rprop(model.parameters(), lr=config.lr)
 
-    @torch.no_grad()
     def train_epoch(self, epoch: int) -> float:
         """One full-batch Rprop step; returns the training RMSE before the step."""
+        self.model.train()
+        error = self.compute_gradients()
+        self.optimizer.step()
+        return math.sqrt(float(error.double().pow(2).sum()) / max(len(self.ratings), 1))
+
+    @torch.no_grad()
+    def compute_gradients(self) -> torch.Tensor:
+        """Set each parameter's ``.grad`` to the full-batch gradient of the loss; return errors r' - r."""
         model = self.model
-        model.train()
         bag = torch.nn.functional.embedding_bag
         weight, decoder = model.encoder.weight, model.decoder.weight
         codes = model.encode()
@@ -106,8 +112,7 @@ class AutoRecEngine:
                                             per_sample_weights=error[self.user_order]) + self.l2 * decoder
         model.decoder_bias.grad = 2 * torch.bincount(self.users, weights=error, minlength=model.config.n_users
                                                      ).to(error.dtype)
-        self.optimizer.step()
-        return math.sqrt(float(error.double().pow(2).sum()) / max(len(self.ratings), 1))
+        return error
 
     def state_dict(self) -> dict[str, Any]:
         """Rprop's per-weight step sizes and previous gradients (exact resume)."""
