@@ -139,7 +139,7 @@ def test_config_file_sets_options_and_flags_override_it(run, ratings_csv: Path, 
 @pytest.mark.parametrize("kind, optimizer, learned", [("noise", "adam", False), ("lowrank", "sgd", False),
                                                      ("lowrank", "adam", True)])
 def test_synthetic_reproduces_tutorial_000(run, kind: str, optimizer: str, learned: bool) -> None:
-    code, out, _ = run("synthetic", "--kind", kind, "--optimizer", optimizer, "--json")
+    code, out, _ = run("synthetic", "--kind", kind, "--optimizer", optimizer, "--threads", "1", "--json")
     assert code == 0
     payload = json.loads(out)
     assert payload["learned"] is learned and len(payload["history"]) == 5

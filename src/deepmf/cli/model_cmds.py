@@ -235,6 +235,7 @@ def synthetic(
     optimizer: Annotated[str, typer.Option("--optimizer", help="sgd or adam.")] = "adam",
     epochs: Annotated[int, typer.Option("--epochs", help="Epochs (the tutorial ran 5).")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the data and the training.")] = 0,
+    threads: Annotated[int | None, _option("--threads", help="CPU threads (default: all cores).")] = None,
     quiet: Annotated[bool, _option("--quiet", help="No progress bar.")] = False,
     json: JsonOpt = False,
 ) -> None:
@@ -251,7 +252,8 @@ def synthetic(
     train_part = data.subset(np.arange(SYNTHETIC_TRAIN))
     valid = data.subset(np.arange(SYNTHETIC_TRAIN, len(data)))
     config = TrainConfig(optimizer=optimizer, lr=SYNTHETIC_LR[optimizer], momentum=0.0, epochs=epochs,
-                         batch_size=1000 if kind == "noise" else 100, seed=seed, engine="torch")
+                         batch_size=1000 if kind == "noise" else 100, seed=seed, engine="torch",
+                         threads=threads)
     trained = train_model(model, data, train_part, valid, SYNTHETIC_MODELS[model], config,
                           progress=not (quiet or json))
     history = trained.result.history
