@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepmf.models.bilinear import BilinearModel
+from deepmf.models.bilinear import BilinearModel, csr_bags
 from deepmf.models.layers import ModelConfig, check_positive
 
 if TYPE_CHECKING:
@@ -83,18 +83,25 @@ class AutoRec(BilinearModel):
             self.rating_users.copy_(torch.from_numpy(data.users[order].astype(np.int64)))
             self.rating_values.copy_(torch.from_numpy(data.ratings[order].astype(np.float32)))
 
-    def encode(self) -> torch.Tensor:
-        """Codes of every item, (n_items, hidden): all W r_i as one rating-weighted embedding bag."""
-        weighted_sum = nn.functional.embedding_bag(self.rating_users, self.encoder.weight, self.item_ptr[:-1],
-                                                   mode="sum", per_sample_weights=self.rating_values)
+    def encode(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """Codes h_i of ``items`` (all when None), (B, hidden): W r_i as one rating-weighted embedding bag."""
+        if items is None:
+            users, values, offsets = self.rating_users, self.rating_values, self.item_ptr[:-1]
+        else:
+            positions, offsets = csr_bags(self.item_ptr, items)
+            users, values = self.rating_users[positions], self.rating_values[positions]
+        weighted_sum = nn.functional.embedding_bag(users, self.encoder.weight, offsets, mode="sum",
+                                                   per_sample_weights=values)
         return torch.sigmoid(weighted_sum + self.encoder_bias)
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
         return self.decoder(users)
 
     def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
-        codes = self.cached("codes", self.encode, self.encoder.weight, self.encoder_bias, self.rating_values)
-        return codes if items is None else codes[items]
+        if items is None:
+            return self.encode()
+        distinct, inverse = torch.unique(items, return_inverse=True)
+        return self.encode(distinct)[inverse]
 
     def offsets(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         zero = self.decoder_bias.new_zeros(())

@@ -9,11 +9,22 @@ terms.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from deepmf.models.base import RatingModel
+
+
+def csr_bags(ptr: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions and bag offsets that select CSR ``rows`` (row r spans ``ptr[r]:ptr[r+1]``) for a bag.
+
+    Returns:
+        (positions into the CSR's column/value arrays, row after row; start of each row's bag in positions).
+    """
+    starts = ptr[rows]
+    lengths = ptr[rows + 1] - starts
+    offsets = torch.cumsum(lengths, 0) - lengths
+    shift = torch.repeat_interleave(starts - offsets, lengths)
+    return torch.arange(len(shift), device=ptr.device) + shift, offsets
 
 
 class BilinearModel(RatingModel):
@@ -30,21 +41,6 @@ class BilinearModel(RatingModel):
     def offsets(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # pragma: no cover - abstract
         """(global offset as a 0-d tensor, user offsets (n_users,), item offsets (n_items,))."""
         raise NotImplementedError
-
-    def cached(self, name: str, compute: Callable[[], torch.Tensor], *inputs: torch.Tensor) -> torch.Tensor:
-        """``compute()``, reused in eval mode until one of ``inputs`` changes.
-
-        Training, ``load_state_dict`` and in-place edits all bump a tensor's version counter, so the version
-        and storage of each input identify the cached value; with gradients on it is always recomputed.
-        """
-        if self.training or torch.is_grad_enabled():
-            return compute()
-        key = tuple((t._version, t.data_ptr()) for t in inputs)
-        store: dict[str, tuple[tuple[tuple[int, int], ...], torch.Tensor]]
-        store = self.__dict__.setdefault("_cache", {})
-        if name not in store or store[name][0] != key:
-            store[name] = (key, compute())
-        return store[name][1]
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         global_offset, user_offset, item_offset = self.offsets()

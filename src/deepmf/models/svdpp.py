@@ -3,8 +3,8 @@
 ``predict(u, i) = mu + b_u + b_i + <p_u + |N(u)|^-1/2 sum_{j in N(u)} y_j, q_i>`` with N(u) the items u rated
 in training. The parameters carry the biased-MF names (``user_factors``, ``item_factors``, ``user_bias``,
 ``item_bias``, ``global_bias``) plus ``implicit_factors`` (the y_j), and N(u) is stored as a CSR of buffers
-filled from the training ratings, so a saved model is complete. The effective user vectors are one
-embedding bag over all users, cached in eval mode, so ranking every item is one matrix product.
+filled from the training ratings, so a saved model is complete. The effective vectors of a batch of users
+are one embedding bag over their rows of that CSR, so ranking every item is one matrix product.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from deepmf.errors import ConfigError
-from deepmf.models.bilinear import BilinearModel
+from deepmf.models.bilinear import BilinearModel, csr_bags
 from deepmf.models.layers import ModelConfig, check_positive
 
 if TYPE_CHECKING:
@@ -90,16 +90,19 @@ class SVDpp(BilinearModel):
         counts = (self.user_ptr[1:] - self.user_ptr[:-1]).to(self.implicit_factors.weight.dtype)
         return torch.where(counts > 0, counts.clamp(min=1).rsqrt(), torch.zeros_like(counts))
 
-    def effective_user_factors(self) -> torch.Tensor:
-        """p_u + |N(u)|^-1/2 sum_{j in N(u)} y_j for every user, (n_users, factors)."""
-        implicit = nn.functional.embedding_bag(self.user_items, self.implicit_factors.weight,
-                                               self.user_ptr[:-1], mode="sum")
-        return self.user_factors.weight + self.implicit_scale().unsqueeze(1) * implicit
+    def effective_user_factors(self, users: torch.Tensor | None = None) -> torch.Tensor:
+        """p_u + |N(u)|^-1/2 sum_{j in N(u)} y_j for ``users`` (all users when None), (B, factors)."""
+        if users is None:
+            users = torch.arange(self.config.n_users, device=self.user_ptr.device)
+        positions, offsets = csr_bags(self.user_ptr, users)
+        implicit = nn.functional.embedding_bag(self.user_items[positions], self.implicit_factors.weight,
+                                               offsets, mode="sum")
+        return self.user_factors(users) + self.implicit_scale()[users].unsqueeze(1) * implicit
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
-        every = self.cached("users", self.effective_user_factors, self.user_factors.weight,
-                            self.implicit_factors.weight, self.user_items)
-        return every[users]
+        # Each distinct user's implicit sum once, however often the batch repeats him.
+        distinct, inverse = torch.unique(users, return_inverse=True)
+        return self.effective_user_factors(distinct)[inverse]
 
     def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
         return self.item_factors.weight if items is None else self.item_factors(items)
