@@ -1,3 +1,261 @@
-"""Placeholder: commands are registered here by their owner."""
+"""Data commands: ``datasets``, ``info``, ``download``; plus the shared "DATA + loader flags" options.
 
-from deepmf.cli.app import app  # noqa: F401
+Other command modules reuse the loader flags by annotating their parameters with the aliases below and calling
+``load_data_from_options``::
+
+    @app.command()
+    def train(data: DataArg, dir: DirOpt = None, user_col: UserColOpt = None, item_col: ItemColOpt = None,
+              rating_col: RatingColOpt = None, time_col: TimeColOpt = None, sep: SepOpt = None,
+              duplicates: DuplicatesOpt = "error") -> None:
+        ratings = load_data_from_options(data, dir, user_col, item_col, rating_col, time_col, sep, duplicates)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.table import Table
+
+from deepmf.cli.app import app
+from deepmf.cli.common import console, err_console, print_json
+from deepmf.data.ratings import Ratings
+
+DataArg = Annotated[
+    str,
+    typer.Argument(
+        help="Edition name (ml-100k, ml-latest-small, ...), a MovieLens folder, or a ratings file "
+        "(CSV/TSV/parquet).",
+        show_default=False,
+    ),
+]
+DirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--dir",
+        help="Data folder holding the editions (default: $DEEPMF_DATA, else the user cache).",
+        show_default=False,
+    ),
+]
+UserColOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--user-col",
+        help="User id column of your file (name, or 0-based position without a header).",
+        show_default=False,
+    ),
+]
+ItemColOpt = Annotated[
+    str | None, typer.Option("--item-col", help="Item id column of your file.", show_default=False)
+]
+RatingColOpt = Annotated[
+    str | None, typer.Option("--rating-col", help="Rating column of your file.", show_default=False)
+]
+TimeColOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--time-col", help="Timestamp column of your file (unix seconds or dates).", show_default=False
+    ),
+]
+SepOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--sep", help="Field separator of your file (default: sniffed; '\\t' for tab).", show_default=False
+    ),
+]
+DuplicatesOpt = Annotated[
+    str,
+    typer.Option(
+        "--duplicates", help="Duplicate (user, item) ratings: error, last (keep the last) or mean (average)."
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+
+
+def load_data_from_options(
+    data: str,
+    dir: Path | None = None,
+    user_col: str | None = None,
+    item_col: str | None = None,
+    rating_col: str | None = None,
+    time_col: str | None = None,
+    sep: str | None = None,
+    duplicates: str = "error",
+) -> Ratings:
+    """Load DATA with the shared loader flags (see ``deepmf.data.load``); errors propagate as DeepMFError."""
+    from deepmf.data import load
+
+    return load(
+        data,
+        data_dir=dir,
+        user_col=user_col,
+        item_col=item_col,
+        rating_col=rating_col,
+        time_col=time_col,
+        sep=sep,
+        duplicates=duplicates,
+    )
+
+
+def _count(value: int | None) -> str:
+    return "varies" if value is None else f"{value:,}"
+
+
+@app.command()
+def datasets(dir: DirOpt = None, json: JsonOpt = False) -> None:
+    """List every known MovieLens edition: size, official URL, and whether it is in the data folder."""
+    from deepmf.data.loading import data_dir, edition_path, is_present
+    from deepmf.data.movielens import EDITIONS
+
+    rows = [
+        {
+            "name": e.name,
+            "n_ratings": e.n_ratings,
+            "n_users": e.n_users,
+            "n_items": e.n_items,
+            "scale": e.scale.to_dict(),
+            "url": e.url,
+            "checksum": "sha256" if e.sha256 else ("md5" if e.md5 else None),
+            "present": is_present(e.name, dir),
+            "path": str(edition_path(e.name, dir)),
+            "description": e.description,
+        }
+        for e in EDITIONS.values()
+    ]
+    if json:
+        print_json({"data_dir": str(data_dir(dir)), "datasets": rows})
+        return
+    table = Table(title=f"MovieLens editions (data folder: {data_dir(dir)})")
+    for column, justify in (
+        ("name", "left"),
+        ("ratings", "right"),
+        ("users", "right"),
+        ("items", "right"),
+        ("present", "center"),
+        ("url", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(
+            row["name"],
+            _count(row["n_ratings"]),
+            _count(row["n_users"]),
+            _count(row["n_items"]),
+            "yes" if row["present"] else "-",
+            row["url"],
+        )
+    console.print(table)
+
+
+@app.command()
+def info(
+    data: DataArg,
+    dir: DirOpt = None,
+    user_col: UserColOpt = None,
+    item_col: ItemColOpt = None,
+    rating_col: RatingColOpt = None,
+    time_col: TimeColOpt = None,
+    sep: SepOpt = None,
+    duplicates: DuplicatesOpt = "error",
+    json: JsonOpt = False,
+) -> None:
+    """Describe a data set: sizes, rating scale, density, date range, side tables."""
+    from deepmf.data.describe import describe
+
+    summary = describe(
+        load_data_from_options(data, dir, user_col, item_col, rating_col, time_col, sep, duplicates)
+    )
+    if json:
+        print_json(summary)
+        return
+    table = Table(title=f"{summary['name']}", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    side = summary["side_tables"]
+    genres = f"{side['genres']} genres" if side["genres"] else "no genres"
+    per_user, per_item = summary["ratings_per_user"], summary["ratings_per_item"]
+    rows = [
+        ("edition", summary["edition"] or "(your file)"),
+        ("path", summary["path"] or ""),
+        ("ratings", f"{summary['n_ratings']:,}"),
+        ("users", f"{summary['n_users']:,}"),
+        ("items", f"{summary['n_items']:,}"),
+        (
+            "rating scale",
+            f"{summary['scale']['min']:g} .. {summary['scale']['max']:g} by "
+            f"{summary['scale']['step']:g} (observed {summary['rating_min']:g} .. "
+            f"{summary['rating_max']:g}, mean {summary['rating_mean']:.3f})",
+        ),
+        ("density", f"{summary['density']:.4%}"),
+        ("ratings per user", f"min {per_user['min']}, median {per_user['median']:g}, max {per_user['max']}"),
+        ("ratings per item", f"min {per_item['min']}, median {per_item['median']:g}, max {per_item['max']}"),
+        ("dates", f"{summary['date_first']} .. {summary['date_last']}" if summary["date_first"] else "-"),
+        (
+            "side tables",
+            ", ".join(
+                [
+                    *(["titles"] if side["item_titles"] else []),
+                    genres,
+                    *(["user demographics"] if side["user_demographics"] else []),
+                ]
+            ),
+        ),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+
+
+@app.command()
+def download(
+    name: Annotated[
+        str, typer.Argument(help="Edition to download (see `deepmf datasets`).", show_default=False)
+    ],
+    dir: DirOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Download again even if present.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Download an official MovieLens zip, verify its checksum, and extract it safely into the data folder."""
+    from deepmf.data.download import download as fetch
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err_console,
+        transient=True,
+        disable=json,
+    ) as bar:
+        task = bar.add_task(f"{name}", total=None)
+        result = fetch(
+            name, dir, force=force, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    if result.verified == "unverified":
+        err_console.print(
+            f"warning: no checksum is known for {name}; the archive is unverified",
+            style="yellow",
+            markup=False,
+        )
+    if json:
+        print_json(
+            {
+                "name": result.name,
+                "path": str(result.path),
+                "url": result.url,
+                "verified": result.verified,
+                "bytes": result.n_bytes,
+                "already_present": result.already_present,
+            }
+        )
+        return
+    if result.already_present:
+        console.print(f"{name} is already in {result.path} (use --force to download again)", markup=False)
+    else:
+        console.print(
+            f"{name}: {result.n_bytes:,} bytes from {result.url}, checksum {result.verified}, "
+            f"extracted to {result.path}",
+            markup=False,
+        )

@@ -174,22 +174,32 @@ def read_table(path: Path, fmt: TextFormat, column_types: dict[str, pa.DataType]
     if path.stat().st_size == 0:
         raise DataError(f"{path}: empty file")
     source: str | pa.BufferReader = str(path)
-    sep, encoding = fmt.sep, fmt.encoding
-    if encoding == "auto" or len(sep) > 1:
+    sep = fmt.sep
+    if fmt.encoding.lower().replace("-", "") != "utf8" or len(sep) > 1:
         data = path.read_bytes()
-        if encoding == "auto":
+        # Transcode here rather than with pyarrow's ``encoding`` option: that one runs a Python codec on
+        # pyarrow's reader threads, which intermittently aborts the interpreter at exit.
+        if fmt.encoding == "auto":
             try:
                 data.decode("utf-8")
             except UnicodeDecodeError:
                 data = data.decode("latin-1").encode("utf-8")
-            encoding = "utf-8"
+        elif fmt.encoding.lower().replace("-", "") != "utf8":
+            try:
+                data = data.decode(fmt.encoding).encode("utf-8")
+            except (UnicodeDecodeError, LookupError) as exc:
+                raise DataError(f"{path}: cannot decode as {fmt.encoding} ({exc})") from None
         if len(sep) > 1:
             # pyarrow's delimiter is one byte: rewrite the multi-byte separator in memory (one C-speed pass).
-            data = data.replace(sep.encode(encoding), _MULTI_SEP_STANDIN.encode(encoding))
+            data = data.replace(sep.encode(), _MULTI_SEP_STANDIN.encode())
             sep = _MULTI_SEP_STANDIN
-        source = pa.BufferReader(data)
+        # Hand pyarrow a buffer it owns: reading threads that hold a Python ``bytes`` object can abort the
+        # interpreter at exit when torch is loaded (seen with pyarrow 26 + torch 2.13).
+        sink = pa.BufferOutputStream()
+        sink.write(data)
+        del data
+        source = pa.BufferReader(sink.getvalue())
     read_options = pacsv.ReadOptions(
-        encoding=encoding,
         column_names=None if fmt.header else (list(fmt.names) if fmt.names else None),
         autogenerate_column_names=not fmt.header and not fmt.names,
     )
