@@ -19,6 +19,8 @@ SPECS = {
     "neumf": ModelSpec("neumf", {"factors": 8, "layers": [16]}, FAST_TORCH),
     "bayes": ModelSpec("bayes", {}, {"epochs": 40}),
     "autorec": ModelSpec("autorec", {}, {"epochs": 60}),
+    "blend": ModelSpec("blend", {"members": "mf,bayes", "member_options": {"mf": {"factors": 8}},
+                                 "member_train": {"bayes": {"epochs": 40}}}),
 }
 
 
