@@ -36,7 +36,7 @@ def version() -> None:
 
 def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
-    from deepmf.cli import data_cmds, model_cmds, recommend_cmds  # noqa: F401
+    from deepmf.cli import accuracy_cmds, data_cmds, model_cmds, recommend_cmds  # noqa: F401
 
 
 def main() -> None:

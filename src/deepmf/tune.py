@@ -1,0 +1,159 @@
+"""Hyperparameter search with Optuna, on validation ratings carved from the training part of each split.
+
+``tune(data, splits, model, trials)`` samples model and training options from the model's search space,
+trains on each split's training part minus a validation carve, and scores the trial by the mean validation
+RMSE over the splits (each run's best epoch, as early stopping would keep). Test ratings are never read: a
+split's test part is not even looked at. The best trial becomes a run config
+``{"model": ..., "model_options": {...}, "train_options": {...}}`` that ``deepmf train --config`` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from deepmf.data.ratings import Ratings
+from deepmf.data.splits import Split, validation_split
+from deepmf.errors import ConfigError
+from deepmf.fsutil import atomic_write_text
+
+Options = tuple[dict[str, Any], dict[str, Any]]
+
+
+def _mf(trial: optuna.Trial) -> Options:
+    return ({"factors": trial.suggest_int("factors", 8, 256, log=True)},
+            {"lr": trial.suggest_float("lr", 1e-3, 5e-2, log=True),
+             "l2": trial.suggest_float("l2", 1e-3, 0.3, log=True)})
+
+
+def _deep(trial: optuna.Trial) -> Options:
+    width = trial.suggest_categorical("width", [32, 64, 128])
+    depth = trial.suggest_int("depth", 1, 3)
+    return ({"factors": trial.suggest_int("factors", 8, 128, log=True), "layers": [width] * depth,
+             "dropout": trial.suggest_float("dropout", 0.0, 0.5)},
+            {"lr": trial.suggest_float("lr", 1e-4, 3e-2, log=True),
+             "l2": trial.suggest_float("l2", 1e-3, 1.0, log=True)})
+
+
+def _svdpp(trial: optuna.Trial) -> Options:
+    return ({"factors": trial.suggest_int("factors", 10, 200, log=True)},
+            {"lr": trial.suggest_float("lr", 5e-4, 2e-2, log=True),
+             "l2": trial.suggest_float("l2", 5e-3, 0.3, log=True)})
+
+
+def _bayes(trial: optuna.Trial) -> Options:
+    # Priors are sampled: only the shape of the model is searched, not any regularization.
+    return ({"rank": trial.suggest_int("rank", 4, 32, log=True),
+             "implicit_user": trial.suggest_categorical("implicit_user", [True, False]),
+             "implicit_item": trial.suggest_categorical("implicit_item", [True, False])}, {})
+
+
+def _autorec(trial: optuna.Trial) -> Options:
+    return ({"hidden": trial.suggest_int("hidden", 100, 1000, log=True)},
+            {"lr": trial.suggest_float("lr", 1e-3, 5e-2, log=True),
+             "l2": trial.suggest_float("l2", 1.0, 1000.0, log=True)})
+
+
+SEARCH_SPACES: dict[str, Callable[[optuna.Trial], Options]] = {
+    "mf": _mf, "deepmf": _deep, "neumf": _deep, "svdpp": _svdpp, "bayes": _bayes, "autorec": _autorec,
+}
+
+
+@dataclass
+class TuneResult:
+    """The outcome of a search.
+
+    Attributes:
+        model: registry name.
+        best_rmse: mean validation RMSE of the best trial.
+        model_options: the best trial's model options.
+        train_options: the best trial's training options (over the model's defaults).
+        trials: every trial: number, validation RMSE, options.
+        n_valid: validation ratings per split.
+    """
+
+    model: str
+    best_rmse: float
+    model_options: dict[str, Any]
+    train_options: dict[str, Any]
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    n_valid: list[int] = field(default_factory=list)
+
+    def run_config(self) -> dict[str, Any]:
+        """The best configuration in the ``--config`` file format."""
+        return {"model": self.model, "model_options": self.model_options, "train_options": self.train_options}
+
+    def write(self, path: str | os.PathLike[str]) -> None:
+        """Write ``run_config()`` as JSON, atomically."""
+        atomic_write_text(path, json.dumps(self.run_config(), indent=2) + "\n")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.run_config(), "best_rmse": self.best_rmse, "n_valid": self.n_valid,
+                "trials": self.trials}
+
+
+def tune(data: Ratings, splits: list[Split], model: str, trials: int, *, valid_fraction: float = 0.1,
+         seed: int = 0, fixed_train: dict[str, Any] | None = None,
+         on_trial: Callable[[dict[str, Any]], None] | None = None) -> TuneResult:
+    """Search ``model``'s options by Optuna's TPE sampler; see the module docstring.
+
+    Args:
+        data: the full data set (id maps shared by the splits).
+        splits: the splits whose training parts are searched on (their test parts are never read).
+        model: registry name of a model with a search space (see ``SEARCH_SPACES``).
+        trials: number of trials.
+        valid_fraction: share of each training part carved off as validation.
+        seed: seeds the sampler, the carves and every training run.
+        fixed_train: training options applied to every trial on top of the sampled ones (e.g. threads).
+        on_trial: called with each finished trial's record (for progress output).
+
+    Raises:
+        ConfigError: unknown or untunable model, trials < 1, a bad fraction, or no splits.
+    """
+    from deepmf.experiment import train_config_for
+    from deepmf.training.fit import train_model
+
+    if model not in SEARCH_SPACES:
+        raise ConfigError(f"no search space for model {model!r}: "
+                          f"tune one of {', '.join(sorted(SEARCH_SPACES))}")
+    if trials < 1:
+        raise ConfigError(f"trials must be >= 1, got {trials}")
+    if not 0 < valid_fraction < 1:
+        raise ConfigError(f"validation fraction must be in (0, 1), got {valid_fraction}")
+    if not splits:
+        raise ConfigError("tune needs at least one split")
+    carves = [validation_split(split.train, valid_fraction, seed=seed) for split in splits]
+    space = SEARCH_SPACES[model]
+    records: list[dict[str, Any]] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        model_options, train_options = space(trial)
+        train_options = {**train_options, **(fixed_train or {}), "seed": seed}
+        config = train_config_for(model, train_options)
+        scores = []
+        for fit_part, valid in carves:
+            result = train_model(model, data, fit_part, valid, model_options, config, progress=False).result
+            val = [r.val_rmse for r in result.history if r.val_rmse is not None]
+            scores.append(min(val, default=math.inf))
+        score = float(sum(scores) / len(scores))
+        trial.set_user_attr("model_options", model_options)
+        trial.set_user_attr("train_options", train_options)
+        record = {"trial": trial.number, "val_rmse": score, "model_options": model_options,
+                  "train_options": train_options}
+        records.append(record)
+        if on_trial is not None:
+            on_trial(record)
+        return score
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(objective, n_trials=trials)
+    best = study.best_trial
+    return TuneResult(model, float(best.value), dict(best.user_attrs["model_options"]),
+                      dict(best.user_attrs["train_options"]), records, [len(v) for _, v in carves])

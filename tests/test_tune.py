@@ -1,0 +1,86 @@
+"""``tune`` and ``deepmf tune``: the search scores trials on validation carved from training parts only, and
+writes a config that ``deepmf train --config`` reads."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepmf.cli.app import _register, app
+from deepmf.cli.common import run_app
+from deepmf.data.splits import make_split, random_split
+from deepmf.errors import ConfigError
+from deepmf.experiment import RunConfig
+from deepmf.testing.conformance import conformance_data
+from deepmf.tune import tune
+
+ONE_THREAD = {"threads": 1, "epochs": 8}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return conformance_data()
+
+
+def test_best_trial_is_the_lowest_validation_rmse_and_round_trips(data, tmp_path: Path) -> None:
+    split = random_split(data, 0.2, seed=0)
+    result = tune(data, [split], "mf", 3, fixed_train=ONE_THREAD)
+    assert len(result.trials) == 3
+    assert result.best_rmse == min(t["val_rmse"] for t in result.trials)
+    assert 8 <= result.model_options["factors"] <= 256
+    assert result.n_valid == [round(0.1 * len(split.train))]
+    path = tmp_path / "best.json"
+    result.write(path)
+    config = RunConfig.read(path)
+    assert (config.model, config.model_options, config.train_options) == (
+        "mf", result.model_options, result.train_options)
+
+
+def test_test_ratings_are_never_read(data) -> None:
+    split = random_split(data, 0.2, seed=0)
+    blind = make_split(split.train, split.test.with_ratings(np.full(len(split.test), np.nan)), split.name)
+    seen, unseen = (tune(data, [s], "svdpp", 2, fixed_train=ONE_THREAD) for s in (split, blind))
+    assert np.isfinite(seen.best_rmse)
+    assert [t["val_rmse"] for t in seen.trials] == [t["val_rmse"] for t in unseen.trials]
+
+
+def test_refuses_what_it_cannot_search(data) -> None:
+    split = random_split(data, 0.2, seed=0)
+    with pytest.raises(ConfigError, match="search space"):
+        tune(data, [split], "blend", 1)
+    with pytest.raises(ConfigError, match="trials"):
+        tune(data, [split], "mf", 0)
+    with pytest.raises(ConfigError, match="split"):
+        tune(data, [], "mf", 1)
+
+
+def test_cli_writes_a_config_for_train(data, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "ratings.csv"
+    data.to_frame().to_csv(source, index=False)
+    out = tmp_path / "best.json"
+
+    def invoke(*argv: object) -> tuple[int, str, str]:
+        _register()
+        monkeypatch.setattr(sys, "argv", ["deepmf", *map(str, argv)])
+        try:
+            code = run_app(app)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    code, stdout, _ = invoke("tune", source, "--model", "autorec", "--trials", "2", "--threads", "1",
+                             "--out", out, "--json")
+    assert code == 0
+    summary = json.loads(stdout)
+    assert summary["model"] == "autorec" and len(summary["trials"]) == 2
+    assert json.loads(out.read_text()) == {k: summary[k] for k in ("model", "model_options", "train_options")}
+    code, stdout, _ = invoke("train", source, "--config", out, "--epochs", "3", "--quiet", "--json")
+    assert code == 0 and json.loads(stdout)["model"] == "autorec"
+    code, _, err = invoke("tune", source, "--model", "blend", "--trials", "1")
+    assert code == 2 and "search space" in err
