@@ -258,6 +258,12 @@ class RawRatings:
             return f"{self.path}:{_line_of_row(self.path, row, self.header, self.encoding)}"
         return f"{self.path}: row {row + 1}"
 
+    def position(self, row: int) -> str:
+        """``line N`` (text) or ``row N`` (parquet) of a 0-based data row."""
+        if self.is_text:
+            return f"line {_line_of_row(self.path, row, self.header, self.encoding)}"
+        return f"row {row + 1}"
+
     def take(self, index: np.ndarray) -> RawRatings:
         ts = None if self.timestamps is None else self.timestamps[index]
         return RawRatings(
@@ -296,7 +302,8 @@ def _rating_column(column: pa.ChunkedArray, where) -> np.ndarray:
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             is_null = column.null_count and bool(column.is_null().to_numpy(zero_copy_only=False)[row])
-            raise DataError(f"{where(row)}: {'empty' if is_null else 'non-finite'} rating")
+            problem = "missing rating (empty or NaN)" if is_null else "infinite rating"
+            raise DataError(f"{where(row)}: {problem}")
         return values.astype(np.float32)
     text = pd.Series(column.to_numpy(zero_copy_only=False), dtype=object)
     numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
@@ -304,7 +311,7 @@ def _rating_column(column: pa.ChunkedArray, where) -> np.ndarray:
     row = int(np.flatnonzero(bad)[0])
     value = text.iloc[row]
     if value is None or str(value).strip() == "":
-        raise DataError(f"{where(row)}: empty rating")
+        raise DataError(f"{where(row)}: missing rating (empty or NaN)")
     raise DataError(f"{where(row)}: rating {str(value)!r} is not a number")
 
 
@@ -406,9 +413,8 @@ def resolve_duplicates(
         second = int(np.flatnonzero(dup)[0])
         first = int(np.flatnonzero(key == key[second])[0])
         raise DataError(
-            f"{raw.where(second)}: duplicate rating of user {raw.users[second]!r} for item "
-            f"{raw.items[second]!r} (first at line {raw.where(first).rsplit(':', 1)[-1]}); "
-            "choose --duplicates last or mean"
+            f"{raw.where(second)}: duplicate rating of user {_show(raw.users[second])} for item "
+            f"{_show(raw.items[second])} (first at {raw.position(first)}); choose --duplicates last or mean"
         )
     if policy == "last":
         keep = np.flatnonzero(~pd.Index(key).duplicated(keep="last"))
@@ -467,11 +473,16 @@ def ratings_from_raw(
     return Ratings(users, items, raw.ratings, user_ids, item_ids, scale, timestamps=raw.timestamps, name=name)
 
 
+def _show(raw_id: object) -> str:
+    """A raw id for messages: numbers bare, strings quoted."""
+    return str(int(raw_id)) if isinstance(raw_id, (int, np.integer)) else repr(str(raw_id))
+
+
 def _code_known(id_map: IdMap, values: np.ndarray, raw: RawRatings, what: str) -> np.ndarray:
     codes = id_map.indices(values, missing="none")
     if (codes < 0).any():
         row = int(np.flatnonzero(codes < 0)[0])
-        raise DataError(f"{raw.where(row)}: {what} id {values[row]!r} is not in the data set")
+        raise DataError(f"{raw.where(row)}: {what} id {_show(values[row])} is not in the data set")
     return codes
 
 
