@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
 from deepmf.data.ratings import Ratings, RatingScale
+from deepmf.errors import ConfigError
 from deepmf.models.layers import FastEmbedding
 from deepmf.models.registry import create_model
 from deepmf.training.config import TrainConfig
-from deepmf.training.engines.torch_engine import TorchEngine
+from deepmf.training.engines.torch_engine import TorchEngine, autocast_dtype, native_bf16
 
 
 @settings(max_examples=30, deadline=None)
@@ -44,12 +46,16 @@ def test_fast_embedding_without_grad_is_a_plain_lookup() -> None:
     torch.testing.assert_close(out, table.weight[[4, 0, 4]].detach())
 
 
-def test_torch_engine_fuses_dense_optimizers_and_they_match_unfused_steps() -> None:
+def _tiny_ratings(n: int = 300) -> Ratings:
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"user": rng.integers(0, 20, 300), "item": rng.integers(0, 30, 300),
-                          "rating": rng.integers(1, 6, 300).astype(np.float32)})
-    frame = frame.drop_duplicates(["user", "item"])
-    data = Ratings.from_frame(frame, scale=RatingScale(1.0, 5.0, 1.0))
+    frame = pd.DataFrame({"user": rng.integers(0, 20, n), "item": rng.integers(0, 30, n),
+                          "rating": rng.integers(1, 6, n).astype(np.float32)})
+    return Ratings.from_frame(frame.drop_duplicates(["user", "item"]), scale=RatingScale(1.0, 5.0, 1.0))
+
+
+def test_torch_engine_fuses_dense_optimizers_and_they_match_unfused_steps(monkeypatch) -> None:
+    monkeypatch.setenv("DEEPMF_PRECISION", "fp32")  # compare optimizers alone, in the reference's precision
+    data = _tiny_ratings()
     config = TrainConfig(optimizer="adam", lr=0.01, l2=0.05, batch_size=64, threads=1)
     torch.manual_seed(0)
     fused_model = create_model("deepmf", data, factors=4, layers=(8,), dropout=0.0)
@@ -71,3 +77,33 @@ def test_torch_engine_fuses_dense_optimizers_and_they_match_unfused_steps() -> N
         optimizer.step()
     for name, value in plain_model.state_dict().items():
         torch.testing.assert_close(fused_model.state_dict()[name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize(("setting", "model_name", "expected"), [
+    ("fp32", "deepmf", None),
+    ("auto", "mf", None),  # no Linear layer: nothing to gain
+])
+def test_precision_choice(monkeypatch, setting: str, model_name: str, expected) -> None:
+    monkeypatch.setenv("DEEPMF_PRECISION", setting)
+    model = create_model(model_name, _tiny_ratings(), factors=4)
+    assert autocast_dtype(model, torch.device("cpu")) is expected
+
+
+def test_precision_setting_is_checked(monkeypatch) -> None:
+    monkeypatch.setenv("DEEPMF_PRECISION", "fp8")
+    with pytest.raises(ConfigError, match="DEEPMF_PRECISION"):
+        autocast_dtype(create_model("deepmf", _tiny_ratings(), factors=4), torch.device("cpu"))
+
+
+@pytest.mark.skipif(not native_bf16(torch.device("cpu")), reason="this CPU has no native bfloat16")
+@pytest.mark.parametrize("head", ["regression", "classification"])
+def test_bf16_forward_trains_both_heads_and_keeps_float32_weights(monkeypatch, head: str) -> None:
+    monkeypatch.setenv("DEEPMF_PRECISION", "bf16")
+    data = _tiny_ratings()
+    model = create_model("deepmf", data, factors=4, layers=(8,), head=head)
+    engine = TorchEngine(model, data, TrainConfig(lr=0.01, batch_size=64, threads=1), torch.device("cpu"))
+    first = engine.train_epoch(1)
+    for epoch in range(2, 20):
+        last = engine.train_epoch(epoch)
+    assert engine.precision == "bf16" and last < first
+    assert all(p.dtype == torch.float32 for p in model.parameters())
