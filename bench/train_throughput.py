@@ -66,7 +66,10 @@ def main() -> None:
         config = train_config_for(model, {"threads": args.threads, "engine": engine, "device": "cpu"})
         trained = train_model(model, data, train, valid, options, config, progress=False)
         result = trained.result
-        shape = "K=32" + (", 64-64, dropout 0.2" if model == "deepmf" else "")
+        model_config = trained.model.config
+        shape = f"K={model_config.factors}"
+        if model == "deepmf":
+            shape += f", {'-'.join(map(str, model_config.layers))}, dropout {model_config.dropout}"
         settings = (f"defaults: {shape}, {config.optimizer} batch {config.batch_size}, l2 {config.l2}, "
                     f"{result.epochs_run} epochs (best {result.best_epoch})")
         rows.append([f"deepmf {engine} engine, defaults", model, settings,
