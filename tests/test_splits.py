@@ -1,0 +1,225 @@
+"""Splits: disjoint, complete, seeded (property tests); per-kind guarantees; cold start; parse_split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deepmf.data import load
+from deepmf.data.ratings import Ratings
+from deepmf.data.splits import (
+    Split,
+    drop_cold,
+    file_split,
+    kfold_splits,
+    make_split,
+    parse_split,
+    random_split,
+    temporal_split,
+    user_split,
+    user_temporal_split,
+    validation_split,
+)
+from deepmf.errors import ConfigError, DataError
+
+
+def _ratings(n_users: int, n_items: int, n: int, seed: int) -> Ratings:
+    rng = np.random.default_rng(seed)
+    cells = rng.choice(n_users * n_items, size=min(n, n_users * n_items), replace=False)
+    n = len(cells)
+    frame = pd.DataFrame(
+        {
+            "user": cells // n_items,
+            "item": cells % n_items,
+            "rating": rng.integers(1, 6, size=n).astype(float),
+            "ts": rng.integers(0, 50, size=n),
+        }
+    )
+    return Ratings.from_frame(frame, time_col="ts")
+
+
+def _keys(r: Ratings) -> np.ndarray:
+    return np.sort(r.users.astype(np.int64) * r.n_items + r.items)
+
+
+def _assert_partition(r: Ratings, split: Split) -> None:
+    assert split.train.user_ids is r.user_ids and split.test.item_ids is r.item_ids
+    assert len(np.intersect1d(_keys(split.train), _keys(split.test))) == 0
+    np.testing.assert_array_equal(np.sort(np.concatenate([_keys(split.train), _keys(split.test)])), _keys(r))
+
+
+data_sets = st.builds(
+    _ratings,
+    n_users=st.integers(2, 12),
+    n_items=st.integers(2, 12),
+    n=st.integers(4, 20),
+    seed=st.integers(0, 10_000),
+)
+fractions = st.floats(0.05, 0.95)
+seeds = st.integers(0, 2**31 - 1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(r=data_sets, fraction=fractions, seed=seeds)
+def test_single_splits_are_disjoint_complete_and_seeded(r: Ratings, fraction: float, seed: int) -> None:
+    makers = [
+        lambda s: random_split(r, fraction, s),
+        lambda s: user_split(r, test_fraction=fraction, seed=s),
+        lambda s: user_split(r, leave_k=2, seed=s),
+        lambda s: temporal_split(r, fraction),
+        lambda s: user_temporal_split(r, 1),
+    ]
+    for make in makers:
+        split = make(seed)
+        _assert_partition(r, split)
+        again = make(seed)
+        np.testing.assert_array_equal(split.test.users, again.test.users)
+        np.testing.assert_array_equal(split.test.items, again.test.items)
+
+
+@settings(max_examples=30, deadline=None)
+@given(r=data_sets, k=st.integers(2, 4), seed=seeds)
+def test_kfold_tests_partition_the_data(r: Ratings, k: int, seed: int) -> None:
+    folds = kfold_splits(r, k, seed)
+    assert len(folds) == k
+    for split in folds:
+        _assert_partition(r, split)
+    all_tests = np.sort(np.concatenate([_keys(s.test) for s in folds]))
+    np.testing.assert_array_equal(all_tests, _keys(r))
+    sizes = [len(s.test) for s in folds]
+    assert max(sizes) - min(sizes) <= 1
+
+
+@settings(max_examples=30, deadline=None)
+@given(r=data_sets, seed=seeds)
+def test_per_user_holdouts_keep_every_user_in_training(r: Ratings, seed: int) -> None:
+    for split in (
+        user_split(r, leave_k=2, seed=seed),
+        user_split(r, test_fraction=0.5, seed=seed),
+        user_temporal_split(r, 2),
+    ):
+        assert split.cold_users == 0
+        train_counts, test_counts = split.train.user_counts(), split.test.user_counts()
+        full = r.user_counts()
+        assert np.all(train_counts[full > 0] >= 1)
+        if split.name.endswith("2"):  # leave2 / last2: min(2, count - 1) held out per user
+            np.testing.assert_array_equal(test_counts, np.minimum(2, np.maximum(full - 1, 0)))
+
+
+@settings(max_examples=30, deadline=None)
+@given(r=data_sets, fraction=fractions)
+def test_temporal_splits_never_train_on_the_future(r: Ratings, fraction: float) -> None:
+    split = temporal_split(r, fraction)
+    assert split.train.timestamps.max() <= split.test.timestamps.min()
+    per_user = user_temporal_split(r, 1)
+    for u in np.unique(per_user.test.users):
+        assert (
+            per_user.test.timestamps[per_user.test.users == u].min()
+            >= per_user.train.timestamps[per_user.train.users == u].max()
+        )
+
+
+def test_cold_start_counts_by_hand() -> None:
+    frame = pd.DataFrame(
+        {
+            "user": ["a", "a", "b", "c", "c", "b"],
+            "item": [1, 2, 1, 1, 3, 4],
+            "rating": [1.0, 2.0, 3.0, 4.0, 5.0, 1.0],
+        }
+    )
+    r = Ratings.from_frame(frame)
+    test_mask = np.array([False, False, False, True, True, True])
+    # Train: users a, b; items 1, 2. Test: (c,1) cold user, (c,3) cold user+item, (b,4) cold item.
+    split = make_split(r.subset(~test_mask), r.subset(test_mask), "hand")
+    assert (split.cold_users, split.cold_items, split.cold_test_ratings) == (1, 2, 3)
+    warm = drop_cold(split)
+    assert len(warm.test) == 0 and (warm.cold_users, warm.cold_items, warm.cold_test_ratings) == (0, 0, 0)
+    assert warm.train is split.train
+
+
+def test_validation_carved_from_training_only() -> None:
+    r = _ratings(30, 30, 400, seed=3)
+    split = random_split(r, 0.2, seed=1)
+    fit, valid = validation_split(split.train, 0.1, seed=2)
+    assert len(fit) + len(valid) == len(split.train) and len(valid) == 32
+    assert len(np.intersect1d(_keys(valid), _keys(split.test))) == 0
+    assert set(_keys(valid)) <= set(_keys(split.train))
+    _, again_valid = validation_split(split.train, 0.1, seed=2)
+    np.testing.assert_array_equal(valid.users, again_valid.users)
+
+
+def test_canonical_splits(ml100k_dir: Path) -> None:
+    r = load(ml100k_dir)
+    (u1,) = parse_split("u1", r)
+    assert (len(u1.train), len(u1.test)) == (80_000, 20_000)
+    assert u1.cold_users == 0 and u1.cold_items == 32 and u1.cold_test_ratings == 32  # see REFERENCES.md
+    assert u1.train.item_ids is r.item_ids and u1.test.item_table is r.item_table
+    folds = parse_split("canonical", r)
+    assert [s.name for s in folds] == ["u1", "u2", "u3", "u4", "u5"]
+    tests = np.sort(np.concatenate([_keys(s.test) for s in folds]))
+    np.testing.assert_array_equal(tests, _keys(r))  # u1..u5 test parts partition u.data
+    (ua,) = parse_split("ua", r)
+    assert len(ua.test) == 943 * 10  # ua/ub: exactly 10 test ratings per user
+
+
+def test_canonical_split_needs_ml100k_files() -> None:
+    with pytest.raises(DataError, match=r"split u1 needs u1\.base and u1\.test"):
+        parse_split("u1", _ratings(5, 5, 10, seed=0))
+
+
+def test_parse_split_grammar() -> None:
+    r = _ratings(20, 20, 200, seed=5)
+    expected = {
+        "random:0.2": 40,
+        "user:0.25": None,
+        "user:leave3": None,
+        "time:0.1": 20,
+        "usertime:last2": None,
+    }
+    for spec, n_test in expected.items():
+        (split,) = parse_split(spec, r, seed=1)
+        assert split.name == spec
+        if n_test is not None:
+            assert len(split.test) == n_test
+    assert [s.name for s in parse_split("kfold:4", r)] == ["kfold:4#1", "kfold:4#2", "kfold:4#3", "kfold:4#4"]
+    for bad in (
+        "random:1.5",
+        "random:0",
+        "kfold:1",
+        "kfold:x",
+        "user:leave0",
+        "u6",
+        "nonsense",
+        "time:",
+        "usertime:first2",
+    ):
+        with pytest.raises(ConfigError):
+            parse_split(bad, r)
+
+
+def test_temporal_split_without_timestamps() -> None:
+    r = Ratings.from_frame(pd.DataFrame({"user": [1, 2, 3], "item": [1, 1, 2], "rating": [1.0, 2.0, 3.0]}))
+    with pytest.raises(DataError, match="needs timestamps"):
+        temporal_split(r, 0.5)
+    with pytest.raises(DataError, match="too few"):
+        random_split(r.subset(np.array([True, False, False])), 0.5)
+
+
+def test_file_split_builds_maps_on_the_union(tmp_path: Path) -> None:
+    train = tmp_path / "train.csv"
+    test = tmp_path / "test.csv"
+    train.write_text("user,item,rating\nu1,a,4\nu2,a,3\nu1,b,5\n")
+    test.write_text("user,item,rating\nu2,b,2\nu3,c,1\n")
+    split = file_split(train, test)
+    assert split.train.n_items == 3 and split.train.item_ids is split.test.item_ids
+    assert split.train.user_ids.to_list() == ["u1", "u2", "u3"]
+    assert (split.cold_users, split.cold_items, split.cold_test_ratings) == (1, 1, 1)
+    (same,) = parse_split(f"files:{train},{test}", split.train)
+    assert len(same.test) == 2
+    with pytest.raises(ConfigError, match="unknown option"):
+        file_split(train, test, seperator=",")
