@@ -26,8 +26,7 @@ from deepmf.data.ratings import Ratings
 DataArg = Annotated[
     str,
     typer.Argument(
-        help="Edition name (ml-100k, ml-latest-small, ...), a MovieLens folder, or a ratings file "
-        "(CSV/TSV/parquet).",
+        help="Edition name (ml-100k, ml-latest-small, ...), a MovieLens folder, or a ratings file (CSV/TSV/parquet).",
         show_default=False,
     ),
 ]
@@ -47,29 +46,21 @@ UserColOpt = Annotated[
         show_default=False,
     ),
 ]
-ItemColOpt = Annotated[
-    str | None, typer.Option("--item-col", help="Item id column of your file.", show_default=False)
-]
+ItemColOpt = Annotated[str | None, typer.Option("--item-col", help="Item id column of your file.", show_default=False)]
 RatingColOpt = Annotated[
     str | None, typer.Option("--rating-col", help="Rating column of your file.", show_default=False)
 ]
 TimeColOpt = Annotated[
     str | None,
-    typer.Option(
-        "--time-col", help="Timestamp column of your file (unix seconds or dates).", show_default=False
-    ),
+    typer.Option("--time-col", help="Timestamp column of your file (unix seconds or dates).", show_default=False),
 ]
 SepOpt = Annotated[
     str | None,
-    typer.Option(
-        "--sep", help="Field separator of your file (default: sniffed; '\\t' for tab).", show_default=False
-    ),
+    typer.Option("--sep", help="Field separator of your file (default: sniffed; '\\t' for tab).", show_default=False),
 ]
 DuplicatesOpt = Annotated[
     str,
-    typer.Option(
-        "--duplicates", help="Duplicate (user, item) ratings: error, last (keep the last) or mean (average)."
-    ),
+    typer.Option("--duplicates", help="Duplicate (user, item) ratings: error, last (keep the last) or mean (average)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 
@@ -164,9 +155,7 @@ def info(
     """Describe a data set: sizes, rating scale, density, date range, side tables."""
     from deepmf.data.describe import describe
 
-    summary = describe(
-        load_data_from_options(data, dir, user_col, item_col, rating_col, time_col, sep, duplicates)
-    )
+    summary = describe(load_data_from_options(data, dir, user_col, item_col, rating_col, time_col, sep, duplicates))
     if json:
         print_json(summary)
         return
@@ -210,16 +199,17 @@ def info(
 
 @app.command()
 def download(
-    name: Annotated[
-        str, typer.Argument(help="Edition to download (see `deepmf datasets`).", show_default=False)
-    ],
+    name: Annotated[str, typer.Argument(help="Edition to download (see `deepmf datasets`).", show_default=False)],
     dir: DirOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Download again even if present.")] = False,
     json: JsonOpt = False,
 ) -> None:
     """Download an official MovieLens zip, verify its checksum, and extract it safely into the data folder."""
     from deepmf.data.download import download as fetch
+    from deepmf.data.movielens import edition
 
+    edition(name)  # an unknown name fails here, before any progress output
+    # The bar goes to stderr, and only on a terminal: --json output and logs stay clean.
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -227,9 +217,9 @@ def download(
         TransferSpeedColumn(),
         console=err_console,
         transient=True,
-        disable=json,
+        disable=json or not err_console.is_terminal,
     ) as bar:
-        task = bar.add_task(f"{name}", total=None)
+        task = bar.add_task(name, total=None)
         result = fetch(
             name, dir, force=force, progress=lambda done, total: bar.update(task, completed=done, total=total)
         )
