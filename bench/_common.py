@@ -111,3 +111,53 @@ def run_child(args: Sequence[str], timeout: float | None = None) -> dict[str, An
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def fit_with_curve(model_name: str, train: Any, test: Any, model_options: dict[str, Any], config: Any,
+                   curve: bool = False) -> dict[str, Any]:
+    """Train a deepmf model through the Trainer (the library's own path) and time it.
+
+    Args:
+        model_name: registry name.
+        train: training Ratings; test: test Ratings (scored after every epoch when ``curve``).
+        model_options: model options; config: a TrainConfig.
+        curve: score the test part after every epoch (scoring time is not counted as training time).
+
+    Returns:
+        {"model", "engine", "seconds" (training passes only), "ratings_per_second", "test_rmse" (final),
+        "curve": [(epoch, cumulative training seconds, test RMSE)]}.
+    """
+    import torch
+
+    from deepmf.models.registry import create_model
+    from deepmf.training.trainer import Trainer, evaluate_rmse
+
+    scale = train.scale
+    test_tensors = test.to()
+    points: list[tuple[int, float, float]] = []
+    elapsed = 0.0
+
+    def score(model: Any) -> float:
+        return evaluate_rmse(model, test_tensors, scale.minimum, scale.maximum)
+
+    torch.manual_seed(config.seed)
+    model = create_model(model_name, train, **model_options)
+
+    def on_epoch(record: Any) -> None:
+        nonlocal elapsed
+        elapsed += len(train) / record.ratings_per_second
+        if curve:
+            points.append((record.epoch, elapsed, score(model)))
+
+    result = Trainer(config, progress=False, on_epoch=on_epoch).fit(model, train)
+    return {"model": model, "engine": result.engine, "seconds": elapsed,
+            "ratings_per_second": len(train) * result.epochs_run / elapsed, "test_rmse": score(model),
+            "curve": points}
+
+
+def first_reaching(curve: Sequence[tuple[int, float, float]], target: float) -> tuple[int, float] | None:
+    """(epoch, cumulative training seconds) of the first point of ``curve`` with test RMSE <= target."""
+    for epoch, seconds, rmse in curve:
+        if rmse <= target:
+            return epoch, seconds
+    return None
