@@ -91,7 +91,8 @@ def load_data_from_options(
 
 
 def _count(value: int | None) -> str:
-    return "varies" if value is None else f"{value:,}"
+    # None: not published (ml-32m's rated items) or changing between releases (ml-latest).
+    return "?" if value is None else f"{value:,}"
 
 
 @app.command()
