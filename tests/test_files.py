@@ -79,6 +79,8 @@ def test_latin1_file(tmp_path: Path) -> None:
     path = _write(tmp_path, "r.csv", "user;item;rating\nJosé;Café;4\n".encode("latin-1"))
     raw = read_user_file(path, encoding="latin-1")
     assert raw.users.tolist() == ["José"] and raw.items.tolist() == ["Café"]
+    r = load(path)  # not valid UTF-8: read again as latin-1 without being asked
+    assert r.user_ids.to_list() == ["José"] and r.item_ids.to_list() == ["Café"]
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -206,13 +206,17 @@ def read_table(path: Path, fmt: TextFormat, column_types: dict[str, pa.DataType]
     parse_options = pacsv.ParseOptions(delimiter=sep, quote_char='"' if fmt.quoted else False)
     convert_options = pacsv.ConvertOptions(column_types=column_types or {}, strings_can_be_null=True)
     try:
-        return pacsv.read_csv(
+        table = pacsv.read_csv(
             source, read_options=read_options, parse_options=parse_options, convert_options=convert_options
         )
     except pa.ArrowInvalid as exc:
         raise _explain_arrow_error(path, fmt, str(exc)) from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not valid {fmt.encoding} text") from None
+    if fmt.encoding == "utf-8" and any(pa.types.is_binary(t) for t in table.schema.types):
+        # pyarrow types text that is not valid UTF-8 as binary: read it again as latin-1, which every byte is.
+        return read_table(path, replace(fmt, encoding="auto"), column_types)
+    return table
 
 
 def _explain_arrow_error(path: Path, fmt: TextFormat, message: str) -> DataError:
