@@ -59,6 +59,21 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def rss_mib() -> tuple[float, float]:
+    """(current, peak since start or since ``reset_peak_rss``) resident set size in MiB, from /proc (Linux)."""
+    values = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024.0
+    return values["VmRSS"], values["VmHWM"]
+
+
+def reset_peak_rss() -> None:
+    """Start a new peak-RSS window (Linux: writing 5 to /proc/self/clear_refs resets VmHWM)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
 def load_average() -> float:
     """The 1-minute load average: the benchmark notes how busy the machine was."""
     return os.getloadavg()[0]

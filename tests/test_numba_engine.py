@@ -4,6 +4,7 @@ exact resume, accuracy on ML-100K u1, and a saved model that cannot tell which e
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
 
+from deepmf.cli.app import _register, app
+from deepmf.cli.common import run_app
 from deepmf.data import load
 from deepmf.data.ratings import Ratings, RatingScale
 from deepmf.data.splits import parse_split
@@ -216,3 +219,24 @@ def test_saved_model_does_not_depend_on_the_engine(u1, tmp_path) -> None:
     tensors = {e: load_file(str(folder / "model.safetensors")) for e, folder in folders.items()}
     assert {k: (v.dtype, v.shape) for k, v in tensors["numba"].items()} == {
         k: (v.dtype, v.shape) for k, v in tensors["torch"].items()}
+
+
+@pytest.mark.parametrize(("flags", "engine"), [((), "numba"), (("--engine", "torch"), "torch")])
+def test_train_command_reports_the_engine(tmp_path, capsys, monkeypatch, flags, engine) -> None:
+    data = _random_ratings(30, 40, 500, seed=4)
+    path = tmp_path / "ratings.csv"
+    data.to_frame().to_csv(path, index=False)
+    common = ["train", str(path), "--model", "mf", "--split", "random:0.2", "--factors", "4", "--epochs", "2",
+              "--threads", "1", "--quiet", *flags]
+    outputs = []
+    for extra in (["--json"], []):
+        _register()
+        monkeypatch.setattr(sys, "argv", ["deepmf", *common, *extra])
+        try:
+            code = run_app(app)
+        except SystemExit as exc:  # typer ends a successful command with SystemExit(0)
+            code = exc.code
+        assert code == 0
+        outputs.append(capsys.readouterr().out)
+    assert json.loads(outputs[0])["engine"] == engine
+    assert f"engine {engine}" in outputs[1]
