@@ -100,24 +100,31 @@ def test_effective_vectors_add_the_scaled_implicit_sums(lowrank) -> None:
 
 
 def test_model_prediction_is_the_average_of_the_kept_samples(lowrank) -> None:
-    model = BayesMF.from_data(lowrank, rank=2, samples=3)
+    model = BayesMF.from_data(lowrank, rank=2, samples=3, date=False)
     rng = np.random.default_rng(0)
     n_users, n_items = lowrank.n_users, lowrank.n_items
     draws = [(rng.normal(), rng.normal(size=n_users), rng.normal(size=n_items), rng.normal(size=(n_users, 2)),
               rng.normal(size=(n_items, 2))) for _ in range(3)]
-    model.add_sample(0, *[d * 100 for d in draws[0]])  # a burn-in sample, replaced by the next kept one
+    def add(kept: int, draw: tuple, scale: float = 1.0) -> None:
+        mu, bu, bi, p, q = (d * scale for d in draw)
+        model.add_sample(kept, {"global_bias": mu, "user_bias": bu, "item_bias": bi},
+                         {"user_factors": p, "item_factors": q})
+
+    add(0, draws[0], scale=100.0)  # a burn-in sample, replaced by the next kept one
     for kept, draw in enumerate(draws):
-        model.add_sample(kept, *draw)
+        add(kept, draw)
     users, items = np.array([0, 5, 9]), np.array([3, 3, 7])
     per_draw = [mu + bu[users] + bi[items] + (p[users] * q[items]).sum(1) for mu, bu, bi, p, q in draws]
     expected = np.mean(per_draw, axis=0)
     predicted = model.predict(torch.from_numpy(users), torch.from_numpy(items)).double().numpy()
     np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-5)
-    with pytest.raises(ConfigError):
-        model.add_sample(3, *draws[0])
+    with pytest.raises(ConfigError, match="slot"):
+        add(3, draws[0])
+    with pytest.raises(ConfigError, match="needs"):
+        model.add_sample(1, {"global_bias": 0.0}, {"user_factors": draws[0][3], "item_factors": draws[0][4]})
 
 
-def test_timeless_prediction_is_the_users_mean_over_his_rating_days(dated) -> None:
+def test_prediction_at_a_day_and_without_time(dated) -> None:
     engine = _engine(dated, epochs=4, burn_in=3, date=True)
     _run(engine, 1, 4)  # three burn-in sweeps: the model shows the last sample alone
     s = engine.state
@@ -128,6 +135,15 @@ def test_timeless_prediction_is_the_users_mean_over_his_rating_days(dated) -> No
               + s["day_factors"][d] @ (engine.user_vecs[user] + engine.item_vecs[item]) for d in days]
     predicted = engine.model.predict(torch.tensor([user]), torch.tensor([item])).item()
     assert predicted == pytest.approx(float(np.mean(at_day)), abs=1e-4)
+    # At a given time the model uses that day's terms; a time past the training days counts as the last day.
+    first = dated.timestamps.min() // 86_400
+    times = torch.tensor([(first + d) * 86_400 + 7 for d in days] + [(first + 999) * 86_400])
+    at_times = engine.model.predict_at(torch.full((len(times),), user), torch.full((len(times),), item), times)
+    last_day = engine.n_days - 1
+    at_last = (s["mu"] + s["user_bias"][user] + s["item_bias"][item] + s["day_bias"][last_day]
+               + engine.user_vecs[user] @ engine.item_vecs[item]
+               + s["day_factors"][last_day] @ (engine.user_vecs[user] + engine.item_vecs[item]))
+    np.testing.assert_allclose(at_times.double().numpy(), [*at_day, at_last], rtol=1e-5, atol=1e-4)
 
 
 def test_learns_a_low_rank_matrix(lowrank) -> None:
@@ -141,6 +157,7 @@ def test_learns_a_low_rank_matrix(lowrank) -> None:
 def test_refuses_bad_settings(lowrank) -> None:
     with pytest.raises(ConfigError, match="timestamps"):
         _engine(lowrank, date=True)
+    assert not BayesMF.from_data(lowrank).config.date  # no times in the data: the date feature is off
     with pytest.raises(ConfigError, match="burn_in"):
         _engine(lowrank, epochs=2, burn_in=2)
     with pytest.raises(ConfigError):

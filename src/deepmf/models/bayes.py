@@ -5,14 +5,15 @@ The trained model is the posterior mean of the sampled predictions. Averaged ove
 prediction ``mu_s + b_us + c_is + <U_us, V_is>`` is
 ``mean(mu) + mean(b_u) + mean(c_i) + <[U_u1..U_uS], [V_i1..V_iS]> / S``, so the model stores the S samples of
 the effective user and item vectors side by side, each scaled by 1/sqrt(S): prediction, ranking (one matrix
-product) and similar-items need nothing else. Implicit and date features are
-folded into those vectors by the sampler (see its docstring), so this module is only the container.
+product) and similar-items need nothing else. Implicit and date features are folded into those vectors by
+the sampler (see its docstring); with the date feature the model also keeps the per-day terms, so
+``predict_at`` can score a rating at the day it is made.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -21,6 +22,11 @@ from torch import nn
 from deepmf.errors import ConfigError
 from deepmf.models.bilinear import BilinearModel
 from deepmf.models.layers import ModelConfig, check_positive
+
+if TYPE_CHECKING:
+    from deepmf.data.ratings import Ratings
+
+SECONDS_PER_DAY = 86_400
 
 
 @dataclass(kw_only=True)
@@ -34,16 +40,23 @@ class BayesMFConfig(ModelConfig):
         burn_in: sweeps discarded before averaging starts.
         implicit_user: add the items each user rated (SVD++) to his vector.
         implicit_item: add the users who rated each item ("flipped" SVD++) to its vector.
-        date: model the day of each rating (bias and factors per day). A prediction without a time is the mean
-            of the user's predictions over the days he rated on in training.
+        date: model the day of each rating (bias and factors per day; default: on when the ratings have
+            timestamps). A prediction without a time is the mean of the user's predictions over the days he
+            rated on in training; ``predict_at`` uses the day.
+        first_day: first training day (unix day number; filled from the data).
+        n_days: days from the first to the last training day (filled from the data).
     """
 
     rank: int = 10
-    samples: int = 50
+    samples: int = 100
     burn_in: int = 20
     implicit_user: bool = True
     implicit_item: bool = True
     date: bool = True
+    first_day: int = 0
+    n_days: int = 1
+
+    data_fields = (*ModelConfig.data_fields, "first_day", "n_days")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -51,6 +64,16 @@ class BayesMFConfig(ModelConfig):
         check_positive("samples", self.samples)
         if isinstance(self.burn_in, bool) or not isinstance(self.burn_in, int) or self.burn_in < 0:
             raise ConfigError(f"burn_in must be a non-negative integer, got {self.burn_in!r}")
+        check_positive("n_days", self.n_days)
+
+    @classmethod
+    def data_values(cls, data: Ratings) -> dict[str, Any]:
+        """Shapes from the data, and the span of rating days (first day, number of days) if it has times."""
+        values = super().data_values(data)
+        if data.timestamps is not None and len(data):
+            days = data.timestamps // SECONDS_PER_DAY
+            values.update(first_day=int(days.min()), n_days=int(days.max() - days.min()) + 1)
+        return values
 
 
 class BayesMF(BilinearModel):
@@ -63,20 +86,35 @@ class BayesMF(BilinearModel):
     engines = ("gibbs",)
     # One epoch is one sweep. Priors are sampled, so nothing else needs tuning; patience stays 0 because the
     # posterior average only improves with more samples; the sampler runs on the CPU.
-    default_train: ClassVar[dict[str, Any]] = {"epochs": 200, "patience": 0, "device": "cpu"}
+    default_train: ClassVar[dict[str, Any]] = {"epochs": 300, "patience": 0, "device": "cpu"}
 
     def __init__(self, config: BayesMFConfig) -> None:
         super().__init__()
         self.config = config
         width = config.rank * config.samples
-        self.user_factors = nn.Embedding(config.n_users, width)
-        self.item_factors = nn.Embedding(config.n_items, width)
-        self.user_bias = nn.Embedding(config.n_users, 1)
-        self.item_bias = nn.Embedding(config.n_items, 1)
+        rows = {"user_factors": config.n_users, "item_factors": config.n_items}
+        averaged = {"user_bias": config.n_users, "item_bias": config.n_items}
+        if config.date:
+            # Per-day terms, and each user's mix of them (his training days), for predictions at a given time.
+            rows.update(day_factors=config.n_days, user_day_mix=config.n_users)
+            averaged.update(day_bias=config.n_days, user_day_bias=config.n_users)
+        self.slot_tables = tuple(rows)
+        self.averaged_tables = ("global_bias", *averaged)
+        for name, n in rows.items():
+            setattr(self, name, nn.Embedding(n, width))
+        for name, n in averaged.items():
+            setattr(self, name, nn.Embedding(n, 1))
         self.global_bias = nn.Parameter(torch.zeros(()), requires_grad=False)
-        for embedding in (self.user_factors, self.item_factors, self.user_bias, self.item_bias):
-            nn.init.zeros_(embedding.weight)
-            embedding.weight.requires_grad_(False)
+        for name in (*rows, *averaged):
+            nn.init.zeros_(getattr(self, name).weight)
+            getattr(self, name).weight.requires_grad_(False)
+
+    @classmethod
+    def from_data(cls, data: Ratings, **options: Any) -> BayesMF:
+        """As ``RatingModel.from_data``; the date feature defaults to on only when the ratings have times."""
+        if data.timestamps is None:
+            options.setdefault("date", False)
+        return super().from_data(data, **options)  # type: ignore[return-value]
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
         return self.user_factors(users)
@@ -87,33 +125,57 @@ class BayesMF(BilinearModel):
     def offsets(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.global_bias, self.user_bias.weight[:, 0], self.item_bias.weight[:, 0]
 
+    def predict_at(self, users: torch.Tensor, items: torch.Tensor, timestamps: torch.Tensor) -> torch.Tensor:
+        """Predicted ratings of (user, item) pairs rated at ``timestamps`` (unix seconds), (B,).
+
+        With the date feature this uses the day's own bias and factors (a day outside the training days counts
+        as the nearest one); without it, it equals ``predict``.
+        """
+        if not self.config.date:
+            return self.predict(users, items)
+        with torch.no_grad():
+            days = (torch.div(timestamps, SECONDS_PER_DAY, rounding_mode="floor") - self.config.first_day)
+            days = days.clamp(0, self.config.n_days - 1)
+            raw_user = self.user_factors(users) - self.user_day_mix(users)
+            day = self.day_factors(days)
+            bias = (self.global_bias + self.user_bias(users)[:, 0] - self.user_day_bias(users)[:, 0]
+                    + self.item_bias(items)[:, 0] + self.day_bias(days)[:, 0])
+            return bias + ((raw_user + day) * self.item_factors(items) + raw_user * day).sum(-1)
+
     @torch.no_grad()
-    def add_sample(self, kept: int, global_mean: float, user_bias: np.ndarray, item_bias: np.ndarray,
-                   user_vectors: np.ndarray, item_vectors: np.ndarray) -> None:
+    def add_sample(self, kept: int, means: dict[str, Any], vectors: dict[str, np.ndarray]) -> None:
         """Average one posterior sample into the model, ``kept`` samples being in it already.
 
-        ``kept == 0`` replaces whatever is there (the sampler shows its burn-in samples this way). Slot
-        ``kept`` receives the new vectors; the earlier slots are rescaled so each slot weighs 1/sqrt(kept+1).
+        Args:
+            kept: samples already averaged; 0 replaces whatever is there (the sampler shows its burn-in
+                samples this way).
+            means: value per averaged table: ``global_bias`` (a float), ``user_bias``, ``item_bias`` and, with
+                the date feature, ``day_bias`` and ``user_day_bias`` (arrays of their table's length).
+            vectors: (rows, rank) array per slot table: ``user_factors``, ``item_factors`` and, with the date
+                feature, ``day_factors`` and ``user_day_mix``. Slot ``kept`` receives them; earlier slots are
+                rescaled so each slot weighs 1/sqrt(kept + 1).
 
         Raises:
-            ConfigError: ``kept`` is outside ``0..samples-1`` or the vectors have the wrong shape.
+            ConfigError: ``kept`` is outside ``0..samples-1``, or a table is missing or has the wrong shape.
         """
         cfg = self.config
         if not 0 <= kept < cfg.samples:
             raise ConfigError(f"bayes: sample slot {kept} outside 0..{cfg.samples - 1}")
-        if user_vectors.shape != (cfg.n_users, cfg.rank) or item_vectors.shape != (cfg.n_items, cfg.rank):
-            raise ConfigError(f"bayes: sample vectors must be ({cfg.n_users}, {cfg.rank}) and "
-                              f"({cfg.n_items}, {cfg.rank}), got {user_vectors.shape}, {item_vectors.shape}")
+        if set(means) != set(self.averaged_tables) or set(vectors) != set(self.slot_tables):
+            raise ConfigError(f"bayes: a sample needs {', '.join(self.averaged_tables + self.slot_tables)}")
         weight = 1.0 / (kept + 1)
         block = slice(kept * cfg.rank, (kept + 1) * cfg.rank)
-        factor_tables = ((self.user_factors.weight, user_vectors), (self.item_factors.weight, item_vectors))
-        for table, vectors in factor_tables:
+        for name, values in vectors.items():
+            table = getattr(self, name).weight
+            if values.shape != (table.shape[0], cfg.rank):
+                raise ConfigError(f"bayes: {name} sample must be ({table.shape[0]}, {cfg.rank}), "
+                                  f"got {values.shape}")
             if kept == 0:
                 table.zero_()
             else:
                 table[:, : block.start].mul_(float(np.sqrt(kept * weight)))
-            table[:, block] = torch.as_tensor(vectors * np.sqrt(weight), dtype=table.dtype)
-        bias_tables = ((self.user_bias.weight[:, 0], user_bias), (self.item_bias.weight[:, 0], item_bias))
-        for table, values in bias_tables:
+            table[:, block] = torch.as_tensor(values * np.sqrt(weight), dtype=table.dtype)
+        for name, values in means.items():
+            parameter = getattr(self, name)
+            table = parameter if name == "global_bias" else parameter.weight[:, 0]
             table.mul_(1.0 - weight).add_(torch.as_tensor(values * weight, dtype=table.dtype))
-        self.global_bias.mul_(1.0 - weight).add_(global_mean * weight)

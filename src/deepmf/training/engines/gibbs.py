@@ -38,13 +38,13 @@ import torch
 from numba import njit, prange
 
 from deepmf.errors import ConfigError
+from deepmf.models.bayes import SECONDS_PER_DAY
 
 if TYPE_CHECKING:
     from deepmf.data.ratings import Ratings
     from deepmf.models.bayes import BayesMF
     from deepmf.training.config import TrainConfig
 
-SECONDS_PER_DAY = 86_400
 # Normal-Gamma hyperprior (alpha0, beta0, gamma0, mu0) as in libFM / myFM: weak, and centred on zero.
 PRIOR_SHAPE = 1.0
 PRIOR_RATE = 1.0
@@ -284,9 +284,8 @@ class GibbsEngine:
         self.items = np.ascontiguousarray(train.items, dtype=np.int32)
         self.ratings = np.ascontiguousarray(train.ratings, dtype=np.float64)
         if cfg.date:
-            day_numbers = train.timestamps // SECONDS_PER_DAY
-            self.first_day = int(day_numbers.min())
-            self.n_days = int(day_numbers.max()) - self.first_day + 1
+            # The model's day span comes from the data it was built for; days outside it count as the nearest.
+            self.first_day, self.n_days = cfg.first_day, cfg.n_days
             self.days = rating_days(train.timestamps, self.first_day, self.n_days)
         else:
             self.first_day, self.n_days = 0, 1
@@ -446,19 +445,23 @@ class GibbsEngine:
         kept = self.kept if after >= 0 else 0
         if after >= 0 and kept >= cfg.samples:
             return  # more sweeps than planned (resumed with a larger epochs): the slots are full
-        user_vecs, user_bias = self.user_vecs, self.state["user_bias"]
+        s = self.state
+        means = {"global_bias": s["mu"], "user_bias": s["user_bias"], "item_bias": s["item_bias"]}
+        vectors = {"user_factors": self.user_vecs, "item_factors": self.item_vecs}
         if cfg.date:
             # A prediction without a time is the mean of the user's predictions over the days he rated on in
-            # training (his day mix), which is linear in the day terms, so it folds into his vector and bias.
+            # training (his day mix), which is linear in the day terms, so it folds into his vector and bias;
+            # the mix is kept too, so that predict_at can take it out again and use a given day instead.
             day_mix = np.empty_like(self.user_vecs)
-            effective_vectors(np.zeros_like(self.user_vecs), self.state["day_factors"], self.user_ptr,
-                              self.user_days, self.user_share, day_mix)
-            day_bias_mix = np.bincount(self.users, weights=self.state["day_bias"][self.days],
-                                       minlength=cfg.n_users) * self.user_share
-            user_bias = user_bias + day_bias_mix + (self.user_vecs * day_mix).sum(axis=1)
-            user_vecs = self.user_vecs + day_mix
-        self.model.add_sample(kept, self.state["mu"], user_bias, self.state["item_bias"], user_vecs,
-                              self.item_vecs)
+            effective_vectors(np.zeros_like(self.user_vecs), s["day_factors"], self.user_ptr, self.user_days,
+                              self.user_share, day_mix)
+            day_bias_mix = (np.bincount(self.users, weights=s["day_bias"][self.days], minlength=cfg.n_users)
+                            * self.user_share + (self.user_vecs * day_mix).sum(axis=1))
+            means.update(user_bias=s["user_bias"] + day_bias_mix, day_bias=s["day_bias"],
+                         user_day_bias=day_bias_mix)
+            vectors.update(user_factors=self.user_vecs + day_mix, day_factors=s["day_factors"],
+                           user_day_mix=day_mix)
+        self.model.add_sample(kept, means, vectors)
         if after >= 0:
             self.kept += 1
 
