@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -202,6 +203,8 @@ def main() -> None:
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="numba threads (default: all cores)")
+    parser.add_argument("--surprise-max-gib", type=float, default=10.0,
+                        help="address-space cap for the Surprise child (it fails, not the machine)")
     parser.add_argument("--regenerate", action="store_true", help="write the data files again")
     parser.add_argument("--child", choices=("deepmf", "surprise"), help=argparse.SUPPRESS)
     parser.add_argument("--size", choices=tuple(SIZES), help=argparse.SUPPRESS)
@@ -211,6 +214,10 @@ def main() -> None:
         print(json.dumps(measure_deepmf(args.size, args.factors, args.epochs, args.threads)))
         return
     if args.child == "surprise":
+        # A hard cap on address space: on a shared machine an oversized sample fails alone (MemoryError)
+        # instead of pushing everyone's processes into swap or the OOM killer.
+        cap = int(args.surprise_max_gib * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
         print(json.dumps(measure_surprise(args.size, args.factors, args.epochs)))
         return
 
@@ -230,7 +237,13 @@ def main() -> None:
                      f"{m['load_peak_mib']:.0f} / {m['after_load_mib']:.0f} / {m['train_peak_mib']:.0f}"])
         print(f"  {rows[-1]}", file=sys.stderr)
     for size in [s.strip() for s in args.surprise.split(",") if s.strip()]:
-        m = run_child(["bench/scale.py", "--child", "surprise", "--size", size, *common])
+        try:
+            m = run_child(["bench/scale.py", "--child", "surprise", "--size", size,
+                           "--surprise-max-gib", str(args.surprise_max_gib), *common])
+        except RuntimeError as exc:
+            rows.append(["scikit-surprise SVD", size, "", "", "", "", "", "", "",
+                         f"failed under the {args.surprise_max_gib:g} GiB cap: {str(exc)[-80:]}"])
+            continue
         rows.append(["scikit-surprise SVD", size, f"{m['train_ratings']:,}", f"{m['load_s']:.1f}", "in load",
                      f"{np.mean(m['epoch_s']):.2f}", fmt_rate(m["ratings_per_s"]),
                      f"{m['load_s'] + m['fit_s']:.1f}", "", f"peak {m['peak_rss_mib']:.0f}"])
