@@ -241,8 +241,10 @@ def main() -> None:
             m = run_child(["bench/scale.py", "--child", "surprise", "--size", size,
                            "--surprise-max-gib", str(args.surprise_max_gib), *common])
         except RuntimeError as exc:
+            print(exc, file=sys.stderr)
+            failure = "MemoryError" if "MemoryError" in str(exc) else "error (see stderr)"
             rows.append(["scikit-surprise SVD", size, "", "", "", "", "", "", "",
-                         f"failed under the {args.surprise_max_gib:g} GiB cap: {str(exc)[-80:]}"])
+                         f"{failure} under a {args.surprise_max_gib:g} GiB cap"])
             continue
         rows.append(["scikit-surprise SVD", size, f"{m['train_ratings']:,}", f"{m['load_s']:.1f}", "in load",
                      f"{np.mean(m['epoch_s']):.2f}", fmt_rate(m["ratings_per_s"]),
