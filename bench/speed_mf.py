@@ -113,10 +113,12 @@ def speed_table(data: Any, split: Any, epochs: int, repeats: int, tutorial_epoch
     add(f"deepmf MF, {engine} engine, 1 thread", K, same, seconds, rmse)
     seconds, rmse, engine = median_fit(64, numba_config(SURPRISE_LR, SURPRISE_REG, epochs))
     add(f"deepmf MF, {engine} engine, 2 threads", 64, same, seconds, rmse)
-    for engine_name in ("numba", "torch"):
+    # torch's OpenMP threads spin while idle, so on a busy 2-core machine 1 thread can beat 2: show both.
+    for engine_name, threads in (("numba", None), ("torch", 1), ("torch", 2)):
         config = default_config(engine_name, epochs)
+        config.threads = threads
         seconds, rmse, engine = median_fit(K, config)
-        how = "SGD" if engine == "numba" else f"{config.optimizer}, batch {config.batch_size}"
+        how = "SGD" if engine == "numba" else f"{config.optimizer}, batch {config.batch_size}, {threads} thread(s)"
         add(f"deepmf MF, {engine} engine, tuned defaults ({how})", K, f"{config.lr} / {config.l2}", seconds,
             rmse)
     run = tutorial_loop.run("mf", data, split, epochs=tutorial_epochs, factors=K)
