@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from deepmf.data.ratings import Ratings
 
 DEFAULT_MEMBERS = ("mf", "svdpp", "bayes", "autorec")
+# (model options, training options) a member gets inside a blend unless the blend's options say otherwise.
+# Bayesian MF is trained twice in a blend (on the carve, then on everything): 200 sweeps and 50 kept samples
+# halve its time, and on ML-100K u1 the blend's RMSE was the same (0.8838) as with its standalone 300 / 100.
+MEMBER_DEFAULTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {"bayes": ({"samples": 50}, {"epochs": 200})}
 
 
 def parse_members(value: Any) -> tuple[str, ...]:
@@ -65,6 +69,9 @@ class BlendConfig(ModelConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.members = list(parse_members(self.members))
+        # Own copies: filling in member defaults must not write into the caller's dicts.
+        self.member_options = {name: dict(values) for name, values in self.member_options.items()}
+        self.member_train = {name: dict(values) for name, values in self.member_train.items()}
         for what, table in (("member_options", self.member_options), ("member_train", self.member_train)):
             stray = sorted(set(table) - set(self.members))
             if stray:
@@ -113,6 +120,10 @@ class Blend(RatingModel):
             raise ConfigError(f"unknown option(s) for model 'blend': {', '.join(unknown)} "
                               f"(valid: {', '.join(sorted(allowed))})")
         config = BlendConfig(**BlendConfig.data_values(data), **options)
+        for name in config.members:
+            model_options, train_options = MEMBER_DEFAULTS.get(name, ({}, {}))
+            config.member_options[name] = {**model_options, **config.member_options.get(name, {})}
+            config.member_train[name] = {**train_options, **config.member_train.get(name, {})}
         members = [create_model(name, data, **config.member_options.get(name, {})) for name in config.members]
         config.member_configs = [m.config_dict() for m in members]
         return cls(config, members)
