@@ -67,9 +67,24 @@ def select_engine(model: RatingModel, config: TrainConfig, device: torch.device)
             raise ConfigError(f"engine {config.engine!r} does not run on {device.type}")
         return config.engine
     for name in allowed:
-        if device.type in ENGINES[name][2]:
+        if device.type in ENGINES[name][2] and not _asks_for_torch_only_options(name, model, config):
             return name
     raise ConfigError(f"no engine can train model {model.name!r} on {device.type}")
+
+
+# The compiled SGD engines run plain SGD with per-row L2: they cannot honour another optimizer or weight decay.
+_SGD_ENGINES = ("numba", "svdpp")
+
+
+def _asks_for_torch_only_options(engine: str, model: RatingModel, config: TrainConfig) -> bool:
+    """True when ``config`` sets something a compiled SGD engine would silently ignore.
+
+    The model's own default optimizer does not count: its defaults were tuned for both engines.
+    """
+    if engine not in _SGD_ENGINES:
+        return False
+    default_optimizer = getattr(model, "default_train", {}).get("optimizer", "sgd")
+    return config.weight_decay > 0 or config.optimizer not in ("sgd", default_optimizer)
 
 
 def create_engine(name: str, model: RatingModel, train: Ratings, config: TrainConfig,
