@@ -72,6 +72,8 @@ def test_classification_head_reports_accuracy(run, ratings_csv: Path) -> None:
     assert code == 0
     test = json.loads(out)["test"]
     assert 0 <= test["accuracy"] <= 1 and test["rmse"] > 0
+    # The most likely class is a rating on the scale, so its RMSE is a second, separate reading.
+    assert test["rmse_most_likely"] > 0 and test["mae_most_likely"] > 0
 
 
 def test_human_output_prints_the_epoch_table_and_summary(run, ratings_csv: Path) -> None:

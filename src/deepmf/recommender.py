@@ -619,7 +619,11 @@ class Recommender:
             "mae": float(mae(predicted, actual)),
         }
         if self.model.head == "classification":
-            metrics["accuracy"] = float(accuracy(self._most_likely(users, items, cold), actual))
+            # Both readings of a classifier: the expected rating (rmse/mae above) and the most likely class.
+            most_likely = self._most_likely(users, items, cold)
+            metrics["accuracy"] = float(accuracy(most_likely, actual))
+            metrics["rmse_most_likely"] = float(rmse(most_likely, actual))
+            metrics["mae_most_likely"] = float(mae(most_likely, actual))
         metrics.update(k=k, relevant_threshold=threshold)
         metrics.update(self._ranking(users, items, actual >= threshold, k))
         return Evaluation(metrics, actual, predicted)
