@@ -7,7 +7,9 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
+from deepmf.api import fit, split
 from deepmf.data.idmap import IdMap
+from deepmf.data.loading import load
 from deepmf.data.ratings import Ratings, RatingScale
 from deepmf.errors import (
     ConfigError,
@@ -29,4 +31,7 @@ __all__ = [
     "Ratings",
     "UnknownIdError",
     "__version__",
+    "fit",
+    "load",
+    "split",
 ]

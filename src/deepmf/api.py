@@ -1,0 +1,69 @@
+"""The short Python API: load, split, fit. Everything here is a thin layer over the modules it names.
+
+    import deepmf
+    data = deepmf.load("ml-100k")
+    split = deepmf.split(data, "u1")
+    rec = deepmf.fit(split.train, model="mf", factors=64)
+    rec.evaluate(split.test)          # RMSE, MAE, precision@10, NDCG@10, ...
+    rec.recommend(1, n=10)            # raw ids and titles in, raw ids and titles out
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from deepmf.data.ratings import Ratings
+from deepmf.data.splits import Split, parse_split, validation_split
+from deepmf.errors import ConfigError
+from deepmf.experiment import DEFAULT_VALID_FRACTION, train_config_for
+from deepmf.recommender import Recommender
+from deepmf.training.config import TrainConfig
+from deepmf.training.fit import train_model
+
+_TRAIN_OPTIONS = frozenset(f.name for f in fields(TrainConfig))
+
+
+def split(data: Ratings, spec: str = "random:0.2", seed: int = 0) -> Split:
+    """One train/test split of ``data`` named by ``spec`` ("u1", "random:0.2", "user:leave1", "time:0.1", ...).
+
+    Use ``deepmf.data.splits.parse_split`` for specs that give several splits ("kfold:5", "canonical").
+
+    Raises:
+        ConfigError: the spec is malformed or names several splits.
+    """
+    splits = parse_split(spec, data, seed=seed)
+    if len(splits) != 1:
+        raise ConfigError(f"split {spec!r} gives {len(splits)} splits; use deepmf.data.splits.parse_split")
+    return splits[0]
+
+
+def fit(
+    train: Ratings,
+    model: str = "mf",
+    *,
+    valid_fraction: float = DEFAULT_VALID_FRACTION,
+    progress: bool = False,
+    **options: Any,
+) -> Recommender:
+    """Train ``model`` on ``train`` and wrap it in a Recommender.
+
+    ``options`` mixes model options (``factors``, ``layers``, ``dropout``, ``features``, ``head``...) and training
+    options (any TrainConfig field: ``lr``, ``epochs``, ``optimizer``, ``seed``, ``device``...); a model's tuned
+    defaults fill the rest. A validation share of ``train`` (``valid_fraction``, 0 for none) is carved off for
+    early stopping; every training rating still counts as seen by its user.
+
+    Raises:
+        ConfigError: unknown model or option, or an invalid value.
+    """
+    if not 0 <= valid_fraction < 1:
+        raise ConfigError(f"validation fraction must be in [0, 1), got {valid_fraction}")
+    train_options = {key: value for key, value in options.items() if key in _TRAIN_OPTIONS}
+    model_options = {key: value for key, value in options.items() if key not in _TRAIN_OPTIONS}
+    config = train_config_for(model, train_options)
+    if valid_fraction > 0:
+        fit_part, valid = validation_split(train, valid_fraction, seed=config.seed)
+    else:
+        fit_part, valid = train, None
+    trained = train_model(model, train, fit_part, valid, model_options, config, progress=progress)
+    return Recommender.from_trained(trained, train, train)
