@@ -19,6 +19,7 @@ from deepmf.errors import (
     ModelFormatError,
     UnknownIdError,
 )
+from deepmf.recommender import Recommender
 
 __all__ = [
     "ConfigError",
@@ -29,6 +30,7 @@ __all__ = [
     "ModelFormatError",
     "RatingScale",
     "Ratings",
+    "Recommender",
     "UnknownIdError",
     "__version__",
     "fit",
