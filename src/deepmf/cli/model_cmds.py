@@ -46,7 +46,9 @@ def _option(*names: str, help: str) -> Any:
 @app.command()
 def train(
     data: DataArg,
-    model: Annotated[str | None, _option("--model", help="Model: mf, deepmf, neumf (default mf).")] = None,
+    model: Annotated[str | None, _option(
+        "--model", help="Model: mf, deepmf, neumf, svdpp, bayes, autorec, blend or blend:A,B,... (default mf)."
+    )] = None,
     split: Annotated[str | None, _option("--split", help="Test split: u1..u5, ua, ub, random:0.2, user:0.2, "
                                                          "time:0.2 ... (default random:0.2).")] = None,
     test: Annotated[Path | None, _option(
