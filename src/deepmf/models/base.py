@@ -38,6 +38,9 @@ class RatingModel(nn.Module):
     engines: tuple[str, ...] = ("torch",)
     config: Any
     head: str = "regression"
+    # True when predictions depend on when a rating is made (``predict_at`` uses the timestamps); evaluation
+    # then scores held-out ratings at their own times.
+    uses_time: bool = False
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -85,6 +88,14 @@ class RatingModel(nn.Module):
     def predict(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Predicted ratings (B,), unclipped. Callers put the model in eval mode."""
         return self.to_rating(self(users, items))
+
+    @torch.no_grad()
+    def predict_at(self, users: torch.Tensor, items: torch.Tensor, timestamps: torch.Tensor) -> torch.Tensor:
+        """Predicted ratings (B,) of pairs rated at ``timestamps`` (int64 unix seconds), unclipped.
+
+        Models that do not use time (``uses_time`` False) ignore the timestamps: this is ``predict``.
+        """
+        return self.predict(users, items)
 
     @torch.no_grad()
     def predict_most_likely(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:

@@ -91,6 +91,7 @@ class BayesMF(BilinearModel):
     def __init__(self, config: BayesMFConfig) -> None:
         super().__init__()
         self.config = config
+        self.uses_time = config.date
         width = config.rank * config.samples
         rows = {"user_factors": config.n_users, "item_factors": config.n_items}
         averaged = {"user_bias": config.n_users, "item_bias": config.n_items}

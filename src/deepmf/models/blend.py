@@ -3,7 +3,9 @@
 The blend holds its member models as submodules and one weight per member plus an intercept. The weights are
 fit by the "blend" engine (training/engines/blend.py) on a validation split carved from the training data
 only; the members are then refit on all of it. A prediction is ``intercept + sum_k w_k clip(member_k(u, i))``,
-and ranking all items is the same weighted sum of each member's one-matmul ``score_all_items``.
+and ranking all items is the same weighted sum of each member's one-matmul ``score_all_items``. When a member
+uses time (Bayesian MF with its date feature), ``predict_at`` passes the ratings' timestamps to every member;
+the weights are fit on predictions made at the validation ratings' own times, the way test ratings are scored.
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ class Blend(RatingModel):
             members = [model_from_config(name, cfg) for name, cfg in pairs]
         self.config = config
         self.members = nn.ModuleList(members)
+        self.uses_time = any(member.uses_time for member in members)
         # Until fitted the blend is the plain mean of its members.
         self.weights = nn.Parameter(torch.full((len(members),), 1.0 / len(members)), requires_grad=False)
         self.intercept = nn.Parameter(torch.zeros(()), requires_grad=False)
@@ -131,12 +134,22 @@ class Blend(RatingModel):
     def _clipped(self, predictions: torch.Tensor) -> torch.Tensor:
         return predictions.clamp(self.config.rating_min, self.config.rating_max)
 
-    def member_predictions(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Each member's clipped predicted ratings, (B, n_members)."""
-        return torch.stack([self._clipped(m.predict(users, items)) for m in self.members], dim=-1)
+    def member_predictions(self, users: torch.Tensor, items: torch.Tensor,
+                           timestamps: torch.Tensor | None = None) -> torch.Tensor:
+        """Each member's clipped predicted ratings, (B, n_members); at ``timestamps`` when given."""
+        if timestamps is None:
+            columns = [m.predict(users, items) for m in self.members]
+        else:
+            columns = [m.predict_at(users, items, timestamps) for m in self.members]
+        return torch.stack([self._clipped(c) for c in columns], dim=-1)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.intercept + self.member_predictions(users, items) @ self.weights
+
+    @torch.no_grad()
+    def predict_at(self, users: torch.Tensor, items: torch.Tensor, timestamps: torch.Tensor) -> torch.Tensor:
+        """The blend of the members' predictions at ``timestamps`` (members without time ignore them)."""
+        return self.intercept + self.member_predictions(users, items, timestamps) @ self.weights
 
     @torch.no_grad()
     def score_all_items(self, users: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,8 @@
 Its single epoch (1) carves a validation split from the training ratings it is given
 (``deepmf.data.splits.validation_split``), (2) trains a fresh copy of every member on the rest, with that
 member's tuned training defaults and early stopping on the carved ratings, (3) fits the ridge weights on the
-members' clipped predictions of the carved ratings, and (4) refits the blend's own members on all training
+members' clipped predictions of the carved ratings (made at the ratings' timestamps when the data has times
+and a member uses them, as test ratings are scored), and (4) refits the blend's own members on all training
 ratings for the number of epochs each copy needed, which is the model that is kept. The only ratings read are
 the ``train`` passed in, so a test set cannot leak into the weights.
 """
@@ -50,6 +51,13 @@ def ridge_weights(predictions: np.ndarray, targets: np.ndarray, penalty: float) 
     return weights, float(y_mean - x_mean @ weights)
 
 
+def _index_tensors(ratings: Ratings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(users, items, timestamps or None) of ``ratings`` as int64 tensors."""
+    times = None if ratings.timestamps is None else torch.from_numpy(ratings.timestamps.astype(np.int64))
+    return (torch.from_numpy(ratings.users.astype(np.int64)), torch.from_numpy(ratings.items.astype(np.int64)),
+            times)
+
+
 class BlendEngine:
     """Engine "blend" (see the module docstring).
 
@@ -93,8 +101,7 @@ class BlendEngine:
         blend = self.model
         cfg = blend.config
         fit_part, valid = validation_split(self.train, cfg.valid_fraction, seed=self.config.seed)
-        valid_users = torch.from_numpy(valid.users.astype(np.int64))
-        valid_items = torch.from_numpy(valid.items.astype(np.int64))
+        valid_pairs = _index_tensors(valid)
         columns, self.member_epochs = [], []
         for name in cfg.members:
             member_train = self.member_config(name)
@@ -103,7 +110,7 @@ class BlendEngine:
                 probe = create_model(name, fit_part, **cfg.member_options.get(name, {}))
             result = Trainer(member_train, progress=False).fit(probe, fit_part, valid)
             self.member_epochs.append(result.best_epoch if member_train.patience > 0 else result.epochs_run)
-            columns.append(self._clipped_predictions(probe, valid_users, valid_items))
+            columns.append(self._clipped_predictions(probe, *valid_pairs))
         weights, intercept = ridge_weights(np.stack(columns, axis=1), valid.ratings, cfg.ridge)
         blend.set_weights(torch.as_tensor(weights, dtype=blend.weights.dtype), intercept)
 
@@ -112,17 +119,20 @@ class BlendEngine:
             member_train = self.member_config(name, epochs=max(epochs, 1), patience=0)
             Trainer(member_train, progress=False).fit(member, self.train, None)
             member.to("cpu")
-        blend.eval()
-        users = torch.from_numpy(self.train.users.astype(np.int64))
-        items = torch.from_numpy(self.train.items.astype(np.int64))
-        predicted = blend.predict(users, items).clamp(cfg.rating_min, cfg.rating_max).double().numpy()
+        predicted = self._clipped_predictions(blend, *_index_tensors(self.train))
         return math.sqrt(float(np.mean((predicted - self.train.ratings) ** 2))) if len(self.train) else 0.0
 
     @staticmethod
-    def _clipped_predictions(model: RatingModel, users: torch.Tensor, items: torch.Tensor) -> np.ndarray:
+    def _clipped_predictions(model: RatingModel, users: torch.Tensor, items: torch.Tensor,
+                             timestamps: torch.Tensor | None) -> np.ndarray:
+        """Clipped predictions of a model, made at ``timestamps`` when there are times and the model uses them."""
         model.eval()
         device = next(model.parameters()).device
-        predicted = model.predict(users.to(device), items.to(device))
+        users, items = users.to(device), items.to(device)
+        if timestamps is not None and model.uses_time:
+            predicted = model.predict_at(users, items, timestamps.to(device))
+        else:
+            predicted = model.predict(users, items)
         low, high = model.config.rating_min, model.config.rating_max
         return predicted.clamp(low, high).double().cpu().numpy()
 
