@@ -9,6 +9,11 @@ never learned them), are *cold*. By default a cold id raises ``UnknownIdError``;
 the answer falls back to the global mean plus the known side's bias and says so. Recommendations and similar
 items are drawn only from items that had training ratings, for the same reason: an untrained item's vector is
 noise.
+
+Time: a model that uses the day of a rating (``model.uses_time``) is scored at the ratings' timestamps by
+``evaluate`` (when the held-out ratings have them) and by ``predict_many`` / ``predict_frame`` when given
+``timestamps``. Ranking (``recommend``, ``recommend_many``, the ranking metrics) is time-free: a list of items
+is for no particular day, and such a model ranks with each user's usual days folded in.
 """
 
 from __future__ import annotations
@@ -325,18 +330,29 @@ class Recommender:
                 self._fallback = (mean, user_bias.astype(np.float32), item_bias.astype(np.float32))
         return self._fallback
 
-    def _predict_indices(self, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Clipped predictions for index pairs (-1 = cold) and a cold code per pair (0, 1 user, 2 item, 3)."""
+    def _predict_indices(
+        self, users: np.ndarray, items: np.ndarray, timestamps: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Clipped predictions for index pairs (-1 = cold) and a cold code per pair (0, 1 user, 2 item, 3).
+
+        With ``timestamps`` (unix seconds, aligned with the pairs) a model that uses time scores each warm pair
+        at its own time (``predict_at``); other models ignore them.
+        """
         users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
         cold_code = (users < 0).astype(np.int8) + 2 * (items < 0).astype(np.int8)
         out = np.empty(len(users), dtype=np.float32)
         warm = np.flatnonzero(cold_code == 0)
         device = self.device
+        times = self._model_times(timestamps, len(users))
         for start in range(0, len(warm), _MATMUL_CELLS):
             rows = warm[start : start + _MATMUL_CELLS]
             u = torch.from_numpy(users[rows]).to(device)
             i = torch.from_numpy(items[rows]).to(device)
-            out[rows] = self.model.predict(u, i).float().cpu().numpy()
+            if times is None:
+                predicted = self.model.predict(u, i)
+            else:
+                predicted = self.model.predict_at(u, i, torch.from_numpy(times[rows]).to(device))
+            out[rows] = predicted.float().cpu().numpy()
         cold = np.flatnonzero(cold_code)
         if len(cold):
             mean, user_bias, item_bias = self._fallback_terms()
@@ -347,6 +363,22 @@ class Recommender:
                 + np.where(i >= 0, item_bias[np.maximum(i, 0)], 0.0)
             )
         return np.clip(out, self.scale.minimum, self.scale.maximum), cold_code
+
+    def _model_times(self, timestamps: Any, n: int) -> np.ndarray | None:
+        """Checked ``timestamps`` as int64 unix seconds if the model uses time, else None.
+
+        Raises:
+            ConfigError: the timestamps are not integers or not one per pair.
+        """
+        if timestamps is None:
+            return None
+        try:
+            times = np.asarray(timestamps, dtype=np.int64)
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError("timestamps must be integer unix seconds") from None
+        if times.shape != (n,):
+            raise ConfigError(f"got {times.size} timestamps for {n} pairs")
+        return times if self.model.uses_time else None
 
     def predict(self, user: Any, item: Any, cold_start: ColdStart = "error") -> Prediction:
         """Predicted rating of one (user, item) pair in raw ids, clipped to the rating scale.
@@ -363,9 +395,15 @@ class Recommender:
         users: Sequence[Any] | np.ndarray,
         items: Sequence[Any] | np.ndarray,
         cold_start: ColdStart = "error",
+        timestamps: Sequence[int] | np.ndarray | None = None,
     ) -> np.ndarray:
-        """Predicted ratings (float32) of aligned arrays of raw user and item ids."""
-        return self._predict_raw(users, items, cold_start)[0]
+        """Predicted ratings (float32) of aligned arrays of raw user and item ids.
+
+        ``timestamps`` (unix seconds, aligned with the pairs) are the times the ratings are made; a model that
+        uses time (``model.uses_time``, e.g. Bayesian MF with its date feature) predicts at them, others
+        ignore them. Without them such a model predicts at each user's usual days.
+        """
+        return self._predict_raw(users, items, cold_start, timestamps)[0]
 
     def predict_frame(
         self,
@@ -373,14 +411,20 @@ class Recommender:
         user_col: str = "user",
         item_col: str = "item",
         cold_start: ColdStart = "error",
+        timestamps: Sequence[int] | np.ndarray | None = None,
     ) -> pd.DataFrame:
-        """A copy of ``frame`` with a ``prediction`` column (and ``cold_start``: "", user, item, both)."""
+        """A copy of ``frame`` with a ``prediction`` column (and ``cold_start``: "", user, item, both).
+
+        ``timestamps`` as in ``predict_many``: the rows' rating times, used by models that use time.
+        """
         for col in (user_col, item_col):
             if col not in frame.columns:
                 raise ConfigError(
                     f"column {col!r} not in the frame (columns: {', '.join(map(str, frame.columns))})"
                 )
-        values, cold = self._predict_raw(frame[user_col].to_numpy(), frame[item_col].to_numpy(), cold_start)
+        values, cold = self._predict_raw(
+            frame[user_col].to_numpy(), frame[item_col].to_numpy(), cold_start, timestamps
+        )
         out = frame.copy()
         out["prediction"] = values
         if cold_start == "bias":
@@ -388,13 +432,17 @@ class Recommender:
         return out
 
     def _predict_raw(
-        self, users: Sequence[Any] | np.ndarray, items: Sequence[Any] | np.ndarray, cold_start: ColdStart
+        self,
+        users: Sequence[Any] | np.ndarray,
+        items: Sequence[Any] | np.ndarray,
+        cold_start: ColdStart,
+        timestamps: Sequence[int] | np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         if len(users) != len(items):
             raise ConfigError(f"got {len(users)} users but {len(items)} items")
         u = self._lookup(users, self.user_ids, self._trained_users, cold_start)
         i = self._lookup(items, self.item_ids, self._trained_items, cold_start)
-        return self._predict_indices(u, i)
+        return self._predict_indices(u, i, timestamps)
 
     # ---- ranking -------------------------------------------------------------------------------------------
     def _chunk_users(self) -> int:
@@ -581,22 +629,27 @@ class Recommender:
         k: int = 10,
         relevant_threshold: float | None = None,
         cold_start: ColdStart = "bias",
+        use_time: bool = True,
     ) -> Evaluation:
         """Accuracy and ranking metrics on held-out ratings.
 
         Rating metrics (RMSE, MAE; accuracy of the most likely class for a classification head) cover every
-        held-out rating; cold pairs use the fallback of ``cold_start`` and are counted in ``n_cold``.
+        held-out rating; cold pairs use the fallback of ``cold_start`` and are counted in ``n_cold``. When the
+        held-out ratings have timestamps and the model uses time (``model.uses_time``), each rating is
+        predicted at its own time, as in Rendle et al. 2019 and myFM (the day of a rating is part of the
+        query); ``scored_at_rating_time`` in the metrics says whether that happened.
         Ranking metrics: each user with training ratings and at least one *relevant* held-out rating
         (rating >= ``relevant_threshold``, default 4 on a 1..5 scale, i.e. 75 % of the way up the scale)
         gets a top-k list over all trained items minus the items they rated in training; precision@k,
         recall@k, NDCG@k and hit rate are averaged over those users, coverage is the share of trained items
-        recommended to anyone.
+        recommended to anyone. Ranking is time-free, like ``recommend``: a top-k list is for no particular day.
 
         Args:
             ratings: held-out ratings, in any id maps (they are matched by raw id).
             k: list length for ranking metrics.
             relevant_threshold: minimum held-out rating counted as relevant.
             cold_start: "bias" (fallback, counted) or "error" (refuse cold ids).
+            use_time: score at the ratings' timestamps when possible (False: as ``predict`` without times).
         """
         from deepmf.evaluation.metrics import accuracy, mae, rmse
 
@@ -611,12 +664,14 @@ class Recommender:
             ratings.item_ids.raw(ratings.items), self.item_ids, self._trained_items, cold_start
         )
         actual = np.asarray(ratings.ratings, dtype=np.float32)
-        predicted, cold = self._predict_indices(users, items)
+        timed = use_time and ratings.timestamps is not None and self.model.uses_time
+        predicted, cold = self._predict_indices(users, items, ratings.timestamps if timed else None)
         metrics: dict[str, Any] = {
             "n_ratings": len(actual),
             "n_cold": int((cold > 0).sum()),
             "rmse": float(rmse(predicted, actual)),
             "mae": float(mae(predicted, actual)),
+            "scored_at_rating_time": timed,
         }
         if self.model.head == "classification":
             # Both readings of a classifier: the expected rating (rmse/mae above) and the most likely class.

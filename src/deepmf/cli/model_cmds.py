@@ -79,8 +79,9 @@ def train(
     device: Annotated[str | None, _option("--device", help="cpu, cuda, cuda:N or auto.")] = None,
     engine: Annotated[str | None, _option("--engine", help="auto, torch or numba.")] = None,
     threads: Annotated[int | None, _option("--threads", help="CPU threads (default: all cores).")] = None,
-    val_fraction: Annotated[float, typer.Option(
-        "--val-fraction", help="Share of the training part carved off for validation.")] = 0.05,
+    val_fraction: Annotated[float | None, typer.Option(
+        "--val-fraction", help="Share of the training part carved off for validation (default: 0.05 with "
+        "early stopping, else 0).", show_default=False)] = None,
     config: Annotated[Path | None, _option(
         "--config", help="JSON file {model, model_options, train_options}; flags override it.")] = None,
     out: Annotated[Path | None, _option(
@@ -200,6 +201,8 @@ def _print_summary(summary: dict[str, Any], out: Path | None, report: Path | Non
     rows = [("ratings", f"{summary['n_train']:,} train, {summary['n_valid']:,} validation, "
                         f"{summary['n_test']:,} test ({summary['cold_test_ratings']:,} cold)"),
             ("test RMSE", _fmt(test.get("rmse"))), ("test MAE", _fmt(test.get("mae")))]
+    if test.get("scored_at_rating_time"):
+        rows.append(("scored", "at each test rating's time (the model uses the day of a rating)"))
     if "accuracy" in test:
         rows.append(("test accuracy", _fmt(test["accuracy"])))
     for key in ("precision", "ndcg"):
