@@ -14,9 +14,9 @@ from dataclasses import fields
 from typing import Any
 
 from deepmf.data.ratings import Ratings
-from deepmf.data.splits import Split, parse_split, validation_split
+from deepmf.data.splits import Split, parse_split
 from deepmf.errors import ConfigError
-from deepmf.experiment import DEFAULT_VALID_FRACTION, train_config_for
+from deepmf.experiment import carve_validation, train_config_for
 from deepmf.recommender import Recommender
 from deepmf.training.config import TrainConfig
 from deepmf.training.fit import train_model
@@ -42,7 +42,7 @@ def fit(
     train: Ratings,
     model: str = "mf",
     *,
-    valid_fraction: float = DEFAULT_VALID_FRACTION,
+    valid_fraction: float | None = None,
     progress: bool = False,
     **options: Any,
 ) -> Recommender:
@@ -51,19 +51,15 @@ def fit(
     ``options`` mixes model options (``factors``, ``layers``, ``dropout``, ``features``, ``head``...) and training
     options (any TrainConfig field: ``lr``, ``epochs``, ``optimizer``, ``seed``, ``device``...); a model's tuned
     defaults fill the rest. A validation share of ``train`` (``valid_fraction``, 0 for none) is carved off for
-    early stopping; every training rating still counts as seen by its user.
+    early stopping; by default 5 % when the model stops early (patience > 0) or steps its LR on plateaus, and
+    none otherwise (Bayesian MF, the blend). Every training rating still counts as seen by its user.
 
     Raises:
         ConfigError: unknown model or option, or an invalid value.
     """
-    if not 0 <= valid_fraction < 1:
-        raise ConfigError(f"validation fraction must be in [0, 1), got {valid_fraction}")
     train_options = {key: value for key, value in options.items() if key in _TRAIN_OPTIONS}
     model_options = {key: value for key, value in options.items() if key not in _TRAIN_OPTIONS}
     config = train_config_for(model, train_options)
-    if valid_fraction > 0:
-        fit_part, valid = validation_split(train, valid_fraction, seed=config.seed)
-    else:
-        fit_part, valid = train, None
+    fit_part, valid = carve_validation(train, valid_fraction, config)
     trained = train_model(model, train, fit_part, valid, model_options, config, progress=progress)
     return Recommender.from_trained(trained, train, train)

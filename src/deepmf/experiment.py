@@ -20,6 +20,7 @@ from deepmf.errors import ConfigError
 from deepmf.recommender import Evaluation, Recommender
 from deepmf.training.config import TrainConfig
 
+# Validation share carved from training when the model stops early (or steps its LR on plateaus).
 DEFAULT_VALID_FRACTION = 0.05
 
 
@@ -71,6 +72,36 @@ def train_config_for(model_name: str, overrides: dict[str, Any] | None = None) -
     values = default_train_options(model_name)
     values.update({key: value for key, value in (overrides or {}).items() if value is not None})
     return TrainConfig.from_dict(values)
+
+
+def default_valid_fraction(config: TrainConfig) -> float:
+    """Validation share to carve when none is asked for: 5 % if validation steers training, else 0.
+
+    Validation steers training through early stopping (``patience`` > 0) or a plateau LR schedule. Without
+    either (Bayesian MF, the blend, ``--patience 0``) carved ratings would only be lost for training.
+    """
+    steered = config.patience > 0 or config.lr_schedule == "plateau"
+    return DEFAULT_VALID_FRACTION if steered else 0.0
+
+
+def carve_validation(train: Ratings, valid_fraction: float | None,
+                     config: TrainConfig) -> tuple[Ratings, Ratings | None]:
+    """(ratings to fit, validation ratings or None) of a training part.
+
+    Args:
+        train: the training part.
+        valid_fraction: share to carve off; None for ``default_valid_fraction(config)``; 0 for none.
+        config: training options (patience and schedule pick the default; seed picks the ratings).
+
+    Raises:
+        ConfigError: the fraction is outside [0, 1).
+    """
+    fraction = default_valid_fraction(config) if valid_fraction is None else valid_fraction
+    if not 0 <= fraction < 1:
+        raise ConfigError(f"validation fraction must be in [0, 1), got {fraction}")
+    if fraction == 0:
+        return train, None
+    return validation_split(train, fraction, seed=config.seed)
 
 
 @dataclass
@@ -134,7 +165,7 @@ def run_experiment(
     model_options: dict[str, Any] | None = None,
     train_config: TrainConfig | None = None,
     *,
-    valid_fraction: float = DEFAULT_VALID_FRACTION,
+    valid_fraction: float | None = None,
     k: int = 10,
     relevant_threshold: float | None = None,
     **trainer_kwargs: Any,
@@ -148,7 +179,8 @@ def run_experiment(
         model_options: model options (defaults of the model where absent).
         train_config: training options; the model's tuned defaults when None.
         valid_fraction: share of the training part carved off for validation (early stopping, history);
-            0 trains on all of it without validation.
+            0 trains on all of it without validation; None (default) carves 5 % when validation steers
+            training (patience > 0 or a plateau schedule) and nothing otherwise.
         k: list length of the ranking metrics.
         relevant_threshold: held-out rating counted as relevant (default: 4 on a 1..5 scale).
         **trainer_kwargs: passed to the Trainer (progress, checkpoint_dir, resume, on_epoch).
@@ -158,17 +190,12 @@ def run_experiment(
     """
     from deepmf.training.fit import train_model
 
-    if not 0 <= valid_fraction < 1:
-        raise ConfigError(f"validation fraction must be in [0, 1), got {valid_fraction}")
     config = train_config if train_config is not None else train_config_for(model_name)
     if split.train.user_ids is not data.user_ids or split.train.item_ids is not data.item_ids:
         # A split read from two files (files:TRAIN,TEST) has id maps of its own: they define the model.
         data = split.train
     start = time.perf_counter()
-    if valid_fraction > 0:
-        fit_part, valid = validation_split(split.train, valid_fraction, seed=config.seed)
-    else:
-        fit_part, valid = split.train, None
+    fit_part, valid = carve_validation(split.train, valid_fraction, config)
     trained = train_model(
         model_name, data, fit_part, valid, dict(model_options or {}), config, **trainer_kwargs
     )

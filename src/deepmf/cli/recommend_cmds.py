@@ -95,9 +95,11 @@ EngineOpt = Annotated[
 ]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads.", show_default=False)]
 ValFractionOpt = Annotated[
-    float,
+    float | None,
     typer.Option(
-        "--val-fraction", help="Validation share carved from training data (early stopping; 0: none)."
+        "--val-fraction",
+        help="Validation share carved from training data (default: 0.05 with early stopping, else 0).",
+        show_default=False,
     ),
 ]
 KOpt = Annotated[int, typer.Option("-k", "--k", help="List length of the ranking metrics.")]
@@ -414,7 +416,7 @@ def evaluate(
     device: DeviceOpt = None,
     engine: EngineOpt = None,
     threads: ThreadsOpt = None,
-    val_fraction: ValFractionOpt = 0.05,
+    val_fraction: ValFractionOpt = None,
     k: KOpt = 10,
     out: Annotated[
         Path | None,
@@ -504,7 +506,7 @@ def compare(
     seed: SeedOpt = None,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
-    val_fraction: ValFractionOpt = 0.05,
+    val_fraction: ValFractionOpt = None,
     k: KOpt = 10,
     report: Annotated[
         Path | None,
