@@ -1,4 +1,5 @@
-"""Speed paths that must not change results: FastEmbedding's gradient, the torch engine's fused optimizers."""
+"""Speed paths that must not change results: FastEmbedding's gradient, the one-pass L2 penalty, the torch
+engine's fused optimizers."""
 
 from __future__ import annotations
 
@@ -51,6 +52,39 @@ def _tiny_ratings(n: int = 300) -> Ratings:
     frame = pd.DataFrame({"user": rng.integers(0, 20, n), "item": rng.integers(0, 30, n),
                           "rating": rng.integers(1, 6, n).astype(np.float32)})
     return Ratings.from_frame(frame.drop_duplicates(["user", "item"]), scale=RatingScale(1.0, 5.0, 1.0))
+
+
+@pytest.mark.parametrize(("model_name", "options"), [
+    ("deepmf", {}),
+    ("deepmf", {"bias": False}),
+    ("deepmf", {"head": "classification"}),
+    ("neumf", {}),
+    ("mf", {}),  # the base class's fallback: forward, then regularization
+])
+def test_forward_with_penalty_equals_forward_and_regularization(model_name: str, options: dict) -> None:
+    # The one-pass penalty must give the same output, penalty and gradients as the two separate calls.
+    data = _tiny_ratings()
+    torch.manual_seed(0)
+    shape = {"factors": 4} if model_name == "mf" else {"factors": 4, "layers": (8,), "dropout": 0.0}
+    one_pass = create_model(model_name, data, **shape, **options)
+    two_calls = create_model(model_name, data, **shape, **options)
+    two_calls.load_state_dict(one_pass.state_dict())
+    with torch.no_grad():  # non-zero biases, so their penalty terms count
+        for model in (one_pass, two_calls):
+            for name, parameter in model.named_parameters():
+                if name.endswith("_bias.weight"):
+                    parameter.copy_(torch.linspace(-1, 1, parameter.numel()).view_as(parameter))
+    tensors = data.to()
+    users, items = tensors.users[:50], tensors.items[:50]
+    output, penalty = one_pass.forward_with_penalty(users, items)
+    expected_output, expected_penalty = two_calls(users, items), two_calls.regularization(users, items)
+    torch.testing.assert_close(output, expected_output)
+    torch.testing.assert_close(penalty, expected_penalty)
+    (output.sum() + penalty).backward()
+    (expected_output.sum() + expected_penalty).backward()
+    for (name, parameter), (_, reference) in zip(one_pass.named_parameters(), two_calls.named_parameters(),
+                                                 strict=True):
+        torch.testing.assert_close(parameter.grad, reference.grad, msg=name)
 
 
 def test_torch_engine_fuses_dense_optimizers_and_they_match_unfused_steps(monkeypatch) -> None:

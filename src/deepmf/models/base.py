@@ -77,6 +77,15 @@ class RatingModel(nn.Module):
         """Optional per-batch L2 on the embedding rows the batch used (None if the model has none)."""
         return None
 
+    def forward_with_penalty(self, users: torch.Tensor,
+                             items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(forward(users, items), regularization(users, items))``, what a training step needs.
+
+        Models whose penalty is over rows that forward already gathers override this to reuse them (one
+        lookup and one gradient scatter per table instead of two).
+        """
+        return self(users, items), self.regularization(users, items)
+
     # ---- prediction ----------------------------------------------------------------------------------------
     def to_rating(self, output: torch.Tensor) -> torch.Tensor:
         """Turn forward's output into ratings: identity for regression, expected rating for classification."""

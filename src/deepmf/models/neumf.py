@@ -34,11 +34,12 @@ class NeuMF(DeepModel):
         self.tower = mlp(in_width, config.layers, batchnorm=config.batchnorm, dropout=config.dropout)
         self.output = self.output_layer(config.factors + config.layers[-1])
 
-    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        gmf = self.gmf_user(users) * self.gmf_item(items)
-        inputs = torch.cat([self.mlp_user(users), self.mlp_item(items), *self.side(users, items)], dim=-1)
+    def compute(self, users: torch.Tensor, items: torch.Tensor, used: list[torch.Tensor] | None) -> torch.Tensor:
+        gmf = self.lookup(self.gmf_user, users, used) * self.lookup(self.gmf_item, items, used)
+        inputs = torch.cat([self.lookup(self.mlp_user, users, used), self.lookup(self.mlp_item, items, used),
+                            *self.side(users, items)], dim=-1)
         tower = self.tower(inputs)
-        return self.finish(self.output(torch.cat([gmf, tower], dim=-1)), users, items)
+        return self.finish(self.output(torch.cat([gmf, tower], dim=-1)), users, items, used)
 
     def item_embeddings(self) -> torch.Tensor:
         return torch.cat([self.gmf_item.weight, self.mlp_item.weight], dim=-1).detach()

@@ -158,13 +158,12 @@ class TorchEngine:
             i = items[start:start + batch_size]
             r = ratings[start:start + batch_size]
             with self._forward_context():
-                output = model(u, i)
+                if l2 > 0:
+                    output, penalty = model.forward_with_penalty(u, i)
+                else:
+                    output, penalty = model(u, i), None
                 loss = model.loss(output, r)
-            if l2 > 0:
-                penalty = model.regularization(u, i)
-                total = loss if penalty is None else loss + l2 * penalty
-            else:
-                total = loss
+            total = loss if penalty is None else loss + l2 * penalty
             for optimizer in self.optimizers:
                 optimizer.zero_grad(set_to_none=True)
             total.backward()
