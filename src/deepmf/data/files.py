@@ -34,6 +34,11 @@ SNIFF_SEPARATORS: tuple[str, ...] = ("::", "\t", ",", ";", "|")
 # A byte never found in MovieLens text: "::" is rewritten to it because pyarrow takes one-byte delimiters.
 _MULTI_SEP_STANDIN = "\x1f"
 PARQUET_SUFFIXES = (".parquet", ".pq")
+# CSV block: pyarrow's default (1 MiB) makes ~500 chunks of a 485 MiB file; bigger blocks also make the
+# streaming reader's type inference (first block) see more rows.
+_BLOCK_BYTES = 8 << 20
+# Rows per slice when validating a column with float64 temporaries (8 MiB each).
+_CHECK_SLICE = 1 << 20
 
 # Header names recognised without flags (lower-cased, spaces and dashes folded to underscores).
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
@@ -198,25 +203,49 @@ def read_table(path: Path, fmt: TextFormat, column_types: dict[str, pa.DataType]
         sink = pa.BufferOutputStream()
         sink.write(data)
         del data
-        source = pa.BufferReader(sink.getvalue())
+        source = sink.getvalue()
     read_options = pacsv.ReadOptions(
         column_names=None if fmt.header else (list(fmt.names) if fmt.names else None),
         autogenerate_column_names=not fmt.header and not fmt.names,
+        block_size=_BLOCK_BYTES,
     )
     parse_options = pacsv.ParseOptions(delimiter=sep, quote_char='"' if fmt.quoted else False)
     convert_options = pacsv.ConvertOptions(column_types=column_types or {}, strings_can_be_null=True)
+    options = {"read_options": read_options, "parse_options": parse_options, "convert_options": convert_options}
+
+    def reopen() -> str | pa.BufferReader:
+        return pa.BufferReader(source) if isinstance(source, pa.Buffer) else source
+
     try:
-        table = pacsv.read_csv(
-            source, read_options=read_options, parse_options=parse_options, convert_options=convert_options
-        )
+        try:
+            # Block by block: the peak is about the table itself. ``read_csv`` held the whole file and its
+            # parse at once (1.3 GiB of pyarrow memory for a 20M-row, 485 MiB CSV whose table is 0.6 GiB).
+            table = pacsv.open_csv(reopen(), **options).read_all()
+        except pa.ArrowInvalid:
+            # The streaming reader fixes each column's type from the first block, so a column that changes
+            # type further down (integer ratings, then a 3.5), or a malformed file, fails there. read_csv
+            # infers types from the whole column and reports errors as it always did.
+            table = pacsv.read_csv(reopen(), **options)
     except pa.ArrowInvalid as exc:
         raise _explain_arrow_error(path, fmt, str(exc)) from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not valid {fmt.encoding} text") from None
+    finally:
+        # pyarrow's allocator keeps freed parse buffers for reuse; nothing here reuses them: give them back.
+        release_arrow_memory()
     if fmt.encoding == "utf-8" and any(pa.types.is_binary(t) for t in table.schema.types):
         # pyarrow types text that is not valid UTF-8 as binary: read it again as latin-1, which every byte is.
         return read_table(path, replace(fmt, encoding="auto"), column_types)
     return table
+
+
+def release_arrow_memory() -> None:
+    """Return the memory pyarrow's allocator keeps cached after tables are freed to the OS.
+
+    Its pool (mimalloc) keeps freed buffers for reuse; after loading, nothing reuses them, and at 20M ratings
+    they held over 1 GiB of resident memory for the rest of the process.
+    """
+    pa.default_memory_pool().release_unused()
 
 
 def _explain_arrow_error(path: Path, fmt: TextFormat, message: str) -> DataError:
@@ -282,14 +311,34 @@ class RawRatings:
         )
 
 
+def _to_numpy(column: pa.ChunkedArray, dtype: type) -> np.ndarray:
+    """A null-free numeric column as one numpy array of ``dtype``, filled chunk by chunk.
+
+    ``ChunkedArray.to_numpy`` first concatenates the chunks in pyarrow memory and a dtype change copies
+    again; this makes the one array that is kept.
+    """
+    out = np.empty(len(column), dtype=dtype)
+    start = 0
+    for chunk in column.chunks:
+        out[start : start + len(chunk)] = chunk.to_numpy(zero_copy_only=False)
+        start += len(chunk)
+    return out
+
+
 def _id_column(column: pa.ChunkedArray, what: str, where) -> np.ndarray:
-    """Raw ids as int64 (integers, or integral floats) or as str objects; nulls are refused."""
+    """Raw ids as int32 or int64 integers (integers, or integral floats) or as str objects; nulls are refused.
+
+    Integer ids that fit in int32 (every MovieLens edition's) are kept as int32: half the memory.
+    """
     if column.null_count:
         row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
         raise DataError(f"{where(row)}: empty {what} id")
     kind = column.type
     if pa.types.is_integer(kind):
-        return column.to_numpy().astype(np.int64, copy=False)
+        bounds = pc.min_max(column)
+        low, high = bounds["min"].as_py(), bounds["max"].as_py()
+        fits = low is not None and np.iinfo(np.int32).min <= low and high <= np.iinfo(np.int32).max
+        return _to_numpy(column, np.int32 if fits else np.int64)
     if pa.types.is_floating(kind):
         values = column.to_numpy()
         if np.all(np.isfinite(values)) and np.all(values == np.round(values)):
@@ -301,14 +350,19 @@ def _id_column(column: pa.ChunkedArray, what: str, where) -> np.ndarray:
 def _rating_column(column: pa.ChunkedArray, where) -> np.ndarray:
     """Ratings as float32; empty, NaN and non-numeric values are refused with their line."""
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-        values = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-        bad = ~np.isfinite(values)  # nulls arrive as NaN
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            is_null = column.null_count and bool(column.is_null().to_numpy(zero_copy_only=False)[row])
-            problem = "missing rating (empty or NaN)" if is_null else "infinite rating"
-            raise DataError(f"{where(row)}: {problem}")
-        return values.astype(np.float32)
+        values = np.empty(len(column), dtype=np.float32)
+        start = 0
+        for chunk in column.chunks:  # chunk by chunk: no float64 copy of the whole column
+            part = chunk.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)  # nulls arrive as NaN
+            bad = ~np.isfinite(part)
+            if bad.any():
+                row = start + int(np.flatnonzero(bad)[0])
+                is_null = column.null_count and bool(column.is_null().to_numpy(zero_copy_only=False)[row])
+                problem = "missing rating (empty or NaN)" if is_null else "infinite rating"
+                raise DataError(f"{where(row)}: {problem}")
+            values[start : start + len(part)] = part
+            start += len(part)
+        return values
     text = pd.Series(column.to_numpy(zero_copy_only=False), dtype=object)
     numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(numbers)
@@ -326,7 +380,7 @@ def _time_column(column: pa.ChunkedArray, where) -> np.ndarray:
         raise DataError(f"{where(row)}: empty timestamp")
     kind = column.type
     if pa.types.is_integer(kind):
-        return column.to_numpy().astype(np.int64, copy=False)
+        return _to_numpy(column, np.int64)
     if pa.types.is_floating(kind):
         values = column.to_numpy()
         if not np.all(np.isfinite(values)):
@@ -371,23 +425,35 @@ def raw_from_table(
 # ---- from raw ids to Ratings -------------------------------------------------------------------------------
 def check_scale(raw: RawRatings, scale: RatingScale) -> None:
     """Refuse ratings outside ``scale`` or off its step grid, naming the first offending line."""
-    values = raw.ratings.astype(np.float64)
     tol = 1e-6
-    outside = (values < scale.minimum - tol) | (values > scale.maximum + tol)
-    if outside.any():
-        row = int(np.flatnonzero(outside)[0])
-        raise DataError(
-            f"{raw.where(row)}: rating {values[row]:g} is outside the scale "
-            f"{scale.minimum:g}..{scale.maximum:g}"
-        )
-    steps = (values - scale.minimum) / scale.step
-    off = np.abs(steps - np.round(steps)) > 1e-4
-    if off.any():
-        row = int(np.flatnonzero(off)[0])
-        raise DataError(
-            f"{raw.where(row)}: rating {values[row]:g} is not a multiple of the scale step "
-            f"{scale.step:g} from {scale.minimum:g}"
-        )
+    # In slices: float64 temporaries of a 20M-row column would cost several hundred MiB at once.
+    for begin in range(0, len(raw.ratings), _CHECK_SLICE):
+        values = raw.ratings[begin : begin + _CHECK_SLICE].astype(np.float64)
+        outside = (values < scale.minimum - tol) | (values > scale.maximum + tol)
+        if outside.any():
+            row = int(np.flatnonzero(outside)[0])
+            raise DataError(
+                f"{raw.where(begin + row)}: rating {values[row]:g} is outside the scale "
+                f"{scale.minimum:g}..{scale.maximum:g}"
+            )
+        steps = (values - scale.minimum) / scale.step
+        off = np.abs(steps - np.round(steps)) > 1e-4
+        if off.any():
+            row = int(np.flatnonzero(off)[0])
+            raise DataError(
+                f"{raw.where(begin + row)}: rating {values[row]:g} is not a multiple of the scale step "
+                f"{scale.step:g} from {scale.minimum:g}"
+            )
+
+
+def _has_repeats(key: np.ndarray) -> bool:
+    """Whether any value of ``key`` occurs twice: a sorted copy, compared with itself shifted by one.
+
+    Cheaper in memory than a hash table over every row (pandas' ``duplicated`` builds one: ~0.5 GiB at 20M
+    rows); the hash path then runs only when there are duplicates to resolve or report.
+    """
+    ordered = np.sort(key)
+    return bool(np.any(ordered[1:] == ordered[:-1]))
 
 
 def resolve_duplicates(
@@ -410,9 +476,9 @@ def resolve_duplicates(
             f"unknown duplicates policy {policy!r}; choose one of {', '.join(DUPLICATE_POLICIES)}"
         )
     key = users.astype(np.int64) * n_items + items
-    dup = pd.Index(key).duplicated(keep="first")
-    if not dup.any():
+    if not _has_repeats(key):
         return users, items, raw
+    dup = pd.Index(key).duplicated(keep="first")
     if policy == "error":
         second = int(np.flatnonzero(dup)[0])
         first = int(np.flatnonzero(key == key[second])[0])
@@ -461,6 +527,9 @@ def ratings_from_raw(
         name: ``Ratings.name``.
         user_ids, item_ids: existing maps to code the ids with (unknown ids raise DataError); None: build.
     """
+    # The parsed table is gone by now (its columns were copied out); give pyarrow's cached buffers back before
+    # the id maps' temporaries need the memory.
+    release_arrow_memory()
     if scale is not None:
         check_scale(raw, scale)
     else:

@@ -216,11 +216,15 @@ class Ratings:
         return replace(self, ratings=np.asarray(ratings, dtype=np.float32))
 
     def to(self, device: str | torch.device = "cpu") -> RatingTensors:
-        """Tensors on ``device`` for training: users/items int64 (embedding indices), ratings float32."""
+        """Tensors on ``device`` for training: users/items int64 (embedding indices), ratings float32.
+
+        On the CPU the ratings tensor shares this object's array when it already is contiguous, writable
+        float32 (the usual case); it is copied only when it is not (torch cannot wrap a read-only array).
+        """
         return RatingTensors(
             torch.from_numpy(self.users.astype(np.int64)).to(device),
             torch.from_numpy(self.items.astype(np.int64)).to(device),
-            torch.from_numpy(np.ascontiguousarray(self.ratings, dtype=np.float32)).to(device),
+            torch.from_numpy(np.require(self.ratings, np.float32, ["C", "W"])).to(device),
         )
 
     def to_frame(self) -> pd.DataFrame:

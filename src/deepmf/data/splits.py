@@ -100,14 +100,21 @@ def _require_ratings(r: Ratings, minimum: int = 2) -> None:
         raise DataError(f"{r.name or 'ratings'}: {len(r)} rating(s) are too few to split")
 
 
+def _shuffled_rows(n: int, seed: int) -> np.ndarray:
+    """``np.random.default_rng(seed).permutation(n)`` (the same order: it shuffles an arange in place), but
+    int32 where ``n`` allows: half the memory of the int64 one at 20M ratings."""
+    rows = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
+    np.random.default_rng(seed).shuffle(rows)
+    return rows
+
+
 def random_split(r: Ratings, test_fraction: float = 0.2, seed: int = 0) -> Split:
     """Hold out a random ``test_fraction`` of the ratings (at least one, never all)."""
     fraction = _check_fraction(test_fraction)
     _require_ratings(r)
     n_test = min(max(round(fraction * len(r)), 1), len(r) - 1)
-    order = np.random.default_rng(seed).permutation(len(r))
     test = np.zeros(len(r), dtype=bool)
-    test[order[:n_test]] = True
+    test[_shuffled_rows(len(r), seed)[:n_test]] = True  # the order is freed before the subsets are copied
     return _from_test_mask(r, test, f"random:{fraction:g}")
 
 
@@ -185,9 +192,8 @@ def kfold_splits(r: Ratings, k: int = 5, seed: int = 0) -> list[Split]:
     if not isinstance(k, (int, np.integer)) or k < 2:
         raise ConfigError(f"k-fold needs k >= 2, got {k!r}")
     _require_ratings(r, k)
-    fold_of = np.empty(len(r), dtype=np.int64)
-    order = np.random.default_rng(seed).permutation(len(r))
-    fold_of[order] = np.arange(len(r)) % k
+    fold_of = np.empty(len(r), dtype=np.int32)
+    fold_of[_shuffled_rows(len(r), seed)] = np.arange(len(r), dtype=np.int32) % k
     return [_from_test_mask(r, fold_of == i, f"kfold:{k}#{i + 1}") for i in range(k)]
 
 
