@@ -16,7 +16,7 @@ from deepmf.errors import ConfigError
 from deepmf.models.layers import FastEmbedding
 from deepmf.models.registry import create_model
 from deepmf.training.config import TrainConfig
-from deepmf.training.engines.torch_engine import TorchEngine, autocast_dtype, native_bf16
+from deepmf.training.engines.torch_engine import TorchEngine, autocast_dtype, compile_requested, native_bf16
 
 
 @settings(max_examples=30, deadline=None)
@@ -141,3 +141,35 @@ def test_bf16_forward_trains_both_heads_and_keeps_float32_weights(monkeypatch, h
         last = engine.train_epoch(epoch)
     assert engine.precision == "bf16" and last < first
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_compile_setting_is_checked(monkeypatch) -> None:
+    monkeypatch.setenv("DEEPMF_COMPILE", "yes")
+    with pytest.raises(ConfigError, match="DEEPMF_COMPILE"):
+        compile_requested()
+    monkeypatch.setenv("DEEPMF_COMPILE", "0")
+    data = _tiny_ratings()
+    engine = TorchEngine(create_model("deepmf", data, factors=4), data, TrainConfig(threads=1), torch.device("cpu"))
+    assert not engine.compiled
+
+
+@pytest.mark.slow
+def test_compiled_step_trains_like_the_eager_step(monkeypatch, tmp_path) -> None:
+    # Same start, same shuffle, fp32 both ways: the compiled step may only reorder float sums. The last batch
+    # is smaller than the others, so the recompiled (dynamic-shape) graph runs too.
+    monkeypatch.setenv("DEEPMF_PRECISION", "fp32")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    data = _tiny_ratings()
+    config = TrainConfig(optimizer="adam", lr=0.01, l2=0.05, batch_size=64, threads=1)
+    torch.manual_seed(0)
+    models = [create_model("deepmf", data, factors=4, layers=(8,)) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    rmses = []
+    for setting, model in zip(("0", "1"), models, strict=True):
+        monkeypatch.setenv("DEEPMF_COMPILE", setting)
+        engine = TorchEngine(model, data, config, torch.device("cpu"))
+        assert engine.compiled == (setting == "1")
+        rmses.append([engine.train_epoch(epoch) for epoch in (1, 2)])
+    assert rmses[1] == pytest.approx(rmses[0], rel=1e-4)
+    for name, value in models[0].state_dict().items():
+        torch.testing.assert_close(models[1].state_dict()[name], value, rtol=1e-4, atol=1e-5, msg=name)

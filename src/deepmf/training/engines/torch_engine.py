@@ -11,6 +11,13 @@ multiplies bfloat16 natively (CPUs with AVX512-BF16 or AMX, CUDA GPUs that suppo
 took 0.7 ms instead of 2.4 ms on one core here, while weights, optimizer state, embeddings, biases and the
 loss stay float32 (u1 test RMSE of deep MF unchanged within seed noise). ``DEEPMF_PRECISION=fp32`` turns it
 off, ``bf16`` insists on it.
+
+``DEEPMF_COMPILE=1`` runs each batch's forward pass, loss and penalty (and so their backward) through
+``torch.compile``, which fuses the casts, ReLUs and penalty into a few kernels: deep MF (K=32, layers 64,64) on
+ML-100K u1 trained 1.45x as fast per epoch on one CPU thread here, with the same test RMSE. It is off by
+default because compiling costs more than it saves on small data: about 40 s the first time on this 2-core
+machine (a few seconds once Inductor's on-disk cache has the kernels), against about 0.06 s per epoch saved.
+The optimizer step stays eager (fused Adam is one kernel already).
 """
 
 from __future__ import annotations
@@ -61,6 +68,18 @@ def autocast_dtype(model: nn.Module, device: torch.device) -> torch.dtype | None
         return torch.bfloat16
     has_linear = any(isinstance(module, nn.Linear) for module in model.modules())
     return torch.bfloat16 if has_linear and native_bf16(device) else None
+
+
+def compile_requested() -> bool:
+    """Whether ``$DEEPMF_COMPILE`` asks for a ``torch.compile``d training step (see module docstring).
+
+    Raises:
+        ConfigError: the variable is set to something other than 0 or 1.
+    """
+    choice = os.environ.get("DEEPMF_COMPILE", "0").strip() or "0"
+    if choice not in ("0", "1"):
+        raise ConfigError(f"DEEPMF_COMPILE must be 0 or 1, got {choice!r}")
+    return choice == "1"
 
 
 def _dense_optimizer(name: str, params: list[nn.Parameter], config: TrainConfig, weight_decay: float,
@@ -116,6 +135,9 @@ class TorchEngine:
                                  else functools.partial(torch.autocast, device.type, dtype=self.autocast))
         self.optimizers = self._build_optimizers()
         self.schedulers = [s for s in (_scheduler(o, config) for o in self.optimizers) if s is not None]
+        self.compiled = compile_requested()
+        # The forward pass, loss and penalty of a batch, and through AOTAutograd their backward too.
+        self._batch_loss = torch.compile(self._eager_batch_loss) if self.compiled else self._eager_batch_loss
 
     def _build_optimizers(self) -> list[torch.optim.Optimizer]:
         config = self.config
@@ -145,9 +167,21 @@ class TorchEngine:
             optimizers.append(_dense_optimizer(config.optimizer, dense, config, config.weight_decay))
         return optimizers
 
+    def _eager_batch_loss(self, users: torch.Tensor, items: torch.Tensor,
+                          ratings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(model output, the batch's loss, loss + l2 x penalty) of one batch."""
+        model, l2 = self.model, self.config.l2
+        with self._forward_context():
+            if l2 > 0:
+                output, penalty = model.forward_with_penalty(users, items)
+            else:
+                output, penalty = model(users, items), None
+            loss = model.loss(output, ratings)
+        return output, loss, loss if penalty is None else loss + l2 * penalty
+
     def train_epoch(self, epoch: int) -> float:
         """One shuffled pass in minibatches; returns the training RMSE of the pass (model in train mode)."""
-        model, data, batch_size, l2 = self.model, self.data, self.config.batch_size, self.config.l2
+        model, data, batch_size = self.model, self.data, self.config.batch_size
         model.train()
         order = torch.randperm(self.n, generator=self.generator, device=self.device)
         users, items, ratings = data.users[order], data.items[order], data.ratings[order]
@@ -157,13 +191,7 @@ class TorchEngine:
             u = users[start:start + batch_size]
             i = items[start:start + batch_size]
             r = ratings[start:start + batch_size]
-            with self._forward_context():
-                if l2 > 0:
-                    output, penalty = model.forward_with_penalty(u, i)
-                else:
-                    output, penalty = model(u, i), None
-                loss = model.loss(output, r)
-            total = loss if penalty is None else loss + l2 * penalty
+            output, loss, total = self._batch_loss(u, i, r)
             for optimizer in self.optimizers:
                 optimizer.zero_grad(set_to_none=True)
             total.backward()
