@@ -43,8 +43,8 @@ from deepmf.experiment import run_experiment, train_config_for
 MODELS = ("mf", "deepmf", "svdpp", "bayes", "bayes@no-time", "autorec", "blend")
 PEERS = ("surprise-svd", "surprise-svdpp", "myfm-mf", "myfm-flipped-date")
 SECONDS_PER_DAY = 86_400
-# The Bayesian MF trained for the last split seen, so "bayes@no-time" rescores it instead of training again.
-_LAST_BAYES: dict[str, Any] = {}
+# The Bayesian MF trained per (split, seed), so "bayes@no-time" rescores it instead of training it again.
+_BAYES: dict[tuple[str, int], Any] = {}
 
 
 def protocol_splits(name: str) -> tuple[Ratings, list[Split]]:
@@ -71,15 +71,15 @@ def run_deepmf(model: str, data: Ratings, split: Split, seed: int) -> float:
     config = train_config_for(model, {"seed": seed})
     result = run_experiment(data, split, model, {}, config, progress=False)
     if model == "bayes":
-        _LAST_BAYES.update(key=(split.name, seed), recommender=result.recommender)
+        _BAYES[split.name, seed] = result.recommender
     return float(result.metrics["rmse"])
 
 
 def run_bayes_no_time(data: Ratings, split: Split, seed: int) -> float:
-    """Bayesian MF scored without the test ratings' times (trained here unless "bayes" just ran this split)."""
-    if _LAST_BAYES.get("key") != (split.name, seed):
+    """Bayesian MF scored without the test ratings' times (trained here unless "bayes" ran on this split)."""
+    if (split.name, seed) not in _BAYES:
         run_deepmf("bayes", data, split, seed)
-    return float(_LAST_BAYES["recommender"].evaluate(split.test, use_time=False).metrics["rmse"])
+    return float(_BAYES[split.name, seed].evaluate(split.test, use_time=False).metrics["rmse"])
 
 
 # ---- peers -------------------------------------------------------------------------------------------------
