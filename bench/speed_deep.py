@@ -4,10 +4,14 @@
     DEEPMF_DATA=../shared/data python bench/speed_deep.py --profile   # where one epoch's time goes
 
 Speed table: every row trains the same architecture for the same number of epochs (``--epochs``, no early
-stopping). deepmf rows use DeepMF's shipped defaults (deepmf.models.registry: Adam lr 0.01, batch 4096, L2 on
-the rows used, no dropout) through the Trainer, with 1 and 2 torch threads, with and without the bfloat16
-forward pass (``DEEPMF_PRECISION``); the tutorial row is bench/tutorial_loop.py (Adam lr 1e-3, batch 512,
-per-sample ``Dataset.__getitem__``). Seconds count training passes only; test RMSE is on u1.test, clipped.
+stopping; the tutorial row ``--tutorial-epochs``). deepmf rows use DeepMF's shipped defaults
+(deepmf.models.registry: Adam lr 0.01, batch 4096, L2 on the rows used, no dropout) through the Trainer, with
+1 and 2 torch threads, with and without the bfloat16 forward pass (``DEEPMF_PRECISION``), eager and
+``torch.compile``d (``DEEPMF_COMPILE=1``; the first compiled row starts from an empty Inductor cache, the later
+ones reuse it), plus rows with a larger batch, a larger rate and a cosine schedule; the tutorial row is
+bench/tutorial_loop.py (Adam lr 1e-3, batch 512, per-sample ``Dataset.__getitem__``). Seconds count training
+passes only (compiling happens in epoch 1, so it counts); "steady" ratings/s leaves epoch 1 out. Test RMSE is
+on u1.test, clipped.
 
 Time-to-RMSE table: the same runs scored on u1.test after every epoch; training seconds until the test RMSE
 first reaches each ``--targets`` value.
@@ -16,7 +20,10 @@ first reaches each ``--targets`` value.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -31,52 +38,76 @@ from deepmf.training.config import TrainConfig
 ARCHITECTURE = {"factors": 32, "layers": (64, 64)}
 
 
-def deepmf_config(epochs: int, threads: int, device: str) -> TrainConfig:
+def deepmf_config(epochs: int, threads: int, device: str, **overrides: Any) -> TrainConfig:
     return TrainConfig(**{**default_train_options("deepmf"), "epochs": epochs, "patience": 0, "threads": threads,
-                          "device": device})
+                          "device": device, **overrides})
 
 
-def run_deepmf(split: Any, epochs: int, threads: int, precision: str, device: str) -> dict[str, Any]:
-    """One deepmf run with ``DEEPMF_PRECISION=precision`` (read when the engine is built)."""
-    previous = os.environ.get("DEEPMF_PRECISION")
-    os.environ["DEEPMF_PRECISION"] = precision
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set environment variables (read when the engine is built) for the duration of one run."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
-        return fit_with_curve("deepmf", split.train, split.test, ARCHITECTURE,
-                              deepmf_config(epochs, threads, device), curve=True)
+        yield
     finally:
-        if previous is None:
-            del os.environ["DEEPMF_PRECISION"]
-        else:
-            os.environ["DEEPMF_PRECISION"] = previous
+        for name, value in previous.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
-def tables(data: Any, split: Any, epochs: int, targets: list[float], device: str) -> str:
+# (threads, precision, compiled, TrainConfig overrides) of each deepmf row.
+LARGE_BATCH = {"batch_size": 8192, "lr": 0.02, "lr_schedule": "cosine"}
+CPU_ROWS = [(1, "auto", False, {}), (1, "fp32", False, {}), (2, "auto", False, {}), (1, "auto", True, {}),
+            (1, "auto", True, {}), (2, "auto", True, {}), (1, "auto", False, LARGE_BATCH),
+            (1, "auto", True, LARGE_BATCH)]
+CUDA_ROWS = [(1, "auto", False, {}), (1, "auto", True, {}), (1, "auto", False, LARGE_BATCH)]
+
+
+def settings_label(precision: str, compiled: bool, overrides: dict[str, Any], cold: bool) -> str:
+    label = f"precision {precision}, " + ("compiled" + (" (empty cache)" if cold else " (cached)")
+                                          if compiled else "eager")
+    if overrides:
+        label += f", batch {overrides['batch_size']}, lr {overrides['lr']}, {overrides['lr_schedule']}"
+    return label
+
+
+def tables(data: Any, split: Any, epochs: int, tutorial_epochs: int, targets: list[float], device: str,
+           cache: str) -> str:
     n = len(split.train)
-    tutorial = tutorial_loop.run("deepmf", data, split, epochs=epochs, factors=ARCHITECTURE["factors"],
+    tutorial = tutorial_loop.run("deepmf", data, split, epochs=tutorial_epochs, factors=ARCHITECTURE["factors"],
                                  hidden=ARCHITECTURE["layers"])
     tutorial_rate = tutorial["ratings_per_second"]
-    per_epoch = tutorial["seconds"] / epochs
-    runs = [("tutorial per-sample DataLoader loop", tutorial["settings"],
+    per_epoch = tutorial["seconds"] / tutorial_epochs
+    runs = [("tutorial per-sample DataLoader loop", tutorial["settings"], tutorial_epochs,
              [(e + 1, per_epoch * (e + 1), h["test_rmse"]) for e, h in enumerate(tutorial["history"])],
              tutorial["seconds"], tutorial["test_rmse"])]
-    precisions = ("auto", "fp32") if device == "cpu" else ("auto",)
-    for threads in (1, 2):
-        for precision in precisions:
-            run = run_deepmf(split, epochs, threads, precision, device)
-            label = f"deepmf DeepMF, {run['engine']} engine, {threads} thread{'s' if threads > 1 else ''}"
-            runs.append((label, f"precision {precision}", run["curve"], run["seconds"], run["test_rmse"]))
+    compiled_before = False
+    for threads, precision, compiled, overrides in (CPU_ROWS if device == "cpu" else CUDA_ROWS):
+        with environment(DEEPMF_PRECISION=precision, DEEPMF_COMPILE="1" if compiled else "0",
+                         TORCHINDUCTOR_CACHE_DIR=cache):
+            run = fit_with_curve("deepmf", split.train, split.test, ARCHITECTURE,
+                                 deepmf_config(epochs, threads, device, **overrides), curve=True)
+        label = f"deepmf DeepMF, {run['engine']} engine, {threads} thread{'s' if threads > 1 else ''}"
+        settings = settings_label(precision, compiled, overrides, cold=compiled and not compiled_before)
+        compiled_before = compiled_before or compiled
+        runs.append((label, settings, epochs, run["curve"], run["seconds"], run["test_rmse"]))
     speed_rows, target_rows = [], []
-    for label, settings, curve, seconds, rmse in runs:
-        rate = n * epochs / seconds
-        speed_rows.append([label, settings, epochs, f"{seconds:.2f}", fmt_rate(rate), f"{rmse:.4f}",
-                           f"{rate / tutorial_rate:.1f}x"])
+    for label, settings, run_epochs, curve, seconds, rmse in runs:
+        rate = n * run_epochs / seconds
+        steady = n * (run_epochs - 1) / (seconds - curve[0][1]) if run_epochs > 1 else rate
+        speed_rows.append([label, settings, run_epochs, f"{seconds:.2f}", f"{curve[0][1]:.2f}", fmt_rate(rate),
+                           fmt_rate(steady), f"{rmse:.4f}", f"{steady / tutorial_rate:.1f}x"])
         reached = [first_reaching(curve, target) for target in targets]
         best = min(point[2] for point in curve)
         target_rows.append([label, settings, f"{best:.4f}",
                             *("not reached" if r is None else f"{r[1]:.2f} s (epoch {r[0]})" for r in reached)])
-    speed = markdown_table(["system (K=32, layers 64,64)", "settings", "epochs", "fit s", "ratings/s", "test RMSE",
-                            "ratings/s vs tutorial"], speed_rows)
-    to_target = markdown_table(["system", "settings", f"best test RMSE in {epochs} epochs",
+    speed = markdown_table(["system (K=32, layers 64,64)", "settings", "epochs", "fit s", "epoch 1 s", "ratings/s",
+                            "steady ratings/s (epochs 2+)", "test RMSE", "steady ratings/s vs tutorial"],
+                           speed_rows)
+    to_target = markdown_table(["system", "settings", "best test RMSE in its epochs",
                                 *(f"time to {t}" for t in targets)], target_rows)
     return f"{speed}\n\n{to_target}"
 
@@ -103,6 +134,8 @@ def profile(split: Any, threads: int, device: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--tutorial-epochs", type=int, default=None,
+                        help="epochs of the tutorial loop row (default: --epochs); it is ~100x slower")
     parser.add_argument("--targets", default="0.95,0.94,0.93", help="comma-separated test RMSE targets")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--profile", action="store_true", help="print the operator profile of one epoch instead")
@@ -115,7 +148,9 @@ def main() -> None:
     if args.profile:
         print(profile(split, args.threads, args.device))
     else:
-        print(tables(data, split, args.epochs, [float(t) for t in args.targets.split(",")], args.device))
+        with tempfile.TemporaryDirectory(prefix="deepmf-inductor-") as cache:
+            print(tables(data, split, args.epochs, args.tutorial_epochs or args.epochs,
+                         [float(t) for t in args.targets.split(",")], args.device, cache))
     print(f"load average after the run: {load_average():.2f}")
 
 
