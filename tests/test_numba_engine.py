@@ -147,9 +147,10 @@ def test_agrees_with_the_torch_engine_on_the_same_order() -> None:
     assert moved > 1e-2  # the epoch really moved the parameters, so agreement is not trivial
 
 
-def test_resume_after_interruption_is_exact(tmp_path) -> None:
+@pytest.mark.parametrize("threads", [1, 2])  # with two threads too: the stratified kernel has no races
+def test_resume_after_interruption_is_exact(tmp_path, threads: int) -> None:
     data = _random_ratings(40, 30, 600, seed=1)
-    config = _config(lr=0.02, l2=0.05, epochs=4, seed=5)
+    config = _config(lr=0.02, l2=0.05, epochs=4, seed=5, threads=threads)
 
     def fresh_model():
         torch.manual_seed(0)
