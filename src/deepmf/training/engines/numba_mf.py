@@ -20,8 +20,9 @@ sub-epochs; in sub-epoch ``s`` worker ``w`` trains on the ratings of user group 
 ``(w + s) mod G``. Blocks of one sub-epoch share no user and no item, so workers never touch the same row and
 need no locks, and the result depends only on the seed, the data and ``G``, never on thread timing. (It does
 depend on ``G``: a run with ``threads=2`` differs from one with ``threads=1``, as a different update order
-must. ``G`` is fixed by ``config.threads``, not by the cores present, so the same settings give the same
-model on any machine.)
+must. ``G`` is fixed by ``config.threads``, not by the cores present, so the same settings run the same
+updates in the same order on any machine; the last bits may still differ between CPU types, since
+``fastmath`` lets the compiler vectorise the dot product for the instruction set at hand.)
 
 Shuffling is cheap by design. A full ``np.random.permutation`` of 20M rows plus the gathers it needs costs
 about a third of an epoch, so the ratings are shuffled once, at construction, into a private copy grouped by
