@@ -2,6 +2,7 @@
 
     DEEPMF_DATA=../shared/data python bench/speed_deep.py             # speed + time-to-RMSE tables
     DEEPMF_DATA=../shared/data python bench/speed_deep.py --profile   # where one epoch's time goes
+    DEEPMF_DATA=../shared/data python bench/speed_deep.py --cpu-time --epochs 12   # load-proof A/B figure
 
 Speed table: every row trains the same architecture for the same number of epochs (``--epochs``, no early
 stopping; the tutorial row ``--tutorial-epochs``). deepmf rows use DeepMF's shipped defaults
@@ -21,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -131,6 +134,36 @@ def profile(split: Any, threads: int, device: str) -> str:
             + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
 
 
+def cpu_time_rates(split: Any, epochs: int, device: str) -> str:
+    """Ratings per CPU-second of the default deep MF engine on one thread, eager and compiled.
+
+    CPU time of a one-thread process is what the training itself costs, whatever else the machine runs, so
+    this compares versions (run it on two checkouts) on a busy machine; epoch 1 (compiling) is left out.
+    """
+    from deepmf.models.registry import create_model
+    from deepmf.training.engines.torch_engine import TorchEngine
+    from deepmf.training.trainer import evaluate_rmse
+
+    torch.set_num_threads(1)
+    test = split.test.to(device)
+    rows = []
+    for compiled in ("0", "1"):
+        with environment(DEEPMF_COMPILE=compiled):
+            torch.manual_seed(0)
+            model = create_model("deepmf", split.train, **ARCHITECTURE)
+            engine = TorchEngine(model, split.train, deepmf_config(epochs, 1, device), torch.device(device))
+            seconds, best = [], math.inf
+            for epoch in range(1, epochs + 1):
+                started = time.process_time()
+                engine.train_epoch(epoch)
+                seconds.append(time.process_time() - started)
+                best = min(best, evaluate_rmse(model, test, split.train.scale.minimum, split.train.scale.maximum))
+        rate = len(split.train) * (epochs - 1) / sum(seconds[1:])
+        rows.append(["compiled" if compiled == "1" else "eager", fmt_rate(rate), f"{best:.4f}"])
+    return markdown_table(["deep MF step, 1 thread", f"ratings per CPU-second (epochs 2-{epochs})",
+                           "best test RMSE"], rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=20)
@@ -140,6 +173,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--profile", action="store_true", help="print the operator profile of one epoch instead")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for --profile")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="print eager and compiled ratings per CPU-second on one thread instead")
     args = parser.parse_args()
 
     data = load(data_root() / "ml-100k")
@@ -147,6 +182,8 @@ def main() -> None:
     print(machine_line())
     if args.profile:
         print(profile(split, args.threads, args.device))
+    elif args.cpu_time:
+        print(cpu_time_rates(split, args.epochs, args.device))
     else:
         with tempfile.TemporaryDirectory(prefix="deepmf-inductor-") as cache:
             print(tables(data, split, args.epochs, args.tutorial_epochs or args.epochs,
