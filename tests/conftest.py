@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from deepmf.cli.app import _register, app
+from deepmf.cli.common import run_app
 
 
 def _data_root() -> Path | None:
@@ -33,3 +38,20 @@ def latest_small_dir(data_root: Path) -> Path:
     if not (path / "ratings.csv").exists():
         pytest.skip("ml-latest-small not available")
     return path
+
+
+@pytest.fixture()
+def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str, str]]:
+    """Run the deepmf CLI in-process: ``run("info", "ml-100k", "--json")`` -> (exit code, stdout, stderr)."""
+
+    def invoke(*argv: object) -> tuple[int, str, str]:
+        _register()
+        monkeypatch.setattr(sys, "argv", ["deepmf", *map(str, argv)])
+        try:
+            code = run_app(app)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return invoke

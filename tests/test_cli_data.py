@@ -7,30 +7,12 @@ import hashlib
 import io
 import json
 import re
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from deepmf.cli.app import _register, app
-from deepmf.cli.common import run_app
 from deepmf.data.movielens import EDITIONS
-
-
-@pytest.fixture()
-def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
-    def invoke(*argv: object) -> tuple[int, str, str]:
-        _register()
-        monkeypatch.setattr(sys, "argv", ["deepmf", *map(str, argv)])
-        try:
-            code = run_app(app)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return invoke
 
 
 def test_info_acceptance_counts(run, data_root: Path) -> None:

@@ -6,15 +6,12 @@ JSON keys, saved folders, resume, and one-line errors with exit code 2 for bad h
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from deepmf.cli.app import _register, app
-from deepmf.cli.common import run_app
 from deepmf.recommender import Recommender
 
 FAST = ("--epochs", "2", "--batch-size", "128", "--threads", "1", "--quiet")
@@ -34,21 +31,6 @@ def ratings_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("data") / "ratings.csv"
     _frame(0).to_csv(path, index=False)
     return path
-
-
-@pytest.fixture()
-def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
-    def invoke(*argv: object) -> tuple[int, str, str]:
-        _register()
-        monkeypatch.setattr(sys, "argv", ["deepmf", *map(str, argv)])
-        try:
-            code = run_app(app)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return invoke
 
 
 def test_train_json_has_the_issue_keys(run, ratings_csv: Path) -> None:
