@@ -8,7 +8,6 @@ timestamps; other models ignore times. Validation is carved by default only when
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,6 @@ import pandas as pd
 import pytest
 import torch
 
-from deepmf.cli.app import _register, app
-from deepmf.cli.common import run_app
 from deepmf.data.ratings import Ratings
 from deepmf.data.splits import make_split, random_split
 from deepmf.errors import ConfigError
@@ -149,21 +146,6 @@ def test_bayes_trains_on_every_training_rating_by_default(bayes_run, tmp_path: P
     history = result.to_dict()["history"]
     assert history and all(record["val_rmse"] is None for record in history)
     assert plot_learning_curves(history, tmp_path / "curves.png").stat().st_size > 0
-
-
-@pytest.fixture()
-def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
-    def invoke(*argv: object) -> tuple[int, str, str]:
-        _register()
-        monkeypatch.setattr(sys, "argv", ["deepmf", *map(str, argv)])
-        try:
-            code = run_app(app)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return invoke
 
 
 @pytest.mark.parametrize(("flags", "carved"), [((), True), (("--patience", "0"), False),
