@@ -171,11 +171,14 @@ class BayesMF(BilinearModel):
             if values.shape != (table.shape[0], cfg.rank):
                 raise ConfigError(f"bayes: {name} sample must be ({table.shape[0]}, {cfg.rank}), "
                                   f"got {values.shape}")
+            # Through numpy views: torch would run these whole-table ops on its OpenMP pool, whose spinning
+            # threads slowed every sweep of the sampler by 60 % on 2 cores (38 vs 23 ms on ML-100K u1).
+            array = table.numpy()
             if kept == 0:
-                table.zero_()
+                array[:] = 0.0
             else:
-                table[:, : block.start].mul_(float(np.sqrt(kept * weight)))
-            table[:, block] = torch.as_tensor(values * np.sqrt(weight), dtype=table.dtype)
+                array[:, : block.start] *= np.sqrt(kept * weight)
+            array[:, block] = values * np.sqrt(weight)
         for name, values in means.items():
             parameter = getattr(self, name)
             table = parameter if name == "global_bias" else parameter.weight[:, 0]
