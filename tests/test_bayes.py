@@ -4,6 +4,7 @@ data."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pandas as pd
 import pytest
@@ -53,9 +54,9 @@ def test_gaussian_draw_has_the_conditional_mean_and_covariance() -> None:
     np.testing.assert_allclose(np.cov(samples.T), np.linalg.inv(prec), atol=0.01)
 
 
-def _engine(data: Ratings, seed: int = 0, epochs: int = 12, **options) -> GibbsEngine:
+def _engine(data: Ratings, seed: int = 0, epochs: int = 12, threads: int | None = None, **options) -> GibbsEngine:
     model = BayesMF.from_data(data, **{"rank": 3, "samples": 5, "burn_in": 2, "date": False, **options})
-    return GibbsEngine(model, data, TrainConfig(epochs=epochs, seed=seed), CPU)
+    return GibbsEngine(model, data, TrainConfig(epochs=epochs, seed=seed, threads=threads), CPU)
 
 
 def _run(engine: GibbsEngine, first: int, last: int) -> None:
@@ -71,6 +72,15 @@ def test_same_seed_same_chain_other_seed_other_chain(lowrank) -> None:
         np.testing.assert_array_equal(a.state[key], b.state[key])
     assert not np.allclose(a.state["user_factors"], c.state["user_factors"])
     torch.testing.assert_close(a.model.state_dict(), b.model.state_dict(), rtol=0, atol=0)
+
+
+def test_the_chain_does_not_depend_on_the_thread_count(lowrank) -> None:
+    one, two = _engine(lowrank, threads=1), _engine(lowrank, threads=2)
+    assert (one.threads, two.threads) == (1, min(2, numba.config.NUMBA_NUM_THREADS))
+    for engine in (one, two):
+        _run(engine, 1, 6)
+    for key in ("user_factors", "user_implicit", "item_implicit", "item_bias"):
+        np.testing.assert_allclose(one.state[key], two.state[key], rtol=1e-9, atol=1e-12)
 
 
 def test_resume_continues_the_chain_exactly(lowrank) -> None:
