@@ -166,6 +166,28 @@ def test_include_seen_and_short_lists(tiny) -> None:
     assert len(unseen) == len(trained) - int((train.users == 0).sum())
 
 
+def test_min_ratings_keeps_only_well_rated_items(tiny) -> None:
+    rec, data, train = tiny
+    scores = _brute_force_scores(rec)
+    counts = rec.seen.item_counts()
+    threshold = int(np.median(counts[counts > 0])) + 1
+    popular = counts >= threshold
+    assert 0 < popular.sum() < (counts > 0).sum()  # the filter bites on this data
+    seen = set(zip(train.users.tolist(), train.items.tolist(), strict=True))
+    for user in range(N_USERS):
+        allowed = [i for i in range(N_ITEMS) if popular[i] and (user, i) not in seen]
+        expected = sorted(allowed, key=lambda i: -scores[user, i])[:3]
+        got = rec.recommend(data.user_ids.raw(user), n=3, min_ratings=threshold)
+        assert got["item"].tolist() == data.item_ids.raw(np.array(expected, dtype=np.int64)).tolist()
+    many = rec.recommend_many(data.user_ids.raw(np.arange(N_USERS)), n=3, min_ratings=threshold)
+    assert set(many["item"]) <= set(data.item_ids.raw(np.flatnonzero(popular)).tolist())
+    similar = rec.similar_items(101, n=20, min_ratings=threshold)
+    assert set(similar["item"]) == set(data.item_ids.raw(np.flatnonzero(popular)).tolist()) - {101}
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="min_ratings"):
+            rec.recommend(10, min_ratings=bad)
+
+
 def test_recommend_many_matches_recommend_across_chunks(tiny, monkeypatch) -> None:
     rec, data, _ = tiny
     monkeypatch.setattr(recommender_module, "_MATMUL_CELLS", 2 * N_ITEMS)  # two users per chunk

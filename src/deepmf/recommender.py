@@ -467,13 +467,20 @@ class Recommender:
         scores[rows] = torch.from_numpy(mean + item_bias).float().to(device)
         return scores
 
+    def _candidates(self, min_ratings: int) -> np.ndarray:
+        """Items that may be recommended: those with at least ``min_ratings`` training ratings (>= 1)."""
+        if isinstance(min_ratings, bool) or not isinstance(min_ratings, (int, np.integer)) or min_ratings < 1:
+            raise ConfigError(f"min_ratings must be a positive number of ratings, got {min_ratings}")
+        return self._trained_items if min_ratings == 1 else self.seen.item_counts() >= min_ratings
+
     def _top_k(
-        self, users: np.ndarray, k: int, exclude_seen: bool
+        self, users: np.ndarray, k: int, exclude_seen: bool, min_ratings: int = 1
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (items (B, k) with -1 padding, clipped scores (B, k)) per chunk of user indices."""
         device = self.device
-        untrained = torch.from_numpy(np.flatnonzero(~self._trained_items)).to(device)
-        n_candidates = int(self._trained_items.sum())
+        candidates = self._candidates(min_ratings)
+        untrained = torch.from_numpy(np.flatnonzero(~candidates)).to(device)
+        n_candidates = int(candidates.sum())
         width = min(k, n_candidates)
         chunk_size = self._chunk_users()
         for start in range(0, len(users), chunk_size):
@@ -506,20 +513,27 @@ class Recommender:
             raise ConfigError(f"n must be a positive number of items, got {n}")
 
     def recommend(
-        self, user: Any, n: int = 10, exclude_seen: bool = True, cold_start: ColdStart = "error"
+        self,
+        user: Any,
+        n: int = 10,
+        exclude_seen: bool = True,
+        cold_start: ColdStart = "error",
+        min_ratings: int = 1,
     ) -> pd.DataFrame:
         """Top-n items for one user: a DataFrame with columns item, title, score (predicted rating).
 
         With ``cold_start="bias"`` an unknown user gets the items with the highest global mean + item bias,
-        and ``result.attrs["cold_start"]`` is "user".
+        and ``result.attrs["cold_start"]`` is "user". ``min_ratings`` leaves out items with fewer training
+        ratings: explicit-rating models put rare, highly rated items first (a film five people loved), which
+        users often do not want.
 
         Raises:
-            ConfigError: n < 1.
+            ConfigError: n < 1 or min_ratings < 1.
             UnknownIdError: an unknown user with ``cold_start="error"``.
         """
         self._check_n(n)
         index = self._lookup([user], self.user_ids, self._trained_users, cold_start)
-        items, scores = next(self._top_k(index, n, exclude_seen))
+        items, scores = next(self._top_k(index, n, exclude_seen, min_ratings))
         valid = items[0] >= 0
         frame = pd.DataFrame(
             {
@@ -533,17 +547,19 @@ class Recommender:
         return frame
 
     def recommend_many(
-        self, users: Sequence[Any] | np.ndarray, n: int = 10, exclude_seen: bool = True
+        self, users: Sequence[Any] | np.ndarray, n: int = 10, exclude_seen: bool = True, min_ratings: int = 1
     ) -> pd.DataFrame:
         """Top-n items for many users, scored in chunks: columns user, rank (1-based), item, title, score.
 
+        ``min_ratings`` as in ``recommend``.
+
         Raises:
-            ConfigError: n < 1.
+            ConfigError: n < 1 or min_ratings < 1.
             UnknownIdError: an unknown or untrained user.
         """
         self._check_n(n)
         index = self._lookup(users, self.user_ids, self._trained_users, "error")
-        parts = list(self._top_k(index, n, exclude_seen))
+        parts = list(self._top_k(index, n, exclude_seen, min_ratings))
         items = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, n), dtype=np.int64)
         scores = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, n), dtype=np.float32)
         rows, ranks = np.nonzero(items >= 0)
@@ -593,7 +609,9 @@ class Recommender:
             raise ConfigError(f"model {self.model_name!r} has no {side} embeddings to compare") from None
         return vectors.detach().float()
 
-    def _similar(self, side: str, raw_id: Any, n: int, metric: Metric) -> tuple[int, np.ndarray, np.ndarray]:
+    def _similar(
+        self, side: str, raw_id: Any, n: int, metric: Metric, min_ratings: int = 1
+    ) -> tuple[int, np.ndarray, np.ndarray]:
         self._check_n(n)
         if metric not in ("cosine", "dot"):
             raise ConfigError(f"metric must be cosine or dot, got {metric!r}")
@@ -601,20 +619,26 @@ class Recommender:
             (self.item_ids, self._trained_items) if side == "item" else (self.user_ids, self._trained_users)
         )
         index = int(self._lookup([raw_id], id_map, trained, "error")[0])
+        allowed = self._candidates(min_ratings) if side == "item" else trained
         vectors = self._embeddings(side)
         if metric == "cosine":
             vectors = torch.nn.functional.normalize(vectors, dim=1)
         scores = vectors @ vectors[index]
-        candidates = torch.from_numpy(trained).to(scores.device).clone()
+        candidates = torch.from_numpy(allowed).to(scores.device).clone()
         candidates[index] = False
         scores = scores.masked_fill(~candidates, -math.inf)
         width = min(n, int(candidates.sum()))
         top_scores, top = torch.topk(scores, width)
         return index, top.cpu().numpy(), top_scores.cpu().numpy()
 
-    def similar_items(self, item: Any, n: int = 10, metric: Metric = "cosine") -> pd.DataFrame:
-        """Items whose learned vectors are closest to ``item``'s (itself excluded): item, title, score."""
-        _, items, scores = self._similar("item", item, n, metric)
+    def similar_items(
+        self, item: Any, n: int = 10, metric: Metric = "cosine", min_ratings: int = 1
+    ) -> pd.DataFrame:
+        """Items whose learned vectors are closest to ``item``'s (itself excluded): item, title, score.
+
+        ``min_ratings`` leaves out items with fewer training ratings (their vectors are mostly prior noise).
+        """
+        _, items, scores = self._similar("item", item, n, metric, min_ratings)
         return pd.DataFrame({"item": self.item_ids.raw(items), "title": self._titles(items), "score": scores})
 
     def similar_users(self, user: Any, n: int = 10, metric: Metric = "cosine") -> pd.DataFrame:

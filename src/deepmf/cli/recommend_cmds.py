@@ -37,6 +37,9 @@ ModelDirArg = Annotated[
 ]
 UserArg = Annotated[str, typer.Argument(help="Raw user id.", show_default=False)]
 CountOpt = Annotated[int, typer.Option("-n", "--n", help="Number of items.")]
+MinRatingsOpt = Annotated[
+    int, typer.Option("--min-ratings", help="Only items with at least this many training ratings.")
+]
 ColdStartOpt = Annotated[
     str,
     typer.Option(
@@ -237,11 +240,14 @@ def recommend(
         bool, typer.Option("--include-seen", help="Also rank items the user rated in training.")
     ] = False,
     cold_start: ColdStartOpt = "error",
+    min_ratings: MinRatingsOpt = 1,
     json: JsonOpt = False,
 ) -> None:
     """A user's top-N items (items they rated in training are skipped unless --include-seen)."""
     rec = _load(model_dir)
-    top = rec.recommend(user, n=n, exclude_seen=not include_seen, cold_start=cold_start)  # type: ignore[arg-type]
+    top = rec.recommend(
+        user, n=n, exclude_seen=not include_seen, cold_start=cold_start, min_ratings=min_ratings  # type: ignore[arg-type]
+    )
     user_id = rec.user_ids.coerce(user)
     if json:
         payload: dict[str, Any] = {"user": user_id, "items": _records(top)}
@@ -286,12 +292,13 @@ def similar(
     ],
     n: CountOpt = 10,
     metric: Annotated[str, typer.Option("--metric", help="cosine or dot.")] = "cosine",
+    min_ratings: MinRatingsOpt = 1,
     json: JsonOpt = False,
 ) -> None:
     """Items whose learned vectors are closest to ITEM's."""
     rec = _load(model_dir)
     item_id = rec.find_item(item)
-    neighbours = rec.similar_items(item_id, n=n, metric=metric)  # type: ignore[arg-type]
+    neighbours = rec.similar_items(item_id, n=n, metric=metric, min_ratings=min_ratings)  # type: ignore[arg-type]
     title = rec.title(rec.item_ids.index(item_id))
     if json:
         print_json({"item": item_id, "title": title, "similar": _records(neighbours)})
