@@ -78,11 +78,14 @@ def test_effective_user_vectors_add_the_scaled_implicit_sums(lowrank) -> None:
         np.testing.assert_allclose(got[u], p[u] + y[rated].sum(0) / np.sqrt(len(rated)), rtol=1e-5, atol=1e-6)
 
 
-def test_one_thread_runs_are_reproducible(lowrank) -> None:
+@pytest.mark.parametrize("threads", [1, None])  # None: small data defaults to one thread
+def test_one_thread_runs_are_reproducible(lowrank, threads) -> None:
     def train(seed: int) -> dict[str, torch.Tensor]:
         torch.manual_seed(0)
         model = SVDpp.from_data(lowrank, factors=4)
-        engine = NumbaSVDppEngine(model, lowrank, TrainConfig(lr=0.01, l2=0.02, seed=seed, threads=1), CPU)
+        config = TrainConfig(lr=0.01, l2=0.02, seed=seed, threads=threads)
+        engine = NumbaSVDppEngine(model, lowrank, config, CPU)
+        assert engine.threads == 1
         for epoch in range(1, 4):
             engine.train_epoch(epoch)
         return model.state_dict()

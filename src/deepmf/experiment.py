@@ -80,8 +80,7 @@ def default_valid_fraction(config: TrainConfig) -> float:
     Validation steers training through early stopping (``patience`` > 0) or a plateau LR schedule. Without
     either (Bayesian MF, the blend, ``--patience 0``) carved ratings would only be lost for training.
     """
-    steered = config.patience > 0 or config.lr_schedule == "plateau"
-    return DEFAULT_VALID_FRACTION if steered else 0.0
+    return DEFAULT_VALID_FRACTION if config.steered_by_validation else 0.0
 
 
 def carve_validation(train: Ratings, valid_fraction: float | None,

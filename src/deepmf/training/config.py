@@ -72,6 +72,11 @@ class TrainConfig:
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
 
+    @property
+    def steered_by_validation(self) -> bool:
+        """Whether validation ratings change the result: early stopping (``patience``) or a plateau schedule."""
+        return self.patience > 0 or self.lr_schedule == "plateau"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -108,7 +108,10 @@ class BlendEngine:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(member_train.seed)
                 probe = create_model(name, fit_part, **cfg.member_options.get(name, {}))
-            result = Trainer(member_train, progress=False).fit(probe, fit_part, valid)
+            # Members that nothing steers by validation (Bayesian MF) are not scored on it every epoch: for a
+            # 300-sweep sampler that scoring cost more time than the sampling.
+            steered = member_train.steered_by_validation
+            result = Trainer(member_train, progress=False).fit(probe, fit_part, valid if steered else None)
             self.member_epochs.append(result.best_epoch if member_train.patience > 0 else result.epochs_run)
             columns.append(self._clipped_predictions(probe, *valid_pairs))
         weights, intercept = ridge_weights(np.stack(columns, axis=1), valid.ratings, cfg.ridge)

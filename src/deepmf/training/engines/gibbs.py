@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from deepmf.device import default_cpu_threads
 from deepmf.errors import ConfigError
 from deepmf.models.bayes import SECONDS_PER_DAY
 
@@ -239,18 +240,6 @@ def residuals(users, items, days, ratings, mu, user_bias, item_bias, day_bias, u
 
 
 # ---- helpers -----------------------------------------------------------------------------------------------
-# Below this many ratings the sampler runs on one thread unless told otherwise. A sweep is a dozen short
-# kernels and a serial implicit-row pass; measured on 2 cores, ML-100K u1 (80K ratings) trained in 7.9 s on one
-# thread and 13.7 s on two (thread wake-ups and spinning pools cost more than the parallel kernels save),
-# while 1M synthetic ratings ran 265 ms per sweep on two against 344 ms on one.
-PARALLEL_FROM_RATINGS = 500_000
-
-
-def default_threads(n_ratings: int) -> int:
-    """Threads for a run that names none: one for small data, every core Numba has for large."""
-    return 1 if n_ratings < PARALLEL_FROM_RATINGS else numba.config.NUMBA_NUM_THREADS
-
-
 def _csr(keys: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Row pointer and rating order grouping the ratings by ``keys`` (stable, so reproducible)."""
     order = np.argsort(keys, kind="stable").astype(np.int64)
@@ -267,8 +256,8 @@ def rating_days(timestamps: np.ndarray, first_day: int, n_days: int) -> np.ndarr
 class GibbsEngine:
     """Engine "gibbs": one Gibbs sweep per epoch for a ``BayesMF`` model (see the module docstring).
 
-    Uses ``config.seed`` and ``config.threads`` only (None: one thread below ``PARALLEL_FROM_RATINGS``
-    ratings, all cores above; the draws do not depend on it): priors are sampled, so learning rate, regularization and
+    Uses ``config.seed`` and ``config.threads`` only (None: ``deepmf.device.default_cpu_threads``; the
+    draws do not depend on it): priors are sampled, so learning rate, regularization and
     batch size do not apply; ``config.epochs`` is the number of sweeps, the model's ``burn_in`` of which are
     discarded. Runs on the CPU; the model can then be moved anywhere for scoring.
 
@@ -300,7 +289,7 @@ class GibbsEngine:
                               "(set date=False)")
         self.model = model
         self.rank = cfg.rank
-        self.threads = min(config.threads or default_threads(len(train)), numba.config.NUMBA_NUM_THREADS)
+        self.threads = min(config.threads or default_cpu_threads(len(train)), numba.config.NUMBA_NUM_THREADS)
         self.rng = np.random.default_rng(config.seed)
         # Keep at most ``samples`` samples, spread evenly over the sweeps after burn-in.
         self.thin = max(1, -(-(config.epochs - cfg.burn_in) // cfg.samples))
