@@ -63,7 +63,19 @@ def test_rebuilds_from_its_config(data) -> None:
     torch.testing.assert_close(blend.predict(users, items), 0.75 + 0.25 * members[0] + 0.5 * members[1])
 
 
-@pytest.mark.parametrize("members", ["", "mf,mf", "mf,nosuch", "mf,blend"])
+def test_tagged_members_are_second_copies_with_their_own_options(data) -> None:
+    blend = create_model("blend:bayes,bayes#wide", data, member_options={"bayes#wide": {"rank": 6}})
+    assert blend.config.members == ["bayes", "bayes#wide"]
+    assert [m.name for m in blend.members] == ["bayes", "bayes"]
+    assert [m.config.rank for m in blend.members] == [10, 6]
+    rebuilt = model_from_config("blend", blend.config_dict())
+    assert [m.config.rank for m in rebuilt.members] == [10, 6]
+    default = create_model("blend", data)
+    assert "bayes#r16" in default.config.members
+    assert default.members[default.config.members.index("bayes#r16")].config.rank == 16
+
+
+@pytest.mark.parametrize("members", ["", "mf,mf", "mf,nosuch", "mf,blend", "mf,blend#x", "nosuch#x", "mf,mf#"])
 def test_refuses_bad_member_lists(data, members: str) -> None:
     with pytest.raises(ConfigError):
         create_model(f"blend:{members}" if members else "blend", data, members=members)

@@ -23,19 +23,33 @@ from deepmf.models.layers import ModelConfig
 if TYPE_CHECKING:
     from deepmf.data.ratings import Ratings
 
-DEFAULT_MEMBERS = ("mf", "svdpp", "bayes", "autorec")
+DEFAULT_MEMBERS = ("mf", "svdpp", "bayes", "autorec", "bayes#r16")
 # (model options, training options) a member gets inside a blend unless the blend's options say otherwise.
 # Bayesian MF gets a longer chain than alone (600 sweeps, 200 kept samples, against 300 / 100): its posterior
 # mean is less noisy, and the blend's weights carry that further. Chosen on validation only: the blend's own
 # 10 % carve of each canonical ML-100K training part, ridge weights scored by 10-fold cross-validation over
 # the carved ratings, mean of u1..u5: 200 sweeps 0.8843, 300 0.8837, 600 0.8833 (bench/blend_design.py).
+# A second, independent Bayesian MF of rank 16 ("bayes#r16", 300 sweeps) adds what another chain of rank 10
+# does not: 0.8826 with it against 0.8833 without, on the same validation protocol (a second rank-10 chain with
+# another seed: 0.8833, no gain).
 MEMBER_DEFAULTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "bayes": ({"samples": 200}, {"epochs": 600}),
+    "bayes#r16": ({"rank": 16}, {}),
 }
+LABEL_MARK = "#"
+
+
+def member_model(label: str) -> str:
+    """The registry model behind a member label: "bayes#r16" is a second Bayesian MF, named apart."""
+    return label.partition(LABEL_MARK)[0]
 
 
 def parse_members(value: Any) -> tuple[str, ...]:
-    """Member names from "a,b,c" or a list; ConfigError when empty, repeated, nested or not a known model."""
+    """Member labels from "a,b,c" or a list; ConfigError when empty, repeated, nested or not a known model.
+
+    A label is a model name, optionally followed by ``#tag`` to hold a second copy of a model with other
+    options ("bayes,bayes#r16" with ``member_options={"bayes#r16": {"rank": 16}}``).
+    """
     from deepmf.models.registry import MODELS
 
     names = [n.strip() for n in value.split(",")] if isinstance(value, str) else list(value)
@@ -43,12 +57,15 @@ def parse_members(value: Any) -> tuple[str, ...]:
     if not names:
         raise ConfigError("a blend needs at least one member model, e.g. blend:bayes,autorec")
     for name in names:
-        if not isinstance(name, str) or name.partition(":")[0] == "blend":
+        if not isinstance(name, str) or name.partition(":")[0] == "blend" or member_model(name) == "blend":
             raise ConfigError(f"a blend member must be a single model name, got {name!r}")
-        if name not in MODELS:
+        model, mark, tag = name.partition(LABEL_MARK)
+        if model not in MODELS:
             raise ConfigError(f"unknown blend member {name!r}: choose from {', '.join(sorted(MODELS))}")
+        if mark and not tag.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"a blend member tag must be letters, digits, '-' or '_', got {name!r}")
     if len(set(names)) != len(names):
-        raise ConfigError(f"blend members must differ, got {', '.join(names)}")
+        raise ConfigError(f"blend members must differ (name a second copy model#tag), got {', '.join(names)}")
     return tuple(names)
 
 
@@ -57,9 +74,9 @@ class BlendConfig(ModelConfig):
     """Members and blending options.
 
     Attributes:
-        members: member model names, in order ("mf,bayes" or a list).
-        member_options: model options per member name (defaults of each model where absent).
-        member_train: training options per member name, over each model's tuned defaults.
+        members: member labels, in order ("mf,bayes" or a list; "bayes#r16" names a second Bayesian MF).
+        member_options: model options per member label (defaults of each model where absent).
+        member_train: training options per member label, over each model's tuned defaults.
         ridge: L2 penalty on the blend weights (in units of validation ratings).
         valid_fraction: share of the training ratings carved off to fit the weights.
         member_configs: each member's full config, filled when the blend is built (so it can be rebuilt).
@@ -108,7 +125,7 @@ class Blend(RatingModel):
             if not config.member_configs:
                 raise ConfigError("a blend rebuilt from its config needs member_configs")
             pairs = zip(config.members, config.member_configs, strict=True)
-            members = [model_from_config(name, cfg) for name, cfg in pairs]
+            members = [model_from_config(member_model(name), cfg) for name, cfg in pairs]
         self.config = config
         self.members = nn.ModuleList(members)
         self.uses_time = any(member.uses_time for member in members)
@@ -131,7 +148,8 @@ class Blend(RatingModel):
             model_options, train_options = MEMBER_DEFAULTS.get(name, ({}, {}))
             config.member_options[name] = {**model_options, **config.member_options.get(name, {})}
             config.member_train[name] = {**train_options, **config.member_train.get(name, {})}
-        members = [create_model(name, data, **config.member_options.get(name, {})) for name in config.members]
+        members = [create_model(member_model(name), data, **config.member_options.get(name, {}))
+                   for name in config.members]
         config.member_configs = [m.config_dict() for m in members]
         return cls(config, members)
 

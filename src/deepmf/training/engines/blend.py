@@ -87,14 +87,16 @@ class BlendEngine:
     def member_config(self, name: str, **overrides: Any) -> TrainConfig:
         """A member's training options: its tuned defaults, the blend's overrides for it, inherited keys."""
         from deepmf.experiment import train_config_for
+        from deepmf.models.blend import member_model
 
         values = dict(self.model.config.member_train.get(name, {}))
         values.update({key: getattr(self.config, key) for key in INHERITED})
-        return replace(train_config_for(name, values), **overrides)
+        return replace(train_config_for(member_model(name), values), **overrides)
 
     def train_epoch(self, epoch: int) -> float:
         """Fit the blend (members on the carved split, weights, refit on all); return its train RMSE."""
         from deepmf.data.splits import validation_split
+        from deepmf.models.blend import member_model
         from deepmf.models.registry import create_model
         from deepmf.training.trainer import Trainer
 
@@ -107,7 +109,7 @@ class BlendEngine:
             member_train = self.member_config(name)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(member_train.seed)
-                probe = create_model(name, fit_part, **cfg.member_options.get(name, {}))
+                probe = create_model(member_model(name), fit_part, **cfg.member_options.get(name, {}))
             # Members that nothing steers by validation (Bayesian MF) are not scored on it every epoch: for a
             # 300-sweep sampler that scoring cost more time than the sampling.
             steered = member_train.steered_by_validation
