@@ -31,7 +31,8 @@ class TrainConfig:
         device: "auto", "cpu", "cuda" or "cuda:N".
         lr_schedule: one of LR_SCHEDULES.
         engine: one of ENGINE_NAMES; "auto" lets the model pick (numba for MF on CPU).
-        threads: torch/numba threads; None = all cores.
+        threads: torch/numba threads; None = all cores, except that the Gibbs sampler and SVD++ use one
+            below ``deepmf.device.PARALLEL_FROM_RATINGS`` ratings (faster there, and reproducible).
         sparse: use sparse embedding gradients where the optimizer supports them.
     """
 
