@@ -1,7 +1,7 @@
 """How the blend's defaults were chosen, on validation ratings only (no test file is read).
 
     DEEPMF_DATA=../shared/data python bench/blend_design.py
-    DEEPMF_DATA=../shared/data python bench/blend_design.py --candidates mf,svdpp,autorec,bayes,bayes600,bayes-r16
+    DEEPMF_DATA=../shared/data python bench/blend_design.py --candidates all     # every probe (~8 min)
 
 For each canonical ML-100K fold (u1..u5) the script takes the training part only, carves the 10 % the blend
 engine carves for its weights (``validation_split(train, 0.1, seed)``), trains every candidate member on the
@@ -38,16 +38,22 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "bayes": ("bayes", {}, {}),
     "bayes600": ("bayes", {"samples": 200}, {"epochs": 600}),
     "bayes-r16": ("bayes", {"rank": 16}, {}),
+    "bayes1200": ("bayes", {"samples": 300}, {"epochs": 1200}),
+    "bayes-seed1": ("bayes", {"samples": 200}, {"epochs": 600, "seed": 1}),
+    "bayes-r5": ("bayes", {"rank": 5}, {}),
     "bayes-plain": ("bayes", {"implicit_user": False, "implicit_item": False}, {}),
+    "bayes-nodate": ("bayes", {"date": False}, {}),
+    "autorec-h500": ("autorec", {"hidden": 500}, {}),
 }
+BASE = "mf,svdpp,bayes600,autorec"
 BLENDS = (
     "mf,svdpp,bayes200,autorec",
     "mf,svdpp,bayes,autorec",
-    "mf,svdpp,bayes600,autorec",
+    BASE,
     "bayes600,autorec",
-    "mf,svdpp,bayes600,autorec,deepmf",
-    "mf,svdpp,bayes600,autorec,bayes-plain",
-    "mf,svdpp,bayes600,autorec,bayes-r16",
+    "mf,svdpp,bayes1200,autorec",
+    *(f"{BASE},{extra}" for extra in ("bayes-seed1", "bayes-r5", "bayes-plain", "bayes-nodate", "autorec-h500",
+                                      "deepmf", "bayes-r16")),
 )
 VALID_FRACTION = 0.1  # the blend's default carve
 CV_FOLDS = 10
@@ -63,7 +69,7 @@ def member_predictions(names: list[str], seed: int) -> list[dict[str, np.ndarray
         columns: dict[str, np.ndarray] = {"rating": valid.ratings.astype(np.float64)}
         for name in names:
             model_name, options, train_options = CANDIDATES[name]
-            config = train_config_for(model_name, {"seed": seed, **train_options})
+            config = train_config_for(model_name, {"seed": seed, **train_options})  # a candidate may set its own
             torch.manual_seed(seed)
             model = create_model(model_name, fit_part, **options)
             start = time.perf_counter()
@@ -91,11 +97,11 @@ def cross_validated_rmse(x: np.ndarray, y: np.ndarray, ridge: float, seed: int) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--candidates", default="mf,svdpp,autorec,bayes200,bayes,bayes600,bayes-plain",
-                        help=f"members to train, from {', '.join(CANDIDATES)}")
+                        help=f"members to train ('all', or from {', '.join(CANDIDATES)})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ridge", type=float, default=1.0, help="the blend's default ridge penalty")
     args = parser.parse_args()
-    names = [n for n in args.candidates.split(",") if n]
+    names = list(CANDIDATES) if args.candidates == "all" else [n for n in args.candidates.split(",") if n]
     unknown = sorted(set(names) - set(CANDIDATES))
     if unknown:
         raise SystemExit(f"unknown candidate(s) {', '.join(unknown)}: choose from {', '.join(CANDIDATES)}")
