@@ -30,35 +30,11 @@ def test_info_acceptance_counts(run, data_root: Path) -> None:
 def test_info_table_for_a_user_file_with_flags(run, tmp_path: Path) -> None:
     path = tmp_path / "mine.tsv"
     path.write_text("who\twhat\tstars\twhen\nann\tx\t4\t0\nbob\tx\t2\t86400\nbob\tx\t3\t90000\n")
-    code, out, err = run(
-        "info",
-        path,
-        "--user-col",
-        "who",
-        "--item-col",
-        "what",
-        "--rating-col",
-        "stars",
-        "--time-col",
-        "when",
-        "--duplicates",
-        "mean",
-    )
+    columns = ("--user-col", "who", "--item-col", "what", "--rating-col", "stars", "--duplicates", "mean")
+    code, out, err = run("info", path, *columns, "--time-col", "when")
     assert code == 0, err
     assert "(your file)" in out and "1970-01-01 .. 1970-01-02" in out
-    code, out, _ = run(
-        "info",
-        path,
-        "--user-col",
-        "who",
-        "--item-col",
-        "what",
-        "--rating-col",
-        "stars",
-        "--duplicates",
-        "mean",
-        "--json",
-    )
+    code, out, _ = run("info", path, *columns, "--json")
     payload = json.loads(out)
     assert (payload["n_ratings"], payload["rating_mean"]) == (2, 3.25)  # bob's 2 and 3 averaged to 2.5
 
@@ -79,6 +55,20 @@ def test_errors_are_one_line_with_exit_2(run, tmp_path: Path, args: tuple[str, .
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("error: ")
     assert re.search(message, err)
+
+
+@pytest.mark.parametrize("command", [("info",), ("train",), ("tune",), ("evaluate", "--model", "mf"),
+                                     ("compare", "--models", "mf")])
+def test_every_data_command_passes_the_loader_flags_on(run, data_root: Path, tmp_path: Path,
+                                                      command: tuple[str, ...]) -> None:
+    # Each loader flag changes the loader's answer, so a flag the command dropped would show here.
+    code, _, err = run(*command, "ml-100k", "--dir", tmp_path)
+    assert code == 2 and f"ml-100k not found in {tmp_path}" in err
+    code, _, err = run(*command, "ml-100k", "--dir", data_root, "--duplicates", "first")
+    assert code == 2 and "unknown duplicates policy 'first'" in err
+    columns = ("--user-col", "u", "--item-col", "i", "--rating-col", "r", "--time-col", "t", "--sep", ",")
+    code, _, err = run(*command, data_root / "ml-100k", *columns)
+    assert code == 2 and "--user-col, --item-col, --rating-col, --time-col, --sep apply to your own" in err
 
 
 def test_datasets_lists_every_edition(run, data_root: Path) -> None:

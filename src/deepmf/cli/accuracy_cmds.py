@@ -11,21 +11,11 @@ from rich.table import Table
 
 from deepmf.cli.app import app
 from deepmf.cli.common import console, err_console, print_json
-from deepmf.cli.data_cmds import (
-    DataArg,
-    DirOpt,
-    DuplicatesOpt,
-    ItemColOpt,
-    JsonOpt,
-    RatingColOpt,
-    SepOpt,
-    TimeColOpt,
-    UserColOpt,
-    load_data_from_options,
-)
+from deepmf.cli.options import DataArg, JsonOpt, LoaderFlags, option_groups
 
 
 @app.command()
+@option_groups
 def tune(
     data: DataArg,
     model: Annotated[str, typer.Option("--model", help="Model to tune: mf, deepmf, neumf, svdpp, bayes, "
@@ -41,20 +31,14 @@ def tune(
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads per trial (default: all).",
                                                 show_default=False)] = None,
     json: JsonOpt = False,
-    dir: DirOpt = None,
-    user_col: UserColOpt = None,
-    item_col: ItemColOpt = None,
-    rating_col: RatingColOpt = None,
-    time_col: TimeColOpt = None,
-    sep: SepOpt = None,
-    duplicates: DuplicatesOpt = "error",
+    loader: LoaderFlags = LoaderFlags(),
 ) -> None:
     """Search MODEL's options on validation ratings carved from the training part of SPLIT; test ratings are
     never read. Prints the trials and writes the best config."""
     from deepmf.data.splits import parse_split
     from deepmf.tune import tune as run_tune
 
-    ratings = load_data_from_options(data, dir, user_col, item_col, rating_col, time_col, sep, duplicates)
+    ratings = loader.load(data)
     splits = parse_split(split, ratings, seed=seed)
 
     def progress(record: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
@@ -35,8 +36,9 @@ def version() -> None:
 
 
 def _register() -> None:
-    # Imported for their side effect of adding commands to ``app``.
-    from deepmf.cli import accuracy_cmds, data_cmds, model_cmds, recommend_cmds  # noqa: F401
+    # Imported for their side effect of adding commands to ``app``, in the order `deepmf --help` lists them.
+    for module in ("data_cmds", "accuracy_cmds", "model_cmds", "recommend_cmds"):
+        importlib.import_module(f"deepmf.cli.{module}")
 
 
 def main() -> None:

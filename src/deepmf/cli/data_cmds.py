@@ -1,18 +1,8 @@
-"""Data commands: ``datasets``, ``info``, ``download``; plus the shared "DATA + loader flags" options.
-
-Other command modules reuse the loader flags by annotating their parameters with the aliases below and calling
-``load_data_from_options``::
-
-    @app.command()
-    def train(data: DataArg, dir: DirOpt = None, user_col: UserColOpt = None, item_col: ItemColOpt = None,
-              rating_col: RatingColOpt = None, time_col: TimeColOpt = None, sep: SepOpt = None,
-              duplicates: DuplicatesOpt = "error") -> None:
-        ratings = load_data_from_options(data, dir, user_col, item_col, rating_col, time_col, sep, duplicates)
-"""
+"""Data commands: ``datasets``, ``info``, ``download``. The options they share with other commands (DATA and
+the loader flags) live in ``deepmf.cli.options``."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,73 +11,7 @@ from rich.table import Table
 
 from deepmf.cli.app import app
 from deepmf.cli.common import console, err_console, print_json
-from deepmf.data.ratings import Ratings
-
-DataArg = Annotated[
-    str,
-    typer.Argument(
-        help="Edition name (ml-100k, ml-latest-small, ...), a MovieLens folder, or a ratings file (CSV/TSV/parquet).",
-        show_default=False,
-    ),
-]
-DirOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--dir",
-        help="Data folder holding the editions (default: $DEEPMF_DATA, else the user cache).",
-        show_default=False,
-    ),
-]
-UserColOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--user-col",
-        help="User id column of your file (name, or 0-based position without a header).",
-        show_default=False,
-    ),
-]
-ItemColOpt = Annotated[str | None, typer.Option("--item-col", help="Item id column of your file.", show_default=False)]
-RatingColOpt = Annotated[
-    str | None, typer.Option("--rating-col", help="Rating column of your file.", show_default=False)
-]
-TimeColOpt = Annotated[
-    str | None,
-    typer.Option("--time-col", help="Timestamp column of your file (unix seconds or dates).", show_default=False),
-]
-SepOpt = Annotated[
-    str | None,
-    typer.Option("--sep", help="Field separator of your file (default: sniffed; '\\t' for tab).", show_default=False),
-]
-DuplicatesOpt = Annotated[
-    str,
-    typer.Option("--duplicates", help="Duplicate (user, item) ratings: error, last (keep the last) or mean (average)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
-
-
-def load_data_from_options(
-    data: str,
-    dir: Path | None = None,
-    user_col: str | None = None,
-    item_col: str | None = None,
-    rating_col: str | None = None,
-    time_col: str | None = None,
-    sep: str | None = None,
-    duplicates: str = "error",
-) -> Ratings:
-    """Load DATA with the shared loader flags (see ``deepmf.data.load``); errors propagate as DeepMFError."""
-    from deepmf.data import load
-
-    return load(
-        data,
-        data_dir=dir,
-        user_col=user_col,
-        item_col=item_col,
-        rating_col=rating_col,
-        time_col=time_col,
-        sep=sep,
-        duplicates=duplicates,
-    )
+from deepmf.cli.options import DataArg, DirOpt, JsonOpt, LoaderFlags, option_groups
 
 
 def _count(value: int | None) -> str:
@@ -142,21 +66,12 @@ def datasets(dir: DirOpt = None, json: JsonOpt = False) -> None:
 
 
 @app.command()
-def info(
-    data: DataArg,
-    dir: DirOpt = None,
-    user_col: UserColOpt = None,
-    item_col: ItemColOpt = None,
-    rating_col: RatingColOpt = None,
-    time_col: TimeColOpt = None,
-    sep: SepOpt = None,
-    duplicates: DuplicatesOpt = "error",
-    json: JsonOpt = False,
-) -> None:
+@option_groups
+def info(data: DataArg, loader: LoaderFlags = LoaderFlags(), json: JsonOpt = False) -> None:
     """Describe a data set: sizes, rating scale, density, date range, side tables."""
     from deepmf.data.describe import describe
 
-    summary = describe(load_data_from_options(data, dir, user_col, item_col, rating_col, time_col, sep, duplicates))
+    summary = describe(loader.load(data))
     if json:
         print_json(summary)
         return

@@ -18,18 +18,7 @@ from rich.table import Table
 
 from deepmf.cli.app import app
 from deepmf.cli.common import console, print_json
-from deepmf.cli.data_cmds import (
-    DataArg,
-    DirOpt,
-    DuplicatesOpt,
-    ItemColOpt,
-    JsonOpt,
-    RatingColOpt,
-    SepOpt,
-    TimeColOpt,
-    UserColOpt,
-    load_data_from_options,
-)
+from deepmf.cli.options import DataArg, DeviceOpt, EpochsOpt, JsonOpt, LoaderFlags, given, option_groups
 from deepmf.data.ratings import Ratings
 from deepmf.data.splits import Split, parse_split
 from deepmf.errors import ConfigError
@@ -44,6 +33,7 @@ def _option(*names: str, help: str) -> Any:
 
 # ---- train ------------------------------------------------------------------------------------------------
 @app.command()
+@option_groups
 def train(
     data: DataArg,
     model: Annotated[str | None, _option(
@@ -70,13 +60,13 @@ def train(
     weight_decay: Annotated[float | None, _option("--weight-decay", help="Optimizer weight decay.")] = None,
     l2: Annotated[float | None, _option("--l2", help="Per-batch L2 on the embedding rows used.")] = None,
     batch_size: Annotated[int | None, _option("--batch-size", help="Ratings per step.")] = None,
-    epochs: Annotated[int | None, _option("--epochs", help="Maximum epochs.")] = None,
+    epochs: EpochsOpt = None,
     patience: Annotated[int | None, _option(
         "--patience", help="Early stopping patience in epochs (0: off).")] = None,
     lr_schedule: Annotated[str | None, _option("--lr-schedule",
                                                help="none, cosine, step or plateau.")] = None,
     seed: Annotated[int | None, _option("--seed", help="Seed of split, init, shuffling, dropout.")] = None,
-    device: Annotated[str | None, _option("--device", help="cpu, cuda, cuda:N or auto.")] = None,
+    device: DeviceOpt = None,
     engine: Annotated[str | None, _option("--engine", help="auto, torch or numba.")] = None,
     threads: Annotated[int | None, _option("--threads", help="CPU threads (default: all cores).")] = None,
     val_fraction: Annotated[float | None, typer.Option(
@@ -91,13 +81,7 @@ def train(
                                            help="Write a Markdown report with plots here.")] = None,
     quiet: Annotated[bool, _option("--quiet", help="No progress bar.")] = False,
     json: JsonOpt = False,
-    dir: DirOpt = None,
-    user_col: UserColOpt = None,
-    item_col: ItemColOpt = None,
-    rating_col: RatingColOpt = None,
-    time_col: TimeColOpt = None,
-    sep: SepOpt = None,
-    duplicates: DuplicatesOpt = "error",
+    loader: LoaderFlags = LoaderFlags(),
 ) -> None:
     """Train a model on DATA minus the split's test part (or all of DATA with --test FILE), then test it."""
     from deepmf.experiment import RunConfig, run_experiment, train_config_for
@@ -108,20 +92,18 @@ def train(
         raise ConfigError("give either --split or --test, not both")
     run_config = RunConfig.read(config) if config is not None else RunConfig()
     model_name = model or run_config.model or "mf"
-    model_options = {**run_config.model_options, **_given(
+    model_options = {**run_config.model_options, **given(
         factors=factors, user_dim=user_dim, item_dim=item_dim, layers=layers, dropout=dropout, head=head,
         features=features, batchnorm=batchnorm or None, sigmoid=sigmoid or None,
         bias=False if no_bias else None)}
-    train_options = {**run_config.train_options, **_given(
+    train_options = {**run_config.train_options, **given(
         optimizer=optimizer, lr=lr, weight_decay=weight_decay, l2=l2, batch_size=batch_size, epochs=epochs,
         patience=patience, lr_schedule=lr_schedule, seed=seed, device=device, engine=engine, threads=threads)}
     train_config = train_config_for(model_name, train_options)
 
-    loader = {"dir": dir, "user_col": user_col, "item_col": item_col, "rating_col": rating_col,
-              "time_col": time_col, "sep": sep, "duplicates": duplicates}
-    ratings = load_data_from_options(data, **loader)
+    ratings = loader.load(data)
     if test is not None:
-        chosen = _test_file_split(ratings, load_data_from_options(str(test), **loader), test)
+        chosen = _test_file_split(ratings, loader.load(str(test)), test)
     else:
         splits = parse_split(split or "random:0.2", ratings, seed=train_config.seed)
         if len(splits) != 1:
@@ -147,11 +129,6 @@ def train(
         return
     _print_history([EpochRecord(**r) for r in summary["history"]])
     _print_summary(summary, out, report)
-
-
-def _given(**values: Any) -> dict[str, Any]:
-    """The options the user actually set (None means "not given": the model's default applies)."""
-    return {key: value for key, value in values.items() if value is not None}
 
 
 def _test_file_split(ratings: Ratings, test: Ratings, path: Path) -> Split:

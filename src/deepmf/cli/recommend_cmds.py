@@ -18,18 +18,7 @@ from rich.table import Table
 
 from deepmf.cli.app import app
 from deepmf.cli.common import console, err_console, print_json
-from deepmf.cli.data_cmds import (
-    DataArg,
-    DirOpt,
-    DuplicatesOpt,
-    ItemColOpt,
-    JsonOpt,
-    RatingColOpt,
-    SepOpt,
-    TimeColOpt,
-    UserColOpt,
-    load_data_from_options,
-)
+from deepmf.cli.options import DataArg, DeviceOpt, DirOpt, EpochsOpt, JsonOpt, LoaderFlags, given, option_groups
 from deepmf.errors import ConfigError
 
 ModelDirArg = Annotated[
@@ -85,13 +74,9 @@ TrainOptionOpt = Annotated[
         show_default=False,
     ),
 ]
-EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Maximum epochs.", show_default=False)]
 SeedOpt = Annotated[
     int | None,
     typer.Option("--seed", help="Seed for split, initialisation and shuffling.", show_default=False),
-]
-DeviceOpt = Annotated[
-    str | None, typer.Option("--device", help="cpu, cuda, cuda:N or auto.", show_default=False)
 ]
 EngineOpt = Annotated[
     str | None, typer.Option("--engine", help="auto, torch, numba, ...", show_default=False)
@@ -173,21 +158,10 @@ def _train_overrides(
     engine: str | None,
     threads: int | None,
 ) -> dict[str, Any]:
-    overrides = parse_assignments(train_option, "training option")
-    overrides.update(
-        {
-            key: value
-            for key, value in (
-                ("epochs", epochs),
-                ("seed", seed),
-                ("device", device),
-                ("engine", engine),
-                ("threads", threads),
-            )
-            if value is not None
-        }
-    )
-    return overrides
+    return {
+        **parse_assignments(train_option, "training option"),
+        **given(epochs=epochs, seed=seed, device=device, engine=engine, threads=threads),
+    }
 
 
 METRIC_HEADERS = (
@@ -338,7 +312,7 @@ def plot(
 
     rec = _load(model_dir)
     if test is not None:
-        rec.evaluation = rec.evaluate(load_data_from_options(test, dir))
+        rec.evaluation = rec.evaluate(LoaderFlags(dir=dir).load(test))
     files = plot_recommender(rec, out if out is not None else model_dir / "plots")
     if json:
         print_json({"files": [str(f) for f in files]})
@@ -409,6 +383,7 @@ def _metric(key: str, value: Any) -> str:
 
 
 @app.command()
+@option_groups
 def evaluate(
     data: DataArg,
     model: Annotated[
@@ -429,13 +404,7 @@ def evaluate(
         Path | None,
         typer.Option("--out", help="Save each fold's model under OUT/<fold>.", show_default=False),
     ] = None,
-    dir: DirOpt = None,
-    user_col: UserColOpt = None,
-    item_col: ItemColOpt = None,
-    rating_col: RatingColOpt = None,
-    time_col: TimeColOpt = None,
-    sep: SepOpt = None,
-    duplicates: DuplicatesOpt = "error",
+    loader: LoaderFlags = LoaderFlags(),
     quiet: QuietOpt = False,
     json: JsonOpt = False,
 ) -> None:
@@ -454,7 +423,7 @@ def evaluate(
     }
     train_config = train_config_for(model_name, train_values)
     options = {**run.model_options, **parse_assignments(option, "model option")}
-    ratings = load_data_from_options(data, dir, user_col, item_col, rating_col, time_col, sep, duplicates)
+    ratings = loader.load(data)
     spec = _default_split(ratings, split)
     splits = parse_split(spec, ratings, seed=train_config.seed)
 
@@ -497,6 +466,7 @@ def _split_models(values: list[str]) -> list[str]:
 
 
 @app.command()
+@option_groups
 def compare(
     data: DataArg,
     models: Annotated[
@@ -523,13 +493,7 @@ def compare(
             show_default=False,
         ),
     ] = None,
-    dir: DirOpt = None,
-    user_col: UserColOpt = None,
-    item_col: ItemColOpt = None,
-    rating_col: RatingColOpt = None,
-    time_col: TimeColOpt = None,
-    sep: SepOpt = None,
-    duplicates: DuplicatesOpt = "error",
+    loader: LoaderFlags = LoaderFlags(),
     quiet: QuietOpt = False,
     json: JsonOpt = False,
 ) -> None:
@@ -552,7 +516,7 @@ def compare(
     configs = {
         name: train_config_for(name, overrides) for name in names
     }  # refuse bad options before training
-    ratings = load_data_from_options(data, dir, user_col, item_col, rating_col, time_col, sep, duplicates)
+    ratings = loader.load(data)
     spec = _default_split(ratings, split)
     splits = parse_split(spec, ratings, seed=overrides.get("seed", 0))
     rows, first_fold = [], {}
