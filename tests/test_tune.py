@@ -4,14 +4,11 @@ writes a config that ``deepmf train --config`` reads."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from deepmf.cli.app import _register, app
-from deepmf.cli.common import run_app
 from deepmf.data.splits import make_split, random_split
 from deepmf.errors import ConfigError
 from deepmf.experiment import RunConfig
@@ -58,29 +55,17 @@ def test_refuses_what_it_cannot_search(data) -> None:
         tune(data, [], "mf", 1)
 
 
-def test_cli_writes_a_config_for_train(data, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_writes_a_config_for_train(run, data, tmp_path: Path) -> None:
     source = tmp_path / "ratings.csv"
     data.to_frame().to_csv(source, index=False)
     out = tmp_path / "best.json"
-
-    def invoke(*argv: object) -> tuple[int, str, str]:
-        _register()
-        monkeypatch.setattr(sys, "argv", ["deepmf", *map(str, argv)])
-        try:
-            code = run_app(app)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    code, stdout, _ = invoke("tune", source, "--model", "autorec", "--trials", "2", "--threads", "1",
-                             "--out", out, "--json")
+    code, stdout, _ = run("tune", source, "--model", "autorec", "--trials", "2", "--threads", "1",
+                          "--out", out, "--json")
     assert code == 0
     summary = json.loads(stdout)
     assert summary["model"] == "autorec" and len(summary["trials"]) == 2
     assert json.loads(out.read_text()) == {k: summary[k] for k in ("model", "model_options", "train_options")}
-    code, stdout, _ = invoke("train", source, "--config", out, "--epochs", "3", "--quiet", "--json")
+    code, stdout, _ = run("train", source, "--config", out, "--epochs", "3", "--quiet", "--json")
     assert code == 0 and json.loads(stdout)["model"] == "autorec"
-    code, _, err = invoke("tune", source, "--model", "blend", "--trials", "1")
+    code, _, err = run("tune", source, "--model", "blend", "--trials", "1")
     assert code == 2 and "search space" in err
