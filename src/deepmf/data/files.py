@@ -677,23 +677,13 @@ def read_user_file(
             table = pq.read_table(path)
         except (pa.ArrowInvalid, OSError) as exc:
             raise DataError(f"{path}: not a readable parquet file ({str(exc).splitlines()[0]})") from None
-        cols = _resolve_columns(table.column_names, path, True, user_col, item_col, rating_col, time_col)
-        return raw_from_table(
-            table,
-            path,
-            user=cols.user,
-            item=cols.item,
-            rating=cols.rating,
-            time=cols.time,
-            header=True,
-            is_text=False,
-        )
-    sep = sep or sniff_separator(path)
-    sep = {"\\t": "\t", "tab": "\t"}.get(sep, sep)
-    any_flag = any(f is not None and not f.isdigit() for f in (user_col, item_col, rating_col, time_col))
-    header = _first_line_is_header(path, sep, any_flag)
-    fmt = TextFormat(sep=sep, header=header, encoding=encoding)
-    table = _drop_empty_trailing(read_table(path, fmt))
+        header, is_text = True, False
+    else:
+        sep = sep or sniff_separator(path)
+        sep = {"\\t": "\t", "tab": "\t"}.get(sep, sep)
+        any_flag = any(f is not None and not f.isdigit() for f in (user_col, item_col, rating_col, time_col))
+        header, is_text = _first_line_is_header(path, sep, any_flag), True
+        table = _drop_empty_trailing(read_table(path, TextFormat(sep=sep, header=header, encoding=encoding)))
     cols = _resolve_columns(table.column_names, path, header, user_col, item_col, rating_col, time_col)
     return raw_from_table(
         table,
@@ -704,24 +694,5 @@ def read_user_file(
         time=cols.time,
         header=header,
         encoding=encoding,
+        is_text=is_text,
     )
-
-
-def load_file(
-    path: str | Path,
-    *,
-    user_col: str | None = None,
-    item_col: str | None = None,
-    rating_col: str | None = None,
-    time_col: str | None = None,
-    sep: str | None = None,
-    duplicates: str = "error",
-    scale: RatingScale | None = None,
-) -> Ratings:
-    """Load a user's ratings file as Ratings (see ``read_user_file`` for the arguments)."""
-    raw = read_user_file(
-        path, user_col=user_col, item_col=item_col, rating_col=rating_col, time_col=time_col, sep=sep
-    )
-    ratings = ratings_from_raw(raw, duplicates=duplicates, scale=scale, name=Path(path).name)
-    ratings.meta.update({"edition": None, "path": str(Path(path))})
-    return ratings

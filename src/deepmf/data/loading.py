@@ -7,7 +7,7 @@ from pathlib import Path
 
 import platformdirs
 
-from deepmf.data.files import DUPLICATE_POLICIES, load_file
+from deepmf.data.files import DUPLICATE_POLICIES, ratings_from_raw, read_user_file
 from deepmf.data.movielens import EDITIONS, detect_layout, load_movielens
 from deepmf.data.ratings import Ratings, RatingScale
 from deepmf.errors import ConfigError, DataError
@@ -73,14 +73,9 @@ def load(
             f"unknown duplicates policy {duplicates!r}; choose one of {', '.join(DUPLICATE_POLICIES)}"
         )
     text = str(source)
-    column_flags = {
-        "--user-col": user_col,
-        "--item-col": item_col,
-        "--rating-col": rating_col,
-        "--time-col": time_col,
-        "--sep": sep,
-    }
-    given = [flag for flag, value in column_flags.items() if value is not None]
+    columns = {"user_col": user_col, "item_col": item_col, "rating_col": rating_col, "time_col": time_col, "sep": sep}
+    # Named as the CLI flags that set them (user_col is --user-col), for the refusal below.
+    given = [f"--{key.replace('_', '-')}" for key, value in columns.items() if value is not None]
     if text in EDITIONS:
         folder = edition_path(text, data_dir)
         if not folder.is_dir():
@@ -100,16 +95,9 @@ def load(
         _refuse_flags(given, str(path))
         return load_movielens(path, duplicates=duplicates, scale=scale)
     if path.is_file():
-        return load_file(
-            path,
-            user_col=user_col,
-            item_col=item_col,
-            rating_col=rating_col,
-            time_col=time_col,
-            sep=sep,
-            duplicates=duplicates,
-            scale=scale,
-        )
+        ratings = ratings_from_raw(read_user_file(path, **columns), duplicates=duplicates, scale=scale, name=path.name)
+        ratings.meta.update({"edition": None, "path": str(path)})
+        return ratings
     if text.startswith("ml-") or (os.sep not in text and "." not in text):
         raise DataError(
             f"unknown data set {text!r}: not an edition ({', '.join(EDITIONS)}) "
