@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from deepmf import io
-from deepmf.data.idmap import IdMap
+from deepmf.data.idmap import IdMap, UserItemMaps
 from deepmf.data.ratings import ItemTable, Ratings, RatingScale
 from deepmf.errors import ConfigError, DeepMFError, ModelFormatError, UnknownIdError
 from deepmf.evaluation.ranking import ranking_metrics, relevant_csr
@@ -152,7 +152,7 @@ class Evaluation:
 _COLD_NAMES = np.array(["", "user", "item", "both"], dtype=object)
 
 
-class Recommender:
+class Recommender(UserItemMaps):
     """A trained rating model that answers in raw ids and titles.
 
     Args:
@@ -234,14 +234,6 @@ class Recommender:
     def device(self) -> torch.device:
         tensor = next(itertools.chain(self.model.parameters(), self.model.buffers()), None)
         return tensor.device if tensor is not None else torch.device("cpu")
-
-    @property
-    def n_users(self) -> int:
-        return len(self.user_ids)
-
-    @property
-    def n_items(self) -> int:
-        return len(self.item_ids)
 
     def title(self, item_index: int) -> str:
         """Title of an item index ("" when the data had no titles)."""

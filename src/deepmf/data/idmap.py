@@ -116,3 +116,24 @@ class IdMap:
             value = self.raw_ids[int(indices)]
             return int(value) if self.kind == "int" else str(value)
         return self.raw_ids[np.asarray(indices)]
+
+
+class UserItemMaps:
+    """``n_users`` / ``n_items`` for a class that holds ``user_ids`` and ``item_ids`` maps (Ratings, Recommender).
+
+    Sizes come from the maps, not from the ratings held: a subset or a model knows every user and item of the
+    full data set it was built on.
+    """
+
+    user_ids: IdMap
+    item_ids: IdMap
+
+    @property
+    def n_users(self) -> int:
+        """Size of the user id map (all users of the full data set, not only those in this subset)."""
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        """Size of the item id map (all items of the full data set)."""
+        return len(self.item_ids)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from deepmf.data.idmap import IdMap
+from deepmf.data.idmap import IdMap, UserItemMaps
 from deepmf.errors import DataError
 
 
@@ -117,7 +117,7 @@ class RatingTensors:
 
 
 @dataclass(frozen=True, eq=False)
-class Ratings:
+class Ratings(UserItemMaps):
     """Explicit ratings as columnar arrays with id maps and optional side tables.
 
     Attributes:
@@ -188,16 +188,6 @@ class Ratings:
     # ---- shape ---------------------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.users)
-
-    @property
-    def n_users(self) -> int:
-        """Size of the user id map (all users of the full data set, not only those in this subset)."""
-        return len(self.user_ids)
-
-    @property
-    def n_items(self) -> int:
-        """Size of the item id map (all items of the full data set)."""
-        return len(self.item_ids)
 
     @property
     def global_mean(self) -> float:
