@@ -157,3 +157,18 @@ def test_cli_val_fraction_default_follows_patience(run, dated: Ratings, tmp_path
                        "--json", "--quiet", *flags)
     assert code == 0
     assert (json.loads(out)["n_valid"] > 0) == carved
+
+
+def test_trainer_validates_a_time_aware_model_at_the_ratings_times(dated: Ratings) -> None:
+    from deepmf.training.trainer import Trainer
+
+    split = random_split(dated, 0.2, seed=0)
+    model = create_model("bayes", split.train, **BAYES)
+    result = Trainer(train_config_for("bayes", {"epochs": 12}), progress=False).fit(model, split.train, split.test)
+    users, items, times = _indices(split.test)
+    model.eval()
+    at_time = torch.sqrt(((model.predict_at(users, items, times).clamp(1, 5) - torch.from_numpy(
+        split.test.ratings)) ** 2).mean())
+    without = torch.sqrt(((model.predict(users, items).clamp(1, 5) - torch.from_numpy(split.test.ratings)) ** 2).mean())
+    assert result.history[-1].val_rmse == pytest.approx(float(at_time), rel=1e-5)
+    assert float(at_time) < float(without)  # the day drives these ratings: scoring without it is worse
