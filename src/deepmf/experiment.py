@@ -135,16 +135,18 @@ class ExperimentResult:
     def metrics(self) -> dict[str, Any]:
         return {} if self.evaluation is None else self.evaluation.metrics
 
+    @property
+    def split_record(self) -> dict[str, Any]:
+        """Where the model was trained and tested: split name, sizes, cold counts (JSON keys of every report)."""
+        return {"split": self.split, "n_train": self.n_train, "n_valid": self.n_valid, "n_test": self.n_test,
+                **self.cold}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary: sizes, cold counts, test metrics, training record and history."""
         summary = self.recommender.summary
         return {
             "model": self.model_name,
-            "split": self.split,
-            "n_train": self.n_train,
-            "n_valid": self.n_valid,
-            "n_test": self.n_test,
-            **self.cold,
+            **self.split_record,
             "test": self.metrics,
             "epochs_run": summary.get("epochs_run"),
             "best_epoch": summary.get("best_epoch"),

@@ -71,11 +71,7 @@ def fold_row(result: Any) -> dict[str, Any]:
     """The per-fold row of an ExperimentResult: split, sizes, cold counts, test metrics and timings."""
     summary = result.recommender.summary
     return {
-        "split": result.split,
-        "n_train": result.n_train,
-        "n_valid": result.n_valid,
-        "n_test": result.n_test,
-        **result.cold,
+        **result.split_record,
         **result.metrics,
         "epochs_run": summary.get("epochs_run"),
         "engine": summary.get("engine"),
