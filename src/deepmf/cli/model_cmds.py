@@ -18,7 +18,16 @@ from rich.table import Table
 
 from deepmf.cli.app import app
 from deepmf.cli.common import console, print_json
-from deepmf.cli.options import DataArg, DeviceOpt, EpochsOpt, JsonOpt, LoaderFlags, given, option_groups
+from deepmf.cli.options import (
+    DataArg,
+    DeviceOpt,
+    EpochsOpt,
+    JsonOpt,
+    LoaderFlags,
+    ThreadsOpt,
+    given,
+    option_groups,
+)
 from deepmf.data.ratings import Ratings
 from deepmf.data.splits import Split, parse_split
 from deepmf.errors import ConfigError
@@ -68,7 +77,7 @@ def train(
     seed: Annotated[int | None, _option("--seed", help="Seed of split, init, shuffling, dropout.")] = None,
     device: DeviceOpt = None,
     engine: Annotated[str | None, _option("--engine", help="auto, torch or numba.")] = None,
-    threads: Annotated[int | None, _option("--threads", help="CPU threads (default: all cores).")] = None,
+    threads: ThreadsOpt = None,
     val_fraction: Annotated[float | None, typer.Option(
         "--val-fraction", help="Share of the training part carved off for validation (default: 0.05 with "
         "early stopping, else 0).", show_default=False)] = None,
@@ -217,7 +226,7 @@ def synthetic(
     optimizer: Annotated[str, typer.Option("--optimizer", help="sgd or adam.")] = "adam",
     epochs: Annotated[int, typer.Option("--epochs", help="Epochs (the tutorial ran 5).")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the data and the training.")] = 0,
-    threads: Annotated[int | None, _option("--threads", help="CPU threads (default: all cores).")] = None,
+    threads: ThreadsOpt = None,
     quiet: Annotated[bool, _option("--quiet", help="No progress bar.")] = False,
     json: JsonOpt = False,
 ) -> None:

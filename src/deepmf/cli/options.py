@@ -70,6 +70,14 @@ EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Maximum epochs.
 DeviceOpt = Annotated[
     str | None, typer.Option("--device", help="cpu, cuda, cuda:N or auto.", show_default=False)
 ]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        help="CPU threads (default: all cores; Bayesian MF and SVD++ use one below 500K training ratings).",
+        show_default=False,
+    ),
+]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,17 @@ from rich.table import Table
 
 from deepmf.cli.app import app
 from deepmf.cli.common import console, err_console, print_json
-from deepmf.cli.options import DataArg, DeviceOpt, DirOpt, EpochsOpt, JsonOpt, LoaderFlags, given, option_groups
+from deepmf.cli.options import (
+    DataArg,
+    DeviceOpt,
+    DirOpt,
+    EpochsOpt,
+    JsonOpt,
+    LoaderFlags,
+    ThreadsOpt,
+    given,
+    option_groups,
+)
 from deepmf.errors import ConfigError
 
 ModelDirArg = Annotated[
@@ -81,7 +91,6 @@ SeedOpt = Annotated[
 EngineOpt = Annotated[
     str | None, typer.Option("--engine", help="auto, torch, numba, ...", show_default=False)
 ]
-ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="CPU threads.", show_default=False)]
 ValFractionOpt = Annotated[
     float | None,
     typer.Option(
