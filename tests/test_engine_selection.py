@@ -38,3 +38,14 @@ def test_sigmoid_mf_is_torch_only(data):
 def test_deep_model_refuses_numba(data):
     with pytest.raises(ConfigError, match="cannot train model 'deepmf'"):
         select_engine(create_model("deepmf", data), TrainConfig(engine="numba"), CPU)
+
+
+def test_small_data_runs_on_one_thread_large_data_on_every_core(monkeypatch) -> None:
+    import numba
+
+    from deepmf import device
+
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 4)
+    assert device.default_cpu_threads(0) == 1
+    assert device.default_cpu_threads(device.PARALLEL_FROM_RATINGS - 1) == 1
+    assert device.default_cpu_threads(device.PARALLEL_FROM_RATINGS) == 4
