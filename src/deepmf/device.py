@@ -39,9 +39,9 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
 
 # Below this many training ratings the compiled CPU samplers and SGD kernels that would race or gain nothing
-# run on one thread unless told otherwise. Measured on 2 cores: Bayesian MF on ML-100K u1 (80K ratings)
-# trained in 7.9 s on one thread and 13.7 s on two (thread wake-ups and spinning pools cost more than the
-# parallel kernels save), while 1M synthetic ratings ran 265 ms per sweep on two against 344 ms on one.
+# run on one thread unless told otherwise. Measured on 2 cores by bench/gibbs_threads.py: Bayesian MF on ML-100K
+# u1 (80K ratings) fits in 7.5 s on one thread and 14.5 s on two (thread wake-ups and spinning pools cost more
+# than the parallel kernels save), while on 1M ratings a sweep takes 286 ms on two against 432 ms on one.
 PARALLEL_FROM_RATINGS = 500_000
 
 

@@ -171,8 +171,8 @@ class BayesMF(BilinearModel):
             if values.shape != (table.shape[0], cfg.rank):
                 raise ConfigError(f"bayes: {name} sample must be ({table.shape[0]}, {cfg.rank}), "
                                   f"got {values.shape}")
-            # Through numpy views: torch would run these whole-table ops on its OpenMP pool, whose spinning
-            # threads slowed every sweep of the sampler by 60 % on 2 cores (38 vs 23 ms on ML-100K u1).
+            # Through numpy views: torch would run these whole-table ops on its OpenMP pool, whose threads then
+            # spin beside the sampler; on 2 cores that slowed every sweep by more than half.
             array = table.numpy()
             if kept == 0:
                 array[:] = 0.0

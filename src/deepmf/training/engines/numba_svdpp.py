@@ -90,7 +90,7 @@ class NumbaSVDppEngine(NumbaMFEngine):
             raise ConfigError(f"the svdpp engine trains SVD++ only, not {getattr(model, 'name', model)!r}")
         super().__init__(model, train, config, device)
         # Hogwild! workers race on the shared item rows, so two threads do not repeat a run bit for bit; on small
-        # data they also gain little (ML-100K u1: 0.56 s against 0.66 s), so one is the default there.
+        # data they also gain little (a fraction of a second on ML-100K u1), so one is the default there.
         self.threads = min(config.threads or default_cpu_threads(len(train)), numba.config.NUMBA_NUM_THREADS)
         # Group the (already shuffled) private copy by user; a stable sort keeps each user's shuffled order.
         by_user = np.argsort(self.users, kind="stable")
