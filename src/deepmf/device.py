@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import numba
 import torch
 
 from deepmf.errors import ConfigError
@@ -47,4 +46,8 @@ PARALLEL_FROM_RATINGS = 500_000
 
 def default_cpu_threads(n_ratings: int) -> int:
     """Threads for a CPU engine whose run names none: one for small data, every core Numba may use for large."""
-    return 1 if n_ratings < PARALLEL_FROM_RATINGS else numba.config.NUMBA_NUM_THREADS
+    if n_ratings < PARALLEL_FROM_RATINGS:
+        return 1
+    import numba  # here, not at the top: choosing a device must not cost numba's import
+
+    return numba.config.NUMBA_NUM_THREADS
