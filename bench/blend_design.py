@@ -25,7 +25,7 @@ from deepmf.data import load
 from deepmf.data.splits import parse_split, validation_split
 from deepmf.experiment import train_config_for
 from deepmf.models.registry import create_model
-from deepmf.training.engines.blend import BlendEngine, _index_tensors, ridge_weights
+from deepmf.training.engines.blend import clipped_predictions, ridge_weights
 from deepmf.training.trainer import Trainer
 
 # name -> (model, model options, training options)
@@ -65,7 +65,7 @@ def member_predictions(names: list[str], seed: int) -> list[dict[str, np.ndarray
     folds = []
     for split in parse_split("canonical", data):
         fit_part, valid = validation_split(split.train, VALID_FRACTION, seed=seed)
-        pairs = _index_tensors(valid)
+        valid_tensors = valid.to("cpu", timestamps=True)
         columns: dict[str, np.ndarray] = {"rating": valid.ratings.astype(np.float64)}
         for name in names:
             model_name, options, train_options = CANDIDATES[name]
@@ -75,7 +75,7 @@ def member_predictions(names: list[str], seed: int) -> list[dict[str, np.ndarray
             start = time.perf_counter()
             steered = config.steered_by_validation
             Trainer(config, progress=False).fit(model, fit_part, valid if steered else None)
-            columns[name] = BlendEngine._clipped_predictions(model, *pairs)
+            columns[name] = clipped_predictions(model, valid_tensors)
             error = float(np.sqrt(np.mean((columns[name] - columns["rating"]) ** 2)))
             print(f"{split.name} {name}: carve RMSE {error:.4f} in {time.perf_counter() - start:.1f} s", flush=True)
         folds.append(columns)

@@ -63,6 +63,16 @@ def test_base_models_ignore_time_and_bayes_uses_it_with_dates(dated: Ratings) ->
     assert not create_model("blend:mf,svdpp", dated).uses_time
 
 
+def test_no_timestamps_means_predict(bayes_run) -> None:
+    split, result = bayes_run
+    model = result.recommender.model.eval()
+    users, items, times = _indices(split.test)
+    torch.testing.assert_close(model.predict_at(users, items, None), model.predict(users, items))
+    assert not torch.allclose(model.predict_at(users, items, times), model.predict(users, items))
+    carried = split.test.to("cpu", timestamps=True)
+    assert torch.equal(carried.timestamps, times) and split.test.to("cpu").timestamps is None
+
+
 def test_evaluate_scores_each_test_rating_at_its_time(bayes_run) -> None:
     split, result = bayes_run
     rec, test = result.recommender, split.test

@@ -340,11 +340,8 @@ class Recommender(UserItemMaps):
             rows = warm[start : start + _MATMUL_CELLS]
             u = torch.from_numpy(users[rows]).to(device)
             i = torch.from_numpy(items[rows]).to(device)
-            if times is None:
-                predicted = self.model.predict(u, i)
-            else:
-                predicted = self.model.predict_at(u, i, torch.from_numpy(times[rows]).to(device))
-            out[rows] = predicted.float().cpu().numpy()
+            t = None if times is None else torch.from_numpy(times[rows]).to(device)
+            out[rows] = self.model.predict_at(u, i, t).float().cpu().numpy()
         cold = np.flatnonzero(cold_code)
         if len(cold):
             mean, user_bias, item_bias = self._fallback_terms()

@@ -106,11 +106,13 @@ class UserTable:
 
 @dataclass(frozen=True)
 class RatingTensors:
-    """Ratings as torch tensors on one device, for batch slicing (users/items int64, ratings float32)."""
+    """Ratings as torch tensors on one device, for batch slicing (users/items int64, ratings float32, and the
+    int64 unix-second timestamps when asked for and known)."""
 
     users: torch.Tensor
     items: torch.Tensor
     ratings: torch.Tensor
+    timestamps: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.users.shape[0])
@@ -205,16 +207,20 @@ class Ratings(UserItemMaps):
         """Same rows, other rating values (e.g. NaN-masked copies in tests)."""
         return replace(self, ratings=np.asarray(ratings, dtype=np.float32))
 
-    def to(self, device: str | torch.device = "cpu") -> RatingTensors:
-        """Tensors on ``device`` for training: users/items int64 (embedding indices), ratings float32.
+    def to(self, device: str | torch.device = "cpu", timestamps: bool = False) -> RatingTensors:
+        """Tensors on ``device``: users/items int64 (embedding indices), ratings float32.
 
         On the CPU the ratings tensor shares this object's array when it already is contiguous, writable
         float32 (the usual case); it is copied only when it is not (torch cannot wrap a read-only array).
+        With ``timestamps`` the ratings' times come too (None when the ratings have none): scoring needs them
+        for models that use time, training never does, so they are left out by default.
         """
+        times = self.timestamps if timestamps else None
         return RatingTensors(
             torch.from_numpy(self.users.astype(np.int64)).to(device),
             torch.from_numpy(self.items.astype(np.int64)).to(device),
             torch.from_numpy(np.require(self.ratings, np.float32, ["C", "W"])).to(device),
+            None if times is None else torch.from_numpy(times.astype(np.int64)).to(device),
         )
 
     def to_frame(self) -> pd.DataFrame:

@@ -99,10 +99,12 @@ class RatingModel(nn.Module):
         return self.to_rating(self(users, items))
 
     @torch.no_grad()
-    def predict_at(self, users: torch.Tensor, items: torch.Tensor, timestamps: torch.Tensor) -> torch.Tensor:
+    def predict_at(self, users: torch.Tensor, items: torch.Tensor,
+                   timestamps: torch.Tensor | None) -> torch.Tensor:
         """Predicted ratings (B,) of pairs rated at ``timestamps`` (int64 unix seconds), unclipped.
 
-        Models that do not use time (``uses_time`` False) ignore the timestamps: this is ``predict``.
+        ``None`` (no times known) and models that do not use time (``uses_time`` False) give ``predict``, so
+        callers that may or may not have times call this one method.
         """
         return self.predict(users, items)
 

@@ -126,13 +126,14 @@ class BayesMF(BilinearModel):
     def offsets(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.global_bias, self.user_bias.weight[:, 0], self.item_bias.weight[:, 0]
 
-    def predict_at(self, users: torch.Tensor, items: torch.Tensor, timestamps: torch.Tensor) -> torch.Tensor:
+    def predict_at(self, users: torch.Tensor, items: torch.Tensor,
+                   timestamps: torch.Tensor | None) -> torch.Tensor:
         """Predicted ratings of (user, item) pairs rated at ``timestamps`` (unix seconds), (B,).
 
         With the date feature this uses the day's own bias and factors (a day outside the training days counts
-        as the nearest one); without it, it equals ``predict``.
+        as the nearest one); without it, or without timestamps, it equals ``predict``.
         """
-        if not self.config.date:
+        if not self.config.date or timestamps is None:
             return self.predict(users, items)
         with torch.no_grad():
             days = (torch.div(timestamps, SECONDS_PER_DAY, rounding_mode="floor") - self.config.first_day)

@@ -159,17 +159,14 @@ class Blend(RatingModel):
     def member_predictions(self, users: torch.Tensor, items: torch.Tensor,
                            timestamps: torch.Tensor | None = None) -> torch.Tensor:
         """Each member's clipped predicted ratings, (B, n_members); at ``timestamps`` when given."""
-        if timestamps is None:
-            columns = [m.predict(users, items) for m in self.members]
-        else:
-            columns = [m.predict_at(users, items, timestamps) for m in self.members]
-        return torch.stack([self._clipped(c) for c in columns], dim=-1)
+        return torch.stack([self._clipped(m.predict_at(users, items, timestamps)) for m in self.members], dim=-1)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.intercept + self.member_predictions(users, items) @ self.weights
 
     @torch.no_grad()
-    def predict_at(self, users: torch.Tensor, items: torch.Tensor, timestamps: torch.Tensor) -> torch.Tensor:
+    def predict_at(self, users: torch.Tensor, items: torch.Tensor,
+                   timestamps: torch.Tensor | None) -> torch.Tensor:
         """The blend of the members' predictions at ``timestamps`` (members without time ignore them)."""
         return self.intercept + self.member_predictions(users, items, timestamps) @ self.weights
 

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -86,10 +85,10 @@ class TrainResult:
 
 
 def evaluate_rmse(model: RatingModel, data: RatingTensors, low: float, high: float,
-                  batch_size: int = EVAL_BATCH, timestamps: torch.Tensor | None = None) -> float:
+                  batch_size: int = EVAL_BATCH) -> float:
     """RMSE of ``model`` on ``data`` with predictions clipped to ``[low, high]``; batched, one host sync.
 
-    With ``timestamps`` (one per rating) each rating is predicted at its time (``predict_at``), as
+    When ``data`` carries timestamps each rating is predicted at its time (``predict_at``), as
     ``Recommender.evaluate`` scores held-out ratings for models that use time.
     """
     was_training = model.training
@@ -97,12 +96,8 @@ def evaluate_rmse(model: RatingModel, data: RatingTensors, low: float, high: flo
     squared_error = torch.zeros((), dtype=torch.float64, device=data.ratings.device)
     for start in range(0, len(data), batch_size):
         end = start + batch_size
-        users, items = data.users[start:end], data.items[start:end]
-        if timestamps is None:
-            predicted = model.predict(users, items)
-        else:
-            predicted = model.predict_at(users, items, timestamps[start:end])
-        predicted = predicted.clamp(low, high)
+        times = None if data.timestamps is None else data.timestamps[start:end]
+        predicted = model.predict_at(data.users[start:end], data.items[start:end], times).clamp(low, high)
         squared_error += (predicted - data.ratings[start:end]).pow(2).sum()
     model.train(was_training)
     return math.sqrt(float(squared_error) / max(len(data), 1))
@@ -191,11 +186,9 @@ class Trainer:
             if self.resume and self.checkpoint_dir is not None and has_checkpoint(self.checkpoint_dir):
                 self._restore(model, engine, run, info, device)
             resumed_from = len(run.history)
-            valid_tensors = valid.to(device) if valid is not None and len(valid) else None
-            valid_times = None
-            if valid_tensors is not None and model.uses_time and valid.timestamps is not None:
-                valid_times = torch.from_numpy(valid.timestamps.astype(np.int64)).to(device)
-            self._loop(model, engine, train, valid_tensors, valid_times, run, info, device)
+            has_valid = valid is not None and len(valid) > 0
+            valid_tensors = valid.to(device, timestamps=model.uses_time) if has_valid else None
+            self._loop(model, engine, train, valid_tensors, run, info, device)
         if run.best_state is not None and config.patience > 0:
             model.load_state_dict(run.best_state)
         history = run.history
@@ -213,7 +206,7 @@ class Trainer:
 
     # ---- the epoch loop ------------------------------------------------------------------------------------
     def _loop(self, model: RatingModel, engine: Any, train: Ratings, valid: RatingTensors | None,
-              valid_times: torch.Tensor | None, run: _RunState, info: dict[str, Any], device: torch.device) -> None:
+              run: _RunState, info: dict[str, Any], device: torch.device) -> None:
         config = self.config
         first = len(run.history) + 1
         if run.stopped_early or first > config.epochs:
@@ -225,7 +218,7 @@ class Trainer:
                 started = time.perf_counter()
                 train_rmse = engine.train_epoch(epoch)
                 train_seconds = time.perf_counter() - started
-                val_rmse = (evaluate_rmse(model, valid, scale.minimum, scale.maximum, timestamps=valid_times)
+                val_rmse = (evaluate_rmse(model, valid, scale.minimum, scale.maximum)
                             if valid is not None else None)
                 step_schedule = getattr(engine, "step_schedule", None)
                 if step_schedule is not None:

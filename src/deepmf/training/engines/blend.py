@@ -21,7 +21,7 @@ import torch
 from deepmf.errors import ConfigError
 
 if TYPE_CHECKING:
-    from deepmf.data.ratings import Ratings
+    from deepmf.data.ratings import Ratings, RatingTensors
     from deepmf.models.base import RatingModel
     from deepmf.models.blend import Blend
     from deepmf.training.config import TrainConfig
@@ -51,11 +51,15 @@ def ridge_weights(predictions: np.ndarray, targets: np.ndarray, penalty: float) 
     return weights, float(y_mean - x_mean @ weights)
 
 
-def _index_tensors(ratings: Ratings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(users, items, timestamps or None) of ``ratings`` as int64 tensors."""
-    times = None if ratings.timestamps is None else torch.from_numpy(ratings.timestamps.astype(np.int64))
-    return (torch.from_numpy(ratings.users.astype(np.int64)), torch.from_numpy(ratings.items.astype(np.int64)),
-            times)
+def clipped_predictions(model: RatingModel, data: RatingTensors) -> np.ndarray:
+    """A model's predictions of ``data`` clipped to its rating range, float64; at the ratings' times if it has them
+    (models that do not use time ignore them)."""
+    model.eval()
+    device = next(model.parameters()).device
+    times = None if data.timestamps is None else data.timestamps.to(device)
+    predicted = model.predict_at(data.users.to(device), data.items.to(device), times)
+    low, high = model.config.rating_min, model.config.rating_max
+    return predicted.clamp(low, high).double().cpu().numpy()
 
 
 class BlendEngine:
@@ -103,7 +107,7 @@ class BlendEngine:
         blend = self.model
         cfg = blend.config
         fit_part, valid = validation_split(self.train, cfg.valid_fraction, seed=self.config.seed)
-        valid_pairs = _index_tensors(valid)
+        valid_tensors = valid.to("cpu", timestamps=True)
         columns, self.member_epochs = [], []
         for name in cfg.members:
             member_train = self.member_config(name)
@@ -115,7 +119,7 @@ class BlendEngine:
             steered = member_train.steered_by_validation
             result = Trainer(member_train, progress=False).fit(probe, fit_part, valid if steered else None)
             self.member_epochs.append(result.best_epoch if member_train.patience > 0 else result.epochs_run)
-            columns.append(self._clipped_predictions(probe, *valid_pairs))
+            columns.append(clipped_predictions(probe, valid_tensors))
         weights, intercept = ridge_weights(np.stack(columns, axis=1), valid.ratings, cfg.ridge)
         blend.set_weights(torch.as_tensor(weights, dtype=blend.weights.dtype), intercept)
 
@@ -124,22 +128,8 @@ class BlendEngine:
             member_train = self.member_config(name, epochs=max(epochs, 1), patience=0)
             Trainer(member_train, progress=False).fit(member, self.train, None)
             member.to("cpu")
-        predicted = self._clipped_predictions(blend, *_index_tensors(self.train))
+        predicted = clipped_predictions(blend, self.train.to("cpu", timestamps=True))
         return math.sqrt(float(np.mean((predicted - self.train.ratings) ** 2))) if len(self.train) else 0.0
-
-    @staticmethod
-    def _clipped_predictions(model: RatingModel, users: torch.Tensor, items: torch.Tensor,
-                             timestamps: torch.Tensor | None) -> np.ndarray:
-        """Clipped predictions of a model, made at ``timestamps`` when there are times and the model uses them."""
-        model.eval()
-        device = next(model.parameters()).device
-        users, items = users.to(device), items.to(device)
-        if timestamps is not None and model.uses_time:
-            predicted = model.predict_at(users, items, timestamps.to(device))
-        else:
-            predicted = model.predict(users, items)
-        low, high = model.config.rating_min, model.config.rating_max
-        return predicted.clamp(low, high).double().cpu().numpy()
 
     def state_dict(self) -> dict[str, Any]:
         """Epochs each member was refit for (the members' weights are part of the model's state)."""
