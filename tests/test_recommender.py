@@ -9,11 +9,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepmf import recommender as recommender_module
 from deepmf.data.ratings import ItemTable, Ratings
 from deepmf.errors import ConfigError, UnknownIdError
 from deepmf.models.registry import create_model
 from deepmf.recommender import Recommender, SeenRatings
+from deepmf.recommender import base as recommender_base
 
 N_USERS, N_ITEMS, K = 7, 9, 3
 
@@ -190,7 +190,7 @@ def test_min_ratings_keeps_only_well_rated_items(tiny) -> None:
 
 def test_recommend_many_matches_recommend_across_chunks(tiny, monkeypatch) -> None:
     rec, data, _ = tiny
-    monkeypatch.setattr(recommender_module, "_MATMUL_CELLS", 2 * N_ITEMS)  # two users per chunk
+    monkeypatch.setattr(recommender_base, "MATMUL_CELLS", 2 * N_ITEMS)  # two users per chunk
     users = data.user_ids.raw(np.arange(N_USERS))
     many = rec.recommend_many(users, n=3)
     for user in users:

@@ -1,0 +1,63 @@
+"""What every part of the Recommender shares: its attributes, scoring budgets and argument checks.
+
+The ``Recommender`` class (``core.py``) is assembled from one mixin per concern — id lookups, predictions,
+ranking, similarity, evaluation, persistence, fold-in — each in its own module. They all derive from
+``RecommenderBase``, which declares the attributes they read, so each module can be read on its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import torch
+
+from deepmf.data.idmap import IdMap, UserItemMaps
+from deepmf.errors import ConfigError
+
+if TYPE_CHECKING:
+    from deepmf.data.ratings import ItemTable, RatingScale
+    from deepmf.models.base import RatingModel
+    from deepmf.recommender.results import Evaluation
+    from deepmf.recommender.seen import SeenRatings
+    from deepmf.training.config import TrainConfig
+
+ColdStart = Literal["error", "bias"]
+Metric = Literal["cosine", "dot"]
+COLD_START_MODES = ("error", "bias")
+
+# Scoring budget in (user, item) cells per chunk: a matrix product handles 4M cells (16 MB of scores)
+# easily; a deep model's forward pass over the grid holds hidden activations per cell, so it gets a
+# smaller chunk. Read as ``base.MATMUL_CELLS`` so tests can shrink them.
+MATMUL_CELLS = 1 << 22
+GRID_CELLS = 1 << 17
+
+
+class RecommenderBase(UserItemMaps):
+    """The state every Recommender concern reads (set by ``Recommender.__init__``)."""
+
+    model: RatingModel
+    model_name: str
+    user_ids: IdMap
+    item_ids: IdMap
+    scale: RatingScale
+    item_table: ItemTable | None
+    seen: SeenRatings
+    train_config: TrainConfig | None
+    history: list[dict[str, Any]]
+    model_options: dict[str, Any]
+    summary: dict[str, Any]
+    evaluation: Evaluation | None
+    _trained_users: np.ndarray
+    _trained_items: np.ndarray
+
+    @property
+    def device(self) -> torch.device:
+        tensor = next(itertools.chain(self.model.parameters(), self.model.buffers()), None)
+        return tensor.device if tensor is not None else torch.device("cpu")
+
+    @staticmethod
+    def _check_n(n: int) -> None:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ConfigError(f"n must be a positive number of items, got {n}")

@@ -1,0 +1,165 @@
+"""Top-n lists: every item of a chunk of users scored at once, seen and untrained items masked, torch.topk."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from deepmf.errors import ConfigError
+from deepmf.recommender import base
+from deepmf.recommender.base import ColdStart
+from deepmf.recommender.predictions import Predictions
+
+
+class Ranking(Predictions):
+    """recommend / recommend_many / rated_vs_predicted over the model's all-items scores."""
+
+    def _chunk_users(self) -> int:
+        from deepmf.models.base import RatingModel
+
+        overridden = type(self.model).score_all_items is not RatingModel.score_all_items
+        cells = base.MATMUL_CELLS if overridden else base.GRID_CELLS
+        return max(1, cells // max(1, self.n_items))
+
+    def _score_users(self, users: np.ndarray) -> torch.Tensor:
+        """Predicted rating of every item per user index (B, n_items), float32; -1 rows use the fallback."""
+        device = self.device
+        warm = users >= 0
+        if warm.all():  # the usual case: no copy into a preallocated table
+            return self.model.score_all_items(torch.from_numpy(users).to(device)).float()
+        scores = torch.empty((len(users), self.n_items), dtype=torch.float32, device=device)
+        if warm.any():
+            rows = torch.from_numpy(np.flatnonzero(warm)).to(device)
+            scores[rows] = self.model.score_all_items(torch.from_numpy(users[warm]).to(device)).float()
+        mean, _, item_bias = self._fallback_terms()
+        rows = torch.from_numpy(np.flatnonzero(~warm)).to(device)
+        scores[rows] = torch.from_numpy(mean + item_bias).float().to(device)
+        return scores
+
+    def _candidates(self, min_ratings: int) -> np.ndarray:
+        """Items that may be recommended: those with at least ``min_ratings`` training ratings (>= 1)."""
+        if isinstance(min_ratings, bool) or not isinstance(min_ratings, (int, np.integer)) or min_ratings < 1:
+            raise ConfigError(f"min_ratings must be a positive number of ratings, got {min_ratings}")
+        return self._trained_items if min_ratings == 1 else self.seen.item_counts() >= min_ratings
+
+    def _top_k(
+        self, users: np.ndarray, k: int, exclude_seen: bool, min_ratings: int = 1
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (items (B, k) with -1 padding, clipped scores (B, k)) per chunk of user indices."""
+        device = self.device
+        candidates = self._candidates(min_ratings)
+        untrained = torch.from_numpy(np.flatnonzero(~candidates)).to(device)
+        n_candidates = int(candidates.sum())
+        width = min(k, n_candidates)
+        chunk_size = self._chunk_users()
+        for start in range(0, len(users), chunk_size):
+            chunk = users[start : start + chunk_size]
+            scores = self._score_users(chunk)
+            if len(untrained):
+                scores[:, untrained] = -math.inf
+            if exclude_seen:
+                positions, items, _ = self.seen.rows(np.maximum(chunk, 0))
+                keep = chunk[positions] >= 0
+                scores[
+                    torch.from_numpy(positions[keep]).to(device),
+                    torch.from_numpy(items[keep].astype(np.int64)).to(device),
+                ] = -math.inf
+            top_scores, top_items = torch.topk(scores, width, dim=1)
+            top_scores, top_items = top_scores.cpu().numpy(), top_items.cpu().numpy().astype(np.int64)
+            empty = ~np.isfinite(top_scores)
+            top_items[empty] = -1
+            out_items = np.full((len(chunk), k), -1, dtype=np.int64)
+            out_scores = np.full((len(chunk), k), np.nan, dtype=np.float32)
+            out_items[:, :width] = top_items
+            out_scores[:, :width] = np.where(
+                empty, np.nan, np.clip(top_scores, self.scale.minimum, self.scale.maximum)
+            )
+            yield out_items, out_scores
+
+    def recommend(
+        self,
+        user: Any,
+        n: int = 10,
+        exclude_seen: bool = True,
+        cold_start: ColdStart = "error",
+        min_ratings: int = 1,
+    ) -> pd.DataFrame:
+        """Top-n items for one user: a DataFrame with columns item, title, score (predicted rating).
+
+        With ``cold_start="bias"`` an unknown user gets the items with the highest global mean + item bias,
+        and ``result.attrs["cold_start"]`` is "user". ``min_ratings`` leaves out items with fewer training
+        ratings: explicit-rating models put rare, highly rated items first (a film five people loved), which
+        users often do not want.
+
+        Raises:
+            ConfigError: n < 1 or min_ratings < 1.
+            UnknownIdError: an unknown user with ``cold_start="error"``.
+        """
+        self._check_n(n)
+        index = self._lookup([user], self.user_ids, self._trained_users, cold_start)
+        items, scores = next(self._top_k(index, n, exclude_seen, min_ratings))
+        valid = items[0] >= 0
+        frame = pd.DataFrame(
+            {
+                "item": self.item_ids.raw(items[0][valid]),
+                "title": self._titles(items[0][valid]),
+                "score": scores[0][valid],
+            }
+        )
+        if index[0] < 0:
+            frame.attrs["cold_start"] = "user"
+        return frame
+
+    def recommend_many(
+        self, users: Sequence[Any] | np.ndarray, n: int = 10, exclude_seen: bool = True, min_ratings: int = 1
+    ) -> pd.DataFrame:
+        """Top-n items for many users, scored in chunks: columns user, rank (1-based), item, title, score.
+
+        ``min_ratings`` as in ``recommend``.
+
+        Raises:
+            ConfigError: n < 1 or min_ratings < 1.
+            UnknownIdError: an unknown or untrained user.
+        """
+        self._check_n(n)
+        index = self._lookup(users, self.user_ids, self._trained_users, "error")
+        parts = list(self._top_k(index, n, exclude_seen, min_ratings))
+        items = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, n), dtype=np.int64)
+        scores = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, n), dtype=np.float32)
+        rows, ranks = np.nonzero(items >= 0)
+        picked = items[rows, ranks]
+        return pd.DataFrame(
+            {
+                "user": self.user_ids.raw(index[rows]),
+                "rank": ranks + 1,
+                "item": self.item_ids.raw(picked),
+                "title": self._titles(picked),
+                "score": scores[rows, ranks],
+            }
+        )
+
+    def rated_vs_predicted(self, user: Any) -> pd.DataFrame:
+        """The user's training ratings next to the model's predictions: item, title, rating, prediction.
+
+        Sorted by rating, then prediction, highest first.
+        """
+        index = self._user_index(user)
+        _, items, ratings = self.seen.rows(np.array([index]))
+        predicted, _ = self._predict_indices(np.full(len(items), index), items)
+        frame = pd.DataFrame(
+            {
+                "item": self.item_ids.raw(items),
+                "title": self._titles(items),
+                "rating": ratings,
+                "prediction": predicted,
+            }
+        )
+        return frame.sort_values(["rating", "prediction"], ascending=False, kind="stable").reset_index(
+            drop=True
+        )
+

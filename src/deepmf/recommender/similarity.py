@@ -1,0 +1,70 @@
+"""Nearest items and users by the cosine or dot product of the model's learned vectors."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from deepmf.errors import ConfigError
+from deepmf.recommender.base import Metric
+from deepmf.recommender.ranking import Ranking
+
+
+class Similarity(Ranking):
+    """item_vectors, similar_items and similar_users."""
+
+    def item_vectors(self) -> np.ndarray | None:
+        """The model's learned item vectors (n_items, d) as float32 numpy, or None if it has none."""
+        try:
+            return self.model.item_embeddings().detach().float().cpu().numpy()
+        except NotImplementedError:
+            return None
+
+    def _embeddings(self, side: str) -> torch.Tensor:
+        try:
+            vectors = self.model.item_embeddings() if side == "item" else self.model.user_embeddings()
+        except NotImplementedError:
+            raise ConfigError(f"model {self.model_name!r} has no {side} embeddings to compare") from None
+        return vectors.detach().float()
+
+    def _similar(
+        self, side: str, raw_id: Any, n: int, metric: Metric, min_ratings: int = 1
+    ) -> tuple[int, np.ndarray, np.ndarray]:
+        self._check_n(n)
+        if metric not in ("cosine", "dot"):
+            raise ConfigError(f"metric must be cosine or dot, got {metric!r}")
+        id_map, trained = (
+            (self.item_ids, self._trained_items) if side == "item" else (self.user_ids, self._trained_users)
+        )
+        index = int(self._lookup([raw_id], id_map, trained, "error")[0])
+        allowed = self._candidates(min_ratings) if side == "item" else trained
+        vectors = self._embeddings(side)
+        if metric == "cosine":
+            vectors = torch.nn.functional.normalize(vectors, dim=1)
+        scores = vectors @ vectors[index]
+        candidates = torch.from_numpy(allowed).to(scores.device).clone()
+        candidates[index] = False
+        scores = scores.masked_fill(~candidates, -math.inf)
+        width = min(n, int(candidates.sum()))
+        top_scores, top = torch.topk(scores, width)
+        return index, top.cpu().numpy(), top_scores.cpu().numpy()
+
+    def similar_items(
+        self, item: Any, n: int = 10, metric: Metric = "cosine", min_ratings: int = 1
+    ) -> pd.DataFrame:
+        """Items whose learned vectors are closest to ``item``'s (itself excluded): item, title, score.
+
+        ``min_ratings`` leaves out items with fewer training ratings (their vectors are mostly prior noise).
+        """
+        _, items, scores = self._similar("item", item, n, metric, min_ratings)
+        return pd.DataFrame({"item": self.item_ids.raw(items), "title": self._titles(items), "score": scores})
+
+    def similar_users(self, user: Any, n: int = 10, metric: Metric = "cosine") -> pd.DataFrame:
+        """Users whose learned vectors are closest to ``user``'s (itself excluded): user, score."""
+        _, users, scores = self._similar("user", user, n, metric)
+        return pd.DataFrame({"user": self.user_ids.raw(users), "score": scores})
+
