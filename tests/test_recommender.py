@@ -183,9 +183,11 @@ def test_min_ratings_keeps_only_well_rated_items(tiny) -> None:
     assert set(many["item"]) <= set(data.item_ids.raw(np.flatnonzero(popular)).tolist())
     similar = rec.similar_items(101, n=20, min_ratings=threshold)
     assert set(similar["item"]) == set(data.item_ids.raw(np.flatnonzero(popular)).tolist()) - {101}
-    for bad in (0, -1, 1.5, True):
+    for bad in (-1, 1.5, True):
         with pytest.raises(ConfigError, match="min_ratings"):
             rec.recommend(10, min_ratings=bad)
+    # 0, the service's default, means what 1 means: any item with a training rating (never an untrained one).
+    assert rec.recommend(10, n=5, min_ratings=0).equals(rec.recommend(10, n=5, min_ratings=1))
 
 
 def test_recommend_many_matches_recommend_across_chunks(tiny, monkeypatch) -> None:

@@ -33,6 +33,10 @@ class ConfigError(DeepMFError, ValueError):
     """A hyperparameter or option is invalid (negative learning rate, unknown optimizer, ...)."""
 
 
+class UnsupportedError(ConfigError):
+    """The model cannot do what was asked (e.g. fold in a new user); the message says which model and why."""
+
+
 class ModelFormatError(DeepMFError):
     """A saved model or checkpoint folder is missing, truncated, tampered with, or from an incompatible version."""
 

@@ -217,16 +217,63 @@ def predict(
 @app.command()
 def recommend(
     model_dir: ModelDirArg,
-    user: UserArg,
+    user: Annotated[
+        str | None,
+        typer.Argument(help="Raw user id (or use --new-user FILE or --all-users).", show_default=False),
+    ] = None,
     n: CountOpt = 10,
     include_seen: Annotated[
         bool, typer.Option("--include-seen", help="Also rank items the user rated in training.")
     ] = False,
     cold_start: ColdStartOpt = "error",
     min_ratings: MinRatingsOpt = 1,
+    new_user: Annotated[
+        Path | None,
+        typer.Option(
+            "--new-user",
+            help="CSV of item,rating lines: recommend for a user the model never saw (fold-in, no retraining).",
+            show_default=False,
+        ),
+    ] = None,
+    all_users: Annotated[
+        bool, typer.Option("--all-users", help="Every user's top-N, written to --out.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="File for --all-users: Parquet, or CSV if it ends in .csv.", show_default=False),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Let --all-users replace an existing --out file.")] = False,
     json: JsonOpt = False,
 ) -> None:
-    """A user's top-N items (items they rated in training are skipped unless --include-seen)."""
+    """A user's top-N items (items they rated in training are skipped unless --include-seen); a new user's
+    from a file of ratings (--new-user); or every user's, to a file (--all-users --out FILE)."""
+    modes = [name for name, given_ in (("USER", user is not None), ("--new-user", new_user is not None),
+                                       ("--all-users", all_users)) if given_]
+    if len(modes) != 1:
+        raise ConfigError("give exactly one of USER, --new-user FILE or --all-users"
+                          + (f" (got {' and '.join(modes)})" if modes else ""))
+    if (out is not None or force) and not all_users:
+        raise ConfigError("--out and --force go with --all-users")
+    if cold_start != "error" and user is None:
+        raise ConfigError("--cold-start applies to a USER id only")
+    if new_user is not None:
+        if include_seen:
+            raise ConfigError("--include-seen does not apply to --new-user: a new user's rated items are never "
+                              "recommended back")
+        _recommend_new_user(model_dir, new_user, n, min_ratings, json)
+        return
+    if all_users:
+        if out is None:
+            raise ConfigError("--all-users needs --out FILE (.parquet, or .csv)")
+        summary = _load(model_dir).write_recommendations(
+            out, n=n, min_ratings=min_ratings, exclude_seen=not include_seen, overwrite=force
+        )
+        if json:
+            print_json(summary.to_dict())
+        else:
+            console.print(f"wrote top {n} for {summary.users} users ({summary.rows} rows) to {summary.path} "
+                          f"in {summary.seconds:.1f} s", markup=False)
+        return
     rec = _load(model_dir)
     top = rec.recommend(
         user, n=n, exclude_seen=not include_seen, cold_start=cold_start, min_ratings=min_ratings  # type: ignore[arg-type]
@@ -247,6 +294,28 @@ def recommend(
     )
     if "cold_start" in top.attrs:
         console.print("cold start: unknown user, ranked by the global mean plus each item's bias")
+
+
+def _recommend_new_user(model_dir: Path, path: Path, n: int, min_ratings: int, json: bool) -> None:
+    from deepmf.data.newuser import read_item_ratings
+
+    ratings = read_item_ratings(path)
+    rec = _load(model_dir)
+    top = rec.recommend_new_user(ratings, n=n, min_ratings=min_ratings)
+    unknown = top.attrs["unknown_items"]
+    if json:
+        print_json({"user": None, "items": _records(top), "unknown_items": unknown})
+        return
+    console.print(
+        _ranked_table(
+            f"Top {len(top)} for a new user with {len(ratings) - len(unknown)} ratings ({rec.model_name}, fold-in)",
+            top,
+            {"item": "item", "title": "title", "score": "predicted"},
+        )
+    )
+    if unknown:
+        console.print(f"ignored {len(unknown)} rated item(s) the model does not know: "
+                      f"{', '.join(map(str, unknown))}", markup=False)
 
 
 @app.command()

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from deepmf.models.bilinear import BilinearModel, csr_bags
+from deepmf.models.foldin import FoldInContext
 from deepmf.models.layers import ModelConfig, check_positive
 
 if TYPE_CHECKING:
@@ -107,6 +108,12 @@ class AutoRec(BilinearModel):
     def offsets(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         zero = self.decoder_bias.new_zeros(())
         return zero, self.decoder_bias, self.decoder_bias.new_zeros(self.config.n_items)
+
+    def fold_in_penalties(self, n_ratings: int, context: FoldInContext) -> tuple[float, float]:
+        """A new user is a new decoder row V_u and bias c_u against the fixed item codes h_i (the encoder has no
+        input for his ratings): the training objective ``sum (r - r')^2 + l2 / 2 |V|^2`` (engines/autorec.py)
+        penalises V_u by l2 / 2, whatever his number of ratings, and leaves the bias free."""
+        return context.l2 / 2, 0.0
 
     def bias_terms(self) -> None:
         # The decoder bias is not a rating offset around a mean: let the Recommender estimate cold fallbacks.

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
-from deepmf.errors import ConfigError
+from deepmf.errors import ConfigError, UnsupportedError
+from deepmf.models.foldin import FoldInContext, fit_user_rows, one_user_copy
 
 if TYPE_CHECKING:
     from deepmf.data.ratings import Ratings
@@ -152,6 +153,34 @@ class RatingModel(nn.Module):
     def bias_terms(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
         """(global mean, user biases, item biases) for the cold-start fallback; None if the model has none."""
         return None
+
+    # ---- fold-in (deepmf.models.foldin) --------------------------------------------------------------------
+    def user_rows(self) -> dict[str, torch.Tensor]:
+        """State entries with one row per user, each mapped to the new user's starting row (1, ...).
+
+        Models whose user enters only through such rows fold a new user in by gradient steps on them
+        (``fold_in``'s default); an empty dict means the model has no such rows.
+        """
+        return {}
+
+    def fold_in(self, items: torch.Tensor, ratings: torch.Tensor, context: FoldInContext) -> RatingModel:
+        """A one-user model (user 0) fitted to a new user's ``ratings`` of item indices ``items``.
+
+        Everything the trained model learned stays fixed and shared; only the new user's parameters are fitted,
+        under the training run's regularization (``context``). The default fits the rows of ``user_rows`` by
+        gradient steps (``deepmf.models.foldin.fit_user_rows``); models linear in their user override it with
+        a closed form.
+
+        Raises:
+            UnsupportedError: the model has no per-user parameters to fit.
+        """
+        rows = self.user_rows()
+        if not rows:
+            raise UnsupportedError(f"model {self.name!r} cannot fold in a new user: it has no per-user "
+                                   "parameters to fit")
+        parameters = dict(self.named_parameters())  # the rest (side-feature codes) are fixed buffers
+        trainable = [name for name in rows if name in parameters]
+        return fit_user_rows(one_user_copy(self, rows), trainable, items, ratings, context)
 
     def config_dict(self) -> dict[str, Any]:
         return asdict(self.config)

@@ -20,7 +20,9 @@ import torch
 from torch import nn
 
 from deepmf.errors import ConfigError
-from deepmf.models.bilinear import BilinearModel
+from deepmf.models.base import RatingModel
+from deepmf.models.bilinear import BilinearModel, FoldedUser
+from deepmf.models.foldin import FoldInContext, ridge
 from deepmf.models.layers import ModelConfig, check_positive
 
 if TYPE_CHECKING:
@@ -143,6 +145,61 @@ class BayesMF(BilinearModel):
             bias = (self.global_bias + self.user_bias(users)[:, 0] - self.user_day_bias(users)[:, 0]
                     + self.item_bias(items)[:, 0] + self.day_bias(days)[:, 0])
             return bias + ((raw_user + day) * self.item_factors(items) + raw_user * day).sum(-1)
+
+    # ---- fold-in -------------------------------------------------------------------------------------------
+    def _samples(self, table: nn.Embedding) -> torch.Tensor:
+        """A slot table as (rows, samples, rank): each kept sample's vectors, unscaled."""
+        cfg = self.config
+        return table.weight.view(-1, cfg.samples, cfg.rank) * cfg.samples ** 0.5
+
+    @torch.no_grad()
+    def fold_in_priors(self, context: FoldInContext) -> dict[str, torch.Tensor]:
+        """Per kept sample: the prior (mean, precision) of a user's vector and the noise precision.
+
+        The sampler draws these hyperparameters every sweep but the model keeps only the averaged vectors, so
+        they are estimated from what it keeps (empirical Bayes): a user vector's prior is the per-dimension
+        mean and inverse variance of the trained users' vectors in that sample, the offset's those of the
+        user offsets, and the noise precision the inverse mean squared residual of that sample's predictions
+        on a sample of the training ratings (``context.train_sample``).
+        """
+        users_vectors, item_vectors = self._samples(self.user_factors), self._samples(self.item_factors)
+        global_offset, user_offset, item_offset = self.offsets()
+        if context.train_sample is None:
+            raise ConfigError("bayes: folding in a user needs a sample of the training ratings")
+        users, items, ratings = context.train_sample
+        residual = ratings - global_offset - user_offset[users] - item_offset[items]
+        squared = torch.zeros(self.config.samples, dtype=torch.float64, device=ratings.device)
+        for start in range(0, len(users), 4096):  # (chunk, samples, rank) at a time
+            rows = slice(start, start + 4096)
+            dots = (users_vectors[users[rows]] * item_vectors[items[rows]]).sum(-1)
+            squared += (residual[rows, None] - dots).double().square().sum(0)
+        variance = users_vectors.var(0).clamp_min(1e-6)
+        offset_variance = user_offset.var().clamp_min(1e-6)
+        return {"mean": users_vectors.mean(0), "precision": 1 / variance,
+                "offset_mean": user_offset.mean(), "offset_precision": 1 / offset_variance,
+                "noise_precision": (len(users) / squared.clamp_min(1e-12)).float()}
+
+    @torch.no_grad()
+    def fold_in(self, items: torch.Tensor, ratings: torch.Tensor, context: FoldInContext) -> RatingModel:
+        """Per kept sample, the posterior mean of the new user's vector and offset given that sample's item
+        vectors (a Gaussian conditional: ridge with the sample's prior and noise precision, from
+        ``fold_in_priors``); the user's model averages them as the trained model averages its samples.
+
+        The date feature is left out: a new user has no training days, so his predictions are time-free.
+        """
+        cfg = self.config
+        priors = context.cached("bayes_priors", lambda: self.fold_in_priors(context))
+        global_offset, _, item_offset = self.offsets()
+        rated = self._samples(self.item_factors)[items].transpose(0, 1)  # (samples, n, rank)
+        design = torch.cat([rated, torch.ones_like(rated[..., :1])], dim=-1)
+        targets = (ratings - global_offset - item_offset[items]).expand(cfg.samples, -1)
+        noise = priors["noise_precision"][:, None]
+        penalty = torch.cat([priors["precision"], priors["offset_precision"].expand(cfg.samples, 1)], -1) / noise
+        prior_mean = torch.cat([priors["mean"], priors["offset_mean"].expand(cfg.samples, 1)], dim=-1)
+        solution = ridge(design, targets, penalty, prior_mean)
+        vector = solution[:, : cfg.rank] / cfg.samples ** 0.5  # stored side by side, as the item vectors
+        return FoldedUser(self, self.item_factors.weight, item_offset, global_offset, vector.reshape(-1),
+                          solution[:, cfg.rank].mean())
 
     @torch.no_grad()
     def add_sample(self, kept: int, means: dict[str, Any], vectors: dict[str, np.ndarray]) -> None:

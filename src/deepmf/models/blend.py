@@ -10,7 +10,7 @@ the weights are fit on predictions made at the validation ratings' own times, th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -18,6 +18,7 @@ from torch import nn
 
 from deepmf.errors import ConfigError
 from deepmf.models.base import RatingModel
+from deepmf.models.foldin import FoldInContext
 from deepmf.models.layers import ModelConfig
 
 if TYPE_CHECKING:
@@ -184,6 +185,18 @@ class Blend(RatingModel):
         with torch.no_grad():
             self.weights.copy_(weights)
             self.intercept.fill_(float(intercept))
+
+    def fold_in(self, items: torch.Tensor, ratings: torch.Tensor, context: FoldInContext) -> RatingModel:
+        """Every member folds the user in under its own training options (``context.members``, in member
+        order); the one-user blend weighs them with the trained weights."""
+        if len(context.members) != len(self.members):
+            raise ConfigError(f"blend: fold-in needs one context per member ({len(self.members)}), "
+                              f"got {len(context.members)}")
+        folded = [member.fold_in(items, ratings, member_context)
+                  for member, member_context in zip(self.members, context.members, strict=True)]
+        blend = Blend(replace(self.config, n_users=1), folded)
+        blend.set_weights(self.weights.detach(), float(self.intercept))
+        return blend.eval()
 
     @torch.no_grad()
     def _joined(self, vectors: list[torch.Tensor]) -> torch.Tensor:

@@ -157,6 +157,15 @@ class DeepModel(RatingModel):
         penalty = penalty + sum(table(items).pow(2).sum(-1) for table in item_tables)
         return penalty.mean()
 
+    def user_rows(self) -> dict[str, torch.Tensor]:
+        """The new user's embedding rows and bias start at the trained users' mean; his demographics are
+        unknown (each feature's "unknown" code), so gradient steps fit his rows alone (``fold_in``)."""
+        tables = [*self.user_tables, *(("user_bias",) if self.config.bias else ())]
+        rows = {f"{name}.weight": getattr(self, name).weight.detach().mean(0, keepdim=True) for name in tables}
+        if "user" in self.config.features:
+            rows["side.user_demographics"] = self.side.unknown_user()
+        return rows
+
     def bias_terms(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
         if not self.config.bias:
             return None

@@ -280,6 +280,10 @@ class SideFeatures(nn.Module):
             codes = np.stack([bucket, _codes(table.gender), _codes(table.occupation)], axis=1)  # type: ignore
             self.user_demographics.copy_(torch.from_numpy(codes.astype(np.int64)))
 
+    def unknown_user(self) -> torch.Tensor:
+        """Demographic codes (1, 3) of a user we know nothing about: unknown age bucket, gender, occupation."""
+        return torch.tensor([[N_AGE_BUCKETS - 1, 0, 0]], dtype=torch.long, device=self.user_demographics.device)
+
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> list[torch.Tensor]:
         """The side-feature vectors of each (user, item) pair, as a list of (B, feature_dim) tensors."""
         parts: list[torch.Tensor] = []

@@ -15,6 +15,8 @@ from torch import nn
 
 from deepmf.errors import ConfigError
 from deepmf.models.base import RatingModel
+from deepmf.models.bilinear import fit_bilinear_user
+from deepmf.models.foldin import FoldInContext
 from deepmf.models.layers import FastEmbedding, ModelConfig, check_positive
 
 
@@ -115,6 +117,26 @@ class MF(RatingModel):
 
     def user_embeddings(self) -> torch.Tensor:
         return self.user_factors.weight.detach()
+
+    def user_rows(self) -> dict[str, torch.Tensor]:
+        rows = {"user_factors.weight": self.user_factors.weight.detach().mean(0, keepdim=True)}
+        if self.config.bias:
+            rows["user_bias.weight"] = self.user_bias.weight.detach().mean(0, keepdim=True)
+        return rows
+
+    def fold_in(self, items: torch.Tensor, ratings: torch.Tensor, context: FoldInContext) -> RatingModel:
+        """Closed form (ridge of p_u and b_u against the fixed q_i, b_i, mu with the training L2); with the
+        sigmoid the prediction is not linear in the user, so gradient steps on his rows (the default)."""
+        if self.config.sigmoid:
+            return super().fold_in(items, ratings, context)
+        with torch.no_grad():
+            penalty = context.user_penalty(len(items))
+            if not self.config.bias:
+                zeros = self.item_factors.weight.new_zeros(self.config.n_items)
+                return fit_bilinear_user(self, self.item_factors.weight, zeros, zeros.new_zeros(()), items,
+                                         ratings, penalty, None)
+            return fit_bilinear_user(self, self.item_factors.weight, self.item_bias.weight[:, 0],
+                                     self.global_bias, items, ratings, penalty, penalty)
 
     def bias_terms(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
         # With the sigmoid the biases live in logit space, not rating units: no additive fallback exists.

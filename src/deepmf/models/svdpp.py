@@ -111,6 +111,10 @@ class SVDpp(BilinearModel):
     def offsets(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.global_bias, self.user_bias.weight[:, 0], self.item_bias.weight[:, 0]
 
+    def fold_in_fixed_vector(self, items: torch.Tensor) -> torch.Tensor:
+        """A new user's implicit part: |N(u)|^-1/2 sum of y_j over the items he rated (fold-in fits p_u)."""
+        return self.implicit_factors.weight[items].sum(0) / len(items) ** 0.5
+
     def regularization(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Mean per-rating L2 of the rows a batch used (the torch engine's ``l2``); y is penalised whole."""
         penalty = self.user_factors(users).pow(2).sum(-1) + self.item_factors(items).pow(2).sum(-1)

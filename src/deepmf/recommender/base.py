@@ -19,6 +19,7 @@ from deepmf.errors import ConfigError
 if TYPE_CHECKING:
     from deepmf.data.ratings import ItemTable, RatingScale
     from deepmf.models.base import RatingModel
+    from deepmf.models.foldin import FoldInContext
     from deepmf.recommender.results import Evaluation
     from deepmf.recommender.seen import SeenRatings
     from deepmf.training.config import TrainConfig
@@ -51,6 +52,8 @@ class RecommenderBase(UserItemMaps):
     evaluation: Evaluation | None
     _trained_users: np.ndarray
     _trained_items: np.ndarray
+    _item_count_cache: np.ndarray | None
+    _fold_in_cache: FoldInContext | None
 
     @property
     def device(self) -> torch.device:

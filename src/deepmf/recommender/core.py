@@ -26,6 +26,8 @@ from deepmf.data.idmap import IdMap
 from deepmf.data.ratings import ItemTable, Ratings, RatingScale
 from deepmf.errors import ConfigError
 from deepmf.recommender.evaluate import Evaluating
+from deepmf.recommender.export import Export
+from deepmf.recommender.foldin import FoldIn
 from deepmf.recommender.persistence import Persistence
 from deepmf.recommender.results import Evaluation
 from deepmf.recommender.seen import SeenRatings
@@ -33,11 +35,12 @@ from deepmf.recommender.similarity import Similarity
 
 if TYPE_CHECKING:
     from deepmf.models.base import RatingModel
+    from deepmf.models.foldin import FoldInContext
     from deepmf.training.config import TrainConfig
     from deepmf.training.fit import TrainedModel
 
 
-class Recommender(Similarity, Evaluating, Persistence):
+class Recommender(Similarity, Evaluating, FoldIn, Export, Persistence):
     """A trained rating model that answers in raw ids and titles.
 
     Args:
@@ -88,6 +91,8 @@ class Recommender(Similarity, Evaluating, Persistence):
         self._trained_users = seen.user_counts() > 0
         self._trained_items = seen.item_counts() > 0
         self._fallback: tuple[float, np.ndarray, np.ndarray] | None = None
+        self._item_count_cache: np.ndarray | None = None
+        self._fold_in_cache: FoldInContext | None = None
 
     # ---- construction --------------------------------------------------------------------------------------
     @classmethod

@@ -19,11 +19,14 @@ from deepmf.recommender.predictions import Predictions
 class Ranking(Predictions):
     """recommend / recommend_many / rated_vs_predicted over the model's all-items scores."""
 
-    def _chunk_users(self) -> int:
+    def _matmul_scoring(self) -> bool:
+        """Whether the model scores all items with a matrix product (else a forward pass over the grid)."""
         from deepmf.models.base import RatingModel
 
-        overridden = type(self.model).score_all_items is not RatingModel.score_all_items
-        cells = base.MATMUL_CELLS if overridden else base.GRID_CELLS
+        return type(self.model).score_all_items is not RatingModel.score_all_items
+
+    def _chunk_users(self) -> int:
+        cells = base.MATMUL_CELLS if self._matmul_scoring() else base.GRID_CELLS
         return max(1, cells // max(1, self.n_items))
 
     def _score_users(self, users: np.ndarray) -> torch.Tensor:
@@ -42,26 +45,34 @@ class Ranking(Predictions):
         return scores
 
     def _candidates(self, min_ratings: int) -> np.ndarray:
-        """Items that may be recommended: those with at least ``min_ratings`` training ratings (>= 1)."""
-        if isinstance(min_ratings, bool) or not isinstance(min_ratings, (int, np.integer)) or min_ratings < 1:
-            raise ConfigError(f"min_ratings must be a positive number of ratings, got {min_ratings}")
-        return self._trained_items if min_ratings == 1 else self.seen.item_counts() >= min_ratings
+        """Items that may be recommended: those with at least ``min_ratings`` training ratings.
+
+        0 and 1 both mean every item with a training rating: an item the model never trained on is never
+        recommended (its vector is initialisation noise).
+        """
+        if isinstance(min_ratings, bool) or not isinstance(min_ratings, (int, np.integer)) or min_ratings < 0:
+            raise ConfigError(f"min_ratings must be a non-negative number of ratings, got {min_ratings}")
+        return self._trained_items if min_ratings <= 1 else self._item_counts() >= min_ratings
+
+    def _item_counts(self) -> np.ndarray:
+        """Training ratings per item (computed once: it is asked on every request of a service)."""
+        if self._item_count_cache is None:
+            self._item_count_cache = self.seen.item_counts()
+        return self._item_count_cache
 
     def _top_k(
-        self, users: np.ndarray, k: int, exclude_seen: bool, min_ratings: int = 1
+        self, users: np.ndarray, k: int, exclude_seen: bool, min_ratings: int = 1, chunk: int | None = None
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (items (B, k) with -1 padding, clipped scores (B, k)) per chunk of user indices."""
+        """Yield (items (B, k) with -1 padding, clipped scores (B, k)) per chunk of user indices.
+
+        ``chunk`` users are scored at a time (default: the scoring budget of ``base``).
+        """
         device = self.device
         candidates = self._candidates(min_ratings)
-        untrained = torch.from_numpy(np.flatnonzero(~candidates)).to(device)
-        n_candidates = int(candidates.sum())
-        width = min(k, n_candidates)
-        chunk_size = self._chunk_users()
+        chunk_size = chunk or self._chunk_users()
         for start in range(0, len(users), chunk_size):
             chunk = users[start : start + chunk_size]
             scores = self._score_users(chunk)
-            if len(untrained):
-                scores[:, untrained] = -math.inf
             if exclude_seen:
                 positions, items, _ = self.seen.rows(np.maximum(chunk, 0))
                 keep = chunk[positions] >= 0
@@ -69,17 +80,27 @@ class Ranking(Predictions):
                     torch.from_numpy(positions[keep]).to(device),
                     torch.from_numpy(items[keep].astype(np.int64)).to(device),
                 ] = -math.inf
-            top_scores, top_items = torch.topk(scores, width, dim=1)
-            top_scores, top_items = top_scores.cpu().numpy(), top_items.cpu().numpy().astype(np.int64)
-            empty = ~np.isfinite(top_scores)
-            top_items[empty] = -1
-            out_items = np.full((len(chunk), k), -1, dtype=np.int64)
-            out_scores = np.full((len(chunk), k), np.nan, dtype=np.float32)
-            out_items[:, :width] = top_items
-            out_scores[:, :width] = np.where(
-                empty, np.nan, np.clip(top_scores, self.scale.minimum, self.scale.maximum)
-            )
-            yield out_items, out_scores
+            yield self._best(scores, k, candidates)
+
+    def _best(self, scores: torch.Tensor, k: int, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k of each row of ``scores`` (B, n_items; -inf = excluded) among ``candidates``, in place.
+
+        Returns:
+            (items (B, k) padded with -1, scores clipped to the rating scale (B, k) padded with NaN).
+        """
+        untrained = np.flatnonzero(~candidates)
+        if len(untrained):
+            scores[:, torch.from_numpy(untrained).to(scores.device)] = -math.inf
+        width = min(k, int(candidates.sum()))
+        top_scores, top_items = torch.topk(scores, width, dim=1)
+        top_scores, top_items = top_scores.cpu().numpy(), top_items.cpu().numpy().astype(np.int64)
+        empty = ~np.isfinite(top_scores)
+        top_items[empty] = -1
+        out_items = np.full((len(scores), k), -1, dtype=np.int64)
+        out_scores = np.full((len(scores), k), np.nan, dtype=np.float32)
+        out_items[:, :width] = top_items
+        out_scores[:, :width] = np.where(empty, np.nan, np.clip(top_scores, self.scale.minimum, self.scale.maximum))
+        return out_items, out_scores
 
     def recommend(
         self,

@@ -51,6 +51,17 @@ def ridge_weights(predictions: np.ndarray, targets: np.ndarray, penalty: float) 
     return weights, float(y_mean - x_mean @ weights)
 
 
+def member_train_config(blend: Blend, config: TrainConfig, name: str) -> TrainConfig:
+    """Member ``name``'s training options: its tuned defaults, the blend's overrides for it, and the keys it
+    inherits from the blend's own ``config`` (also what a fold-in needs to know of its regularization)."""
+    from deepmf.experiment import train_config_for
+    from deepmf.models.blend import member_model
+
+    values = dict(blend.config.member_train.get(name, {}))
+    values.update({key: getattr(config, key) for key in INHERITED})
+    return train_config_for(member_model(name), values)
+
+
 def clipped_predictions(model: RatingModel, data: RatingTensors) -> np.ndarray:
     """A model's predictions of ``data`` clipped to its rating range, float64; at the ratings' times if it has them
     (models that do not use time ignore them)."""
@@ -89,13 +100,8 @@ class BlendEngine:
         self.member_epochs: list[int] = []
 
     def member_config(self, name: str, **overrides: Any) -> TrainConfig:
-        """A member's training options: its tuned defaults, the blend's overrides for it, inherited keys."""
-        from deepmf.experiment import train_config_for
-        from deepmf.models.blend import member_model
-
-        values = dict(self.model.config.member_train.get(name, {}))
-        values.update({key: getattr(self.config, key) for key in INHERITED})
-        return replace(train_config_for(member_model(name), values), **overrides)
+        """A member's training options (``member_train_config``), with ``overrides``."""
+        return replace(member_train_config(self.model, self.config, name), **overrides)
 
     def train_epoch(self, epoch: int) -> float:
         """Fit the blend (members on the carved split, weights, refit on all); return its train RMSE."""
