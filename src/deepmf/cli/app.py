@@ -37,7 +37,7 @@ def version() -> None:
 
 def _register() -> None:
     # Imported for their side effect of adding commands to ``app``, in the order `deepmf --help` lists them.
-    for module in ("data_cmds", "accuracy_cmds", "model_cmds", "recommend_cmds"):
+    for module in ("data_cmds", "accuracy_cmds", "model_cmds", "recommend_cmds", "serve_cmds"):
         importlib.import_module(f"deepmf.cli.{module}")
 
 

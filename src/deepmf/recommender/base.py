@@ -54,6 +54,7 @@ class RecommenderBase(UserItemMaps):
     _trained_items: np.ndarray
     _item_count_cache: np.ndarray | None
     _fold_in_cache: FoldInContext | None
+    _title_search: list[str] | None
 
     @property
     def device(self) -> torch.device:

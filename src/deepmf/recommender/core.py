@@ -93,6 +93,7 @@ class Recommender(Similarity, Evaluating, FoldIn, Export, Persistence):
         self._fallback: tuple[float, np.ndarray, np.ndarray] | None = None
         self._item_count_cache: np.ndarray | None = None
         self._fold_in_cache: FoldInContext | None = None
+        self._title_search: list[str] | None = None
 
     # ---- construction --------------------------------------------------------------------------------------
     @classmethod

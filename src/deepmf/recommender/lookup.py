@@ -51,6 +51,57 @@ class IdLookup(RecommenderBase):
             f"{len(matches)} titles match {query!r} (e.g. {examples}); give the item id or the full title",
         )
 
+    def search_items(self, query: str = "", limit: int = 20) -> pd.DataFrame:
+        """Items matching ``query``, for a search box: item, title, n_ratings (training ratings).
+
+        An item whose id is the query comes first, then items whose title contains it (case-insensitive),
+        most rated first; an empty query lists the most rated items. Items without training ratings are left
+        out (the model cannot answer for them).
+
+        Raises:
+            ConfigError: limit < 1.
+        """
+        self._check_n(limit)
+        counts = self.seen.item_counts()
+        needle = str(query).strip().casefold()
+        if needle:
+            titles = self._casefolded_titles()
+            matches = np.array([i for i, title in enumerate(titles) if needle in title], dtype=np.int64)
+        else:
+            matches = np.arange(self.n_items)
+        matches = matches[counts[matches] > 0]
+        matches = matches[np.argsort(-counts[matches], kind="stable")]
+        exact = self.item_ids.indices([query], missing="none")[0] if needle else -1
+        if exact >= 0 and counts[exact] > 0:
+            matches = np.concatenate([[exact], matches[matches != exact]])
+        matches = matches[:limit]
+        return pd.DataFrame(
+            {"item": self.item_ids.raw(matches), "title": self._titles(matches), "n_ratings": counts[matches]}
+        )
+
+    def search_users(self, query: str = "", limit: int = 20) -> pd.DataFrame:
+        """Users with training ratings whose id starts with ``query``: user, n_ratings, in id order.
+
+        Raises:
+            ConfigError: limit < 1.
+        """
+        self._check_n(limit)
+        counts = self.seen.user_counts()
+        users = np.flatnonzero(counts > 0)
+        prefix = str(query).strip()
+        raw = self.user_ids.raw(users)
+        if prefix:
+            keep = np.array([str(user).startswith(prefix) for user in raw], dtype=bool)
+            users, raw = users[keep], raw[keep]
+        order = np.argsort(raw, kind="stable")[:limit]
+        return pd.DataFrame({"user": raw[order], "n_ratings": counts[users[order]]})
+
+    def _casefolded_titles(self) -> list[str]:
+        if self._title_search is None:
+            titles = [] if self.item_table is None else self.item_table.titles
+            self._title_search = [str(title).casefold() for title in titles]
+        return self._title_search
+
     # ---- id lookup -----------------------------------------------------------------------------------------
     def _lookup(
         self, raw_ids: Sequence[Any] | np.ndarray, id_map: IdMap, trained: np.ndarray, cold_start: ColdStart

@@ -1,0 +1,1 @@
+"""One APIRouter per resource: health, users, items, predictions (pairs and new users)."""

@@ -1,0 +1,82 @@
+"""``deepmf serve``: run the app under uvicorn, in one process or several, with SIGHUP reloading the model.
+
+One process: the app's own SIGHUP handler reloads the folder. Several (``workers > 1``): uvicorn's supervisor
+shares the socket between worker processes; its own SIGHUP handling would replace every worker with a fresh
+process, which briefly doubles memory and, on a broken folder, kills the new worker at startup. Ours passes
+the signal on instead, so each worker reloads in place exactly as a single process does: requests in flight
+finish on the old model, and a folder that fails to load is refused (logged) while the old model serves on.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import logging
+import os
+import signal
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from uvicorn.supervisors import Multiprocess
+
+from deepmf.recommender import Recommender
+from deepmf.service.app import create_app
+from deepmf.service.settings import ServiceSettings
+
+# How `serve` hands the model folder and settings to worker processes (spawned, so they start afresh).
+WORKER_ENV = "DEEPMF_SERVE_WORKER"
+logger = logging.getLogger("deepmf.service")
+
+
+def serve(model_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+          settings: ServiceSettings | None = None, access_log: bool = False) -> None:
+    """Load ``model_dir`` (refusing a bad folder before binding), then serve it until interrupted.
+
+    Raises:
+        ModelFormatError: the folder cannot be loaded.
+        ConfigError: workers < 1.
+    """
+    from deepmf.errors import ConfigError
+
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    settings = replace(settings or ServiceSettings(), reload_on_hup=True)
+    recommender = Recommender.load(model_dir)
+    options: dict[str, Any] = {"host": host, "port": port, "log_config": log_config(), "access_log": access_log}
+    if workers == 1:
+        uvicorn.run(create_app(model_dir, settings, recommender), **options)
+        return
+    del recommender  # each worker loads its own copy
+    os.environ[WORKER_ENV] = json.dumps({"model_dir": str(Path(model_dir).resolve()), "settings": settings.to_json()})
+    config = uvicorn.Config(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+    sockets = [config.bind_socket()]
+    # Older uvicorn releases took the workers' target explicitly; newer ones build it from the config.
+    extra = {"target": uvicorn.Server(config).run} if "target" in inspect.signature(Multiprocess).parameters else {}
+    ReloadingSupervisor(config, sockets=sockets, **extra).run()
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process, from what ``serve`` put in the environment."""
+    spec = json.loads(os.environ[WORKER_ENV])
+    return create_app(spec["model_dir"], ServiceSettings.from_json(spec["settings"]))
+
+
+class ReloadingSupervisor(Multiprocess):
+    """uvicorn's worker supervisor, except that SIGHUP is passed on to the workers (see the module docstring)."""
+
+    def handle_hup(self) -> None:
+        logger.info("SIGHUP: asking %d workers to reload the model", len(self.processes))
+        for process in self.processes:
+            if process.pid is not None:
+                os.kill(process.pid, signal.SIGHUP)
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging setup plus the ``deepmf`` logger (reloads, refused folders) on the same handler."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["loggers"]["deepmf"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
