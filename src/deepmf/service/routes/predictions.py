@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 from deepmf.service.deps import RecommenderDep
 from deepmf.service.routes.common import check_count, rows
-from deepmf.service.schemas import NewUserRecommendations, NewUserRequest, PredictRequest, Predictions
+from deepmf.service.schemas import NewUserRecommendations, NewUserRequest, Predictions, PredictRequest
 
 router = APIRouter(tags=["predictions"])
 
