@@ -57,13 +57,16 @@ def create_app(model_dir: str | os.PathLike[str], settings: ServiceSettings | No
             import torch
 
             torch.set_num_threads(settings.threads)
-        app.state.models = ModelHolder(model_dir, recommender)
+        if not hasattr(app.state, "models"):
+            app.state.models = ModelHolder(model_dir)
         unhook = _reload_on_hup(app.state.models) if settings.reload_on_hup else None
         yield
         if unhook is not None:
             unhook()
 
     app = FastAPIOffline(title="deepmf", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    if recommender is not None:  # ready without the lifespan too (schemathesis' per-call ASGI clients)
+        app.state.models = ModelHolder(model_dir, recommender)
     install_error_handlers(app)
     if settings.cors_origins:  # closed unless origins are named
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],

@@ -26,6 +26,18 @@ class Health(BaseModel):
     version: str = Field(description="deepmf version.")
 
 
+class ModelInfo(BaseModel):
+    model: str
+    version: str
+    n_users: int
+    n_items: int
+    n_trained_items: int = Field(description="Items with training ratings: those that can be recommended.")
+    rating_min: float
+    rating_max: float
+    rating_step: float
+    has_titles: bool
+
+
 class ScoredItem(BaseModel):
     item: RawId
     title: str

@@ -1,4 +1,4 @@
-"""GET /health."""
+"""GET /health and GET /model."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from deepmf import __version__
 from deepmf.service.deps import RecommenderDep
-from deepmf.service.schemas import Health
+from deepmf.service.schemas import Health, ModelInfo
 
 router = APIRouter(tags=["service"])
 
@@ -17,3 +17,11 @@ router = APIRouter(tags=["service"])
 def health(rec: RecommenderDep) -> dict[str, Any]:
     return {"status": "ok", "model": rec.model_name, "n_users": rec.n_users, "n_items": rec.n_items,
             "version": __version__}
+
+
+@router.get("/model", response_model=ModelInfo, summary="The model's sizes and rating scale (for the page)")
+def model_info(rec: RecommenderDep) -> dict[str, Any]:
+    scale = rec.scale
+    return {"model": rec.model_name, "version": __version__, "n_users": rec.n_users, "n_items": rec.n_items,
+            "n_trained_items": int((rec.seen.item_counts() > 0).sum()), "rating_min": scale.minimum,
+            "rating_max": scale.maximum, "rating_step": scale.step, "has_titles": rec.item_table is not None}
