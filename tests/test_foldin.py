@@ -160,7 +160,7 @@ def test_bayes_fold_in_averages_the_per_sample_posterior_means(tiny: Ratings) ->
         lhs = alpha * x.T @ x + torch.diag(precision)
         solution = torch.linalg.solve(lhs, alpha * x.T @ y + precision * mean)
         np.testing.assert_allclose(folded[s].double().numpy(), solution[:rank].numpy(), rtol=1e-3, atol=1e-4)
-    assert 0 < float(priors["noise_precision"].min())
+    assert float(priors["noise_precision"].min()) > 0
 
 
 def test_gradient_fold_in_reaches_the_minimum_and_leaves_the_model_alone(tiny: Ratings) -> None:
@@ -234,7 +234,7 @@ def test_a_model_without_user_parameters_refuses_with_a_typed_error() -> None:
         def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
             return torch.full(users.shape, 3.0)
 
-    with pytest.raises(UnsupportedError, match="constant.*cannot fold in"):
+    with pytest.raises(UnsupportedError, match=r"constant.*cannot fold in"):
         Constant().fold_in(torch.tensor([0]), torch.tensor([4.0]), FoldInContext())
 
 
