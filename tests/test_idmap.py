@@ -58,3 +58,11 @@ def test_string_ids_and_duplicates_refused() -> None:
         IdMap.from_list([1, 1], "int")
     with pytest.raises(DataError, match="unknown id kind"):
         IdMap.from_list([1], "float")  # type: ignore[arg-type]
+
+
+def test_ids_no_int64_can_hold_are_missing_not_a_crash() -> None:
+    """JSON clients send any integer: beyond int64, or with a fraction, it is simply no id of the map."""
+    ids = IdMap.from_list([1, 2, 3], "int", name="user")
+    codes = ids.indices([2**63, 3, 2**70, 2.5, 2.0, -(2**64), "x"], missing="none")
+    assert codes.tolist() == [-1, 2, -1, -1, 1, -1, -1]
+    assert ids.indices([0, 2**63, 1], missing="none").tolist() == [-1, -1, 0]

@@ -122,6 +122,7 @@ def test_unknown_pair_is_404(client: TestClient) -> None:
     ("get", "/items/101/similar", {"params": {"n": 10_000}}),
     ("get", "/items", {"params": {"limit": 0}}),
     ("post", "/predict", {"content": b"{not json", "headers": {"content-type": "application/json"}}),
+    ("post", "/predict", {"content": b"\xff\xfe<\xd3", "headers": {"content-type": "application/json"}}),
     ("post", "/predict", {"json": {"pairs": []}}),
     ("post", "/predict", {"json": {"pairs": [{"user": 3}]}}),
     ("post", "/predict", {"json": {"pairs": [{"user": 3, "item": 101, "extra": 1}]}}),

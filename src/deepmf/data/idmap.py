@@ -101,7 +101,14 @@ class IdMap:
         """Vectorised lookup. ``missing="none"`` maps unknown ids to -1 instead of raising."""
         values = pd.Series(raw_ids)
         if self.kind == "int" and not pd.api.types.is_integer_dtype(values.dtype):
-            values = pd.to_numeric(values, errors="coerce").astype("Int64")
+            # A value that is no int64 (beyond its range, or with a fraction) is no id of the map: missing,
+            # not a crash in the cast below.
+            numeric = pd.to_numeric(values, errors="coerce")
+            if numeric.dtype == np.uint64:
+                numeric = numeric.astype(object).where(numeric <= np.iinfo(np.int64).max, None)
+            elif numeric.dtype.kind == "f":
+                numeric = numeric.where((numeric >= -(2.0**63)) & (numeric < 2.0**63) & (numeric == np.floor(numeric)))
+            values = numeric.astype("Int64")
         elif self.kind == "str":
             values = values.astype(str)
         codes = self._index.get_indexer(values).astype(np.int32)

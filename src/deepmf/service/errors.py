@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from deepmf.errors import DeepMFError, ModelFormatError, UnknownIdError
 
@@ -40,6 +41,14 @@ def install_error_handlers(app: FastAPI) -> None:
         where = ".".join(str(part) for part in first.get("loc", ()))
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         return _detail(422, f"{where}: {first.get('msg', 'invalid')}{more}" if where else first.get("msg", ""))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        # FastAPI answers a body it cannot decode (not UTF-8) with 400; a malformed body is a 422 here.
+        status = 422 if exc.status_code == 400 else exc.status_code
+        response = _detail(status, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -18,6 +18,18 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ErrorDetail(BaseModel):
+    detail: str = Field(description="What was wrong, in one line.")
+
+
+# Documented on every route: our errors are one line, not FastAPI's list of validation errors.
+ERRORS: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorDetail, "description": "Unknown user or item (or one without training ratings)"},
+    413: {"model": ErrorDetail, "description": "Request body over the service's cap"},
+    422: {"model": ErrorDetail, "description": "Malformed request or a value out of range"},
+}
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     model: str = Field(description="Registry name of the model (mf, svdpp, bayes, ...).")

@@ -8,9 +8,9 @@ from fastapi import APIRouter
 
 from deepmf import __version__
 from deepmf.service.deps import RecommenderDep
-from deepmf.service.schemas import Health, ModelInfo
+from deepmf.service.schemas import ERRORS, Health, ModelInfo
 
-router = APIRouter(tags=["service"])
+router = APIRouter(tags=["service"], responses=ERRORS)
 
 
 @router.get("/health", response_model=Health, summary="The model serving now")

@@ -8,9 +8,9 @@ from fastapi import APIRouter
 
 from deepmf.service.deps import RecommenderDep
 from deepmf.service.routes.common import Count, Limit, MinRatings, SearchText, check_count, rows
-from deepmf.service.schemas import ItemSearch, SimilarItems
+from deepmf.service.schemas import ERRORS, ItemSearch, SimilarItems
 
-router = APIRouter(prefix="/items", tags=["items"])
+router = APIRouter(prefix="/items", tags=["items"], responses=ERRORS)
 
 
 @router.get("", response_model=ItemSearch, summary="Items by id or title (most rated first)")
@@ -19,7 +19,6 @@ def search_items(rec: RecommenderDep, query: SearchText = "", limit: Limit = 20)
 
 
 @router.get("/{item}/similar", response_model=SimilarItems,
-            responses={404: {"description": "Unknown item, or an item without training ratings"}},
             summary="Items whose learned vectors are closest (cosine)")
 def similar(item: str, rec: RecommenderDep, n: Count = 10, min_ratings: MinRatings = 0) -> dict[str, Any]:
     check_count(rec, n)

@@ -9,13 +9,12 @@ from fastapi import APIRouter
 
 from deepmf.service.deps import RecommenderDep
 from deepmf.service.routes.common import check_count, rows
-from deepmf.service.schemas import NewUserRecommendations, NewUserRequest, Predictions, PredictRequest
+from deepmf.service.schemas import ERRORS, NewUserRecommendations, NewUserRequest, Predictions, PredictRequest
 
-router = APIRouter(tags=["predictions"])
+router = APIRouter(tags=["predictions"], responses=ERRORS)
 
 
 @router.post("/predict", response_model=Predictions,
-             responses={404: {"description": "A pair names an unknown user or item"}},
              summary="Predicted ratings of (user, item) pairs")
 def predict(body: PredictRequest, rec: RecommenderDep) -> dict[str, Any]:
     users = [pair.user for pair in body.pairs]

@@ -8,10 +8,9 @@ from fastapi import APIRouter
 
 from deepmf.service.deps import RecommenderDep
 from deepmf.service.routes.common import Count, Limit, MinRatings, SearchText, check_count, rows
-from deepmf.service.schemas import UserRatings, UserRecommendations, UserSearch
+from deepmf.service.schemas import ERRORS, UserRatings, UserRecommendations, UserSearch
 
-router = APIRouter(prefix="/users", tags=["users"])
-NOT_FOUND = {404: {"description": "Unknown user, or a user without training ratings"}}
+router = APIRouter(prefix="/users", tags=["users"], responses=ERRORS)
 
 
 @router.get("", response_model=UserSearch, summary="Users whose id starts with the query")
@@ -19,7 +18,7 @@ def search_users(rec: RecommenderDep, query: SearchText = "", limit: Limit = 20)
     return {"users": rows(rec.search_users(query, limit))}
 
 
-@router.get("/{user}/recommendations", response_model=UserRecommendations, responses=NOT_FOUND,
+@router.get("/{user}/recommendations", response_model=UserRecommendations,
             summary="A user's top-N items")
 def recommendations(user: str, rec: RecommenderDep, n: Count = 10, min_ratings: MinRatings = 0,
                     include_seen: bool = False) -> dict[str, Any]:
@@ -29,7 +28,7 @@ def recommendations(user: str, rec: RecommenderDep, n: Count = 10, min_ratings: 
     return {"user": user_id, "items": rows(top)}
 
 
-@router.get("/{user}/ratings", response_model=UserRatings, responses=NOT_FOUND,
+@router.get("/{user}/ratings", response_model=UserRatings,
             summary="A user's training ratings next to the model's predictions")
 def ratings(user: str, rec: RecommenderDep) -> dict[str, Any]:
     user_id = rec.user_ids.coerce(user)
