@@ -14,6 +14,10 @@ from deepmf.errors import DataError, UnknownIdError
 IdKind = Literal["int", "str"]
 
 
+# Up to this many ids are looked up one by one (``IdMap._few``); more go through a vectorised pandas indexer.
+FEW = 16
+
+
 @dataclass(frozen=True, eq=False)
 class IdMap:
     """A bijection between raw ids and indices ``0..len-1``.
@@ -99,6 +103,11 @@ class IdMap:
         self, raw_ids: Sequence[Any] | np.ndarray | pd.Series, missing: Literal["error", "none"] = "error"
     ) -> np.ndarray:
         """Vectorised lookup. ``missing="none"`` maps unknown ids to -1 instead of raising."""
+        codes = self._few(raw_ids) if len(raw_ids) <= FEW else None
+        if codes is not None:
+            if missing == "error" and (codes < 0).any():
+                raise UnknownIdError(self.name, raw_ids[int(np.argmax(codes < 0))])
+            return codes
         values = pd.Series(raw_ids)
         if self.kind == "int" and not pd.api.types.is_integer_dtype(values.dtype):
             # A value that is no int64 (beyond its range, or with a fraction) is no id of the map: missing,
@@ -115,6 +124,21 @@ class IdMap:
         if missing == "error" and (codes < 0).any():
             first = values.iloc[int(np.argmax(codes < 0))]
             raise UnknownIdError(self.name, first)
+        return codes
+
+    def _few(self, raw_ids: Sequence[Any] | np.ndarray | pd.Series) -> np.ndarray | None:
+        """Codes of a few ids of this map's own type by hash lookups (a service asks for one id at a time, and
+        building a Series for it cost ~100x more); None when a value needs ``indices``' conversions."""
+        codes = np.empty(len(raw_ids), dtype=np.int32)
+        for position, value in enumerate(raw_ids.tolist() if isinstance(raw_ids, (np.ndarray, pd.Series)) else raw_ids):
+            if self.kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+                return None
+            if self.kind == "str" and not isinstance(value, str):
+                return None
+            try:
+                codes[position] = self._index.get_loc(value)
+            except (KeyError, OverflowError, TypeError):
+                codes[position] = -1
         return codes
 
     def raw(self, indices: int | np.ndarray) -> Any:

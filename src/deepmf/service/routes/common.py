@@ -23,5 +23,11 @@ def check_count(rec: Recommender, n: int) -> None:
 
 
 def rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """A result frame as JSON-ready rows (numpy scalars become Python numbers)."""
-    return frame.to_dict("records")
+    """A result frame as JSON-ready rows (numpy scalars become Python numbers).
+
+    Column by column through ``tolist``: ``DataFrame.to_dict("records")`` took ~2 ms for ten rows here, more
+    than the ranking itself.
+    """
+    columns = list(frame.columns)
+    values = [frame[column].tolist() for column in columns]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
