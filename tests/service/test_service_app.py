@@ -213,3 +213,21 @@ def test_reload_swaps_atomically_and_refuses_a_broken_folder(model_dirs, tmp_pat
         assert "reload refused" in caplog.text
         assert client.get("/health").json()["model"] == "svdpp"
         assert client.get("/users/3/recommendations").status_code == 200
+
+
+def test_without_the_serve_extra_the_error_says_what_to_install(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import importlib.util, sys\n"
+        "real = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda name, *a: None if name == 'fastapi' else real(name, *a)\n"
+        "from deepmf.cli.app import main\n"
+        "sys.argv = ['deepmf', 'serve', sys.argv[1]]\n"
+        "main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert "pip install 'deepmf[serve]'" in result.stderr and "Traceback" not in result.stderr
