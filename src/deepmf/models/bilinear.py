@@ -56,8 +56,8 @@ class BilinearModel(RatingModel):
     def score_all_items(self, users: torch.Tensor) -> torch.Tensor:
         """Every item's predicted rating for each user, as one matrix product: (B, n_items)."""
         global_offset, user_offset, item_offset = self.offsets()
-        scores = self.user_vectors(users) @ self.item_vectors().T
-        return scores.add_(item_offset).add_(user_offset[users].unsqueeze(1)).add_(global_offset)
+        scores = torch.addmm(item_offset.unsqueeze(0), self.user_vectors(users), self.item_vectors().T)
+        return scores.add_((user_offset[users] + global_offset).unsqueeze(1))
 
     @torch.no_grad()
     def item_embeddings(self) -> torch.Tensor:
