@@ -101,7 +101,7 @@ def test_recommend_json_and_table(run, model_dir: Path) -> None:
     code, out, _ = run("recommend", model_dir, 5, "-n", 40, "--min-ratings", int(counts.max()), "--json")
     busiest = {int(rec.item_ids.raw(i)) for i in np.flatnonzero(counts == counts.max())}
     assert code == 0 and {i["item"] for i in json.loads(out)["items"]} <= busiest
-    code, _, err = run("recommend", model_dir, 5, "--min-ratings", 0)
+    code, _, err = run("recommend", model_dir, 5, "--min-ratings", -1)
     assert code == 2 and "min_ratings" in err
 
 
