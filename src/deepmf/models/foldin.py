@@ -15,8 +15,10 @@ what the models share:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 GRADIENT_ITERATIONS = 100
 # Added to a ridge system's diagonal: an unpenalised offset (I-AutoRec's decoder bias) stays solvable.
 JITTER = 1e-6
+_THREADS = threading.Lock()
 
 
 @dataclass
@@ -148,9 +151,30 @@ def fit_user_rows(copy: RatingModel, names: list[str], items: torch.Tensor, rati
         loss.backward()
         return loss
 
-    with torch.enable_grad():
+    with torch.enable_grad(), _one_thread():
         optimizer.step(objective)
     for row in rows:
         row.requires_grad_(False)
         row.grad = None
     return copy
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread for the block (then restore the count; one such block at a time).
+
+    The gradient fold-in multiplies a few dozen rows through small layers, and MKL splits even those across
+    threads: a NeuMF fold-in took 150 ms on one thread and 10-20 s on two on a busy 2-core machine here (each
+    tiny ``addmm`` 680 us instead of a few us). ``deepmf serve`` runs on one thread anyway, so it never waits
+    on the lock.
+    """
+    previous = torch.get_num_threads()
+    if previous == 1:
+        yield
+        return
+    with _THREADS:
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
