@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 if TYPE_CHECKING:
@@ -81,8 +80,9 @@ def ridge(design: torch.Tensor, targets: torch.Tensor, penalty: torch.Tensor,
           prior_mean: torch.Tensor | None = None) -> torch.Tensor:
     """Minimiser of ``|targets - design w|^2 + sum_j penalty_j (w_j - prior_mean_j)^2``, in float64.
 
-    Solved by numpy on the host: these systems are tiny (a few dozen unknowns), and torch's float64 matrix
-    product over MKL threads took 45 ms instead of 7 us for a 45 x 33 design on a busy 2-core machine here.
+    Solved on one thread (``_one_thread``): these systems are small (tens to a few hundred unknowns), and a
+    threaded BLAS took 45 ms instead of 7 us for a 45 x 33 product, and 0.3 s instead of a few ms for a
+    351-unknown solve, on a busy 2-core machine here.
 
     Args:
         design: (..., n, d) rows of the linear model, one per rating (a leading batch dimension solves
@@ -94,18 +94,16 @@ def ridge(design: torch.Tensor, targets: torch.Tensor, penalty: torch.Tensor,
     Returns:
         (..., d) coefficients, in the design's dtype and device.
     """
-    x = design.detach().cpu().double().numpy()
-    y = targets.detach().cpu().double().numpy()
-    lam = np.broadcast_to(penalty.detach().cpu().double().numpy(), x.shape[:-2] + x.shape[-1:])
-    xt = np.swapaxes(x, -1, -2)
-    gram = xt @ x
-    diagonal = np.einsum("...ii->...i", gram)  # a writable view of the diagonal(s)
-    diagonal += lam + JITTER
-    rhs = (xt @ y[..., None])[..., 0]
-    if prior_mean is not None:
-        rhs = rhs + lam * prior_mean.detach().cpu().double().numpy()
-    solution = np.linalg.solve(gram, rhs[..., None])[..., 0]
-    return torch.from_numpy(solution).to(dtype=design.dtype, device=design.device)
+    x, y = design.double(), targets.double()
+    lam = penalty.double().to(x.device).expand(*x.shape[:-2], x.shape[-1])
+    with _one_thread():
+        xt = x.transpose(-1, -2)
+        gram = xt @ x + torch.diag_embed(lam + JITTER)
+        rhs = (xt @ y.unsqueeze(-1)).squeeze(-1)
+        if prior_mean is not None:
+            rhs = rhs + lam * prior_mean.double()
+        solution = torch.linalg.solve(gram, rhs)
+    return solution.to(design.dtype)
 
 
 def one_user_copy(model: RatingModel, user_state: dict[str, torch.Tensor]) -> RatingModel:
@@ -163,10 +161,10 @@ def fit_user_rows(copy: RatingModel, names: list[str], items: torch.Tensor, rati
 def _one_thread() -> Iterator[None]:
     """Run torch on one intra-op thread for the block (then restore the count; one such block at a time).
 
-    The gradient fold-in multiplies a few dozen rows through small layers, and MKL splits even those across
-    threads: a NeuMF fold-in took 150 ms on one thread and 10-20 s on two on a busy 2-core machine here (each
-    tiny ``addmm`` 680 us instead of a few us). ``deepmf serve`` runs on one thread anyway, so it never waits
-    on the lock.
+    Fold-ins multiply a few dozen rows through small layers or solve small systems, and MKL splits even those
+    across threads: a NeuMF fold-in took 150 ms on one thread and 10-20 s on two on a busy 2-core machine here
+    (each tiny ``addmm`` 680 us instead of a few us). ``deepmf serve`` runs on one thread anyway, so it never
+    waits on the lock.
     """
     previous = torch.get_num_threads()
     if previous == 1:
