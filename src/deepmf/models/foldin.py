@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 GRADIENT_ITERATIONS = 100
 # Added to a ridge system's diagonal: an unpenalised offset (I-AutoRec's decoder bias) stays solvable.
 JITTER = 1e-6
-_THREADS = threading.Lock()
 
 
 @dataclass
@@ -159,20 +157,19 @@ def fit_user_rows(copy: RatingModel, names: list[str], items: torch.Tensor, rati
 
 @contextlib.contextmanager
 def _one_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread for the block (then restore the count; one such block at a time).
+    """Run torch on one intra-op thread in this thread for the block, then restore the count.
 
     Fold-ins multiply a few dozen rows through small layers or solve small systems, and MKL splits even those
     across threads: a NeuMF fold-in took 150 ms on one thread and 10-20 s on two on a busy 2-core machine here
-    (each tiny ``addmm`` 680 us instead of a few us). ``deepmf serve`` runs on one thread anyway, so it never
-    waits on the lock.
+    (each tiny ``addmm`` 680 us instead of a few us). torch keeps the OpenMP and MKL thread counts per calling
+    thread, so other threads keep theirs; ``deepmf serve`` runs on one thread anyway.
     """
     previous = torch.get_num_threads()
     if previous == 1:
         yield
         return
-    with _THREADS:
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
