@@ -13,9 +13,10 @@ the server's resident memory before and after the mix (summed over its processes
 and client spent per request (less sensitive than latency to other work on the machine). Client and server
 share the machine's cores; the load average is printed with every run.
 
-Mixes: ``recs`` GET /users/{u}/recommendations?n=10; ``similar`` GET /items/{i}/similar?n=10; ``predict``
-POST /predict with 10 pairs; ``new_user`` POST /recommendations with 10 ratings (fold-in); ``mixed`` 70 % recs,
-10 % of each other.
+Mixes: ``health`` GET /health (the floor: HTTP and framework, no model work); ``recs`` GET
+/users/{u}/recommendations?n=10; ``similar`` GET /items/{i}/similar?n=10; ``predict`` POST /predict with
+10 pairs; ``new_user`` POST /recommendations with 10 ratings (fold-in); ``mixed`` 70 % recs, 10 % of each of
+similar, predict and new_user.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,7 +39,7 @@ import numpy as np
 from _common import DATA_DIR, REPO_ROOT, data_root, load_average, machine_line, markdown_table
 
 SERVE_DIR = DATA_DIR / "serve"
-MIXES = ("recs", "similar", "predict", "new_user", "mixed")
+MIXES = ("health", "recs", "similar", "predict", "new_user", "mixed")
 
 
 def model_dir(name: str) -> Path:
@@ -121,6 +123,8 @@ class Requests:
         rng = self.rng
         if mix == "mixed":
             mix = rng.choices(("recs", "similar", "predict", "new_user"), weights=(7, 1, 1, 1))[0]
+        if mix == "health":
+            return "GET", "/health", None
         if mix == "recs":
             return "GET", f"/users/{rng.choice(self.users)}/recommendations?n=10", None
         if mix == "similar":
@@ -187,7 +191,8 @@ def run_model(name: str, args: argparse.Namespace) -> list[list[object]]:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")}
     command = [sys.executable, "-c", "from deepmf.cli.app import main; main()", "serve", str(path),
                "--port", str(port), "--workers", str(args.workers), "--threads", str(args.threads)]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tempfile.NamedTemporaryFile(prefix="deepmf-serve-", suffix=".log", delete=False)  # noqa: SIM115
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     rows = []
     try:
@@ -201,7 +206,8 @@ def run_model(name: str, args: argparse.Namespace) -> list[list[object]]:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit(f"deepmf serve did not start ({server.poll()})")
+                tail = Path(log.name).read_text()[-2000:]
+                raise SystemExit(f"deepmf serve did not start ({server.poll()}): {tail}")
             time.sleep(0.5)
         for mix in args.mixes.split(","):
             asyncio.run(drive(url, requests, mix, min(5.0, args.seconds), args.rate, args.concurrency))  # warm-up
@@ -225,6 +231,8 @@ def run_model(name: str, args: argparse.Namespace) -> list[list[object]]:
             server.wait(30)
         except subprocess.TimeoutExpired:
             server.kill()
+        log.close()
+        Path(log.name).unlink()
     return rows
 
 
