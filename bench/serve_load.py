@@ -3,6 +3,7 @@
     python bench/serve_load.py                          # ML-100K MF, 60 s per endpoint mix, 500 requests/s offered
     python bench/serve_load.py --models mf100k,mf20m    # also an MF of the 20M-rating data of bench/scale.py
     python bench/serve_load.py --rate 0 --seconds 20    # closed loop: as fast as the server answers
+    python bench/serve_load.py --mixes recs --rate 100,200,300,400,500   # where p99 stays under 10 ms
 
 The models are trained once with their defaults and saved under bench/data/serve/ (mf100k: all of ML-100K;
 mf20m: bench/scale.py's generated ML-20M-shaped ratings, 138,493 users x 26,744 items, 5 epochs). For each
@@ -209,19 +210,19 @@ def run_model(name: str, args: argparse.Namespace) -> list[list[object]]:
                 tail = Path(log.name).read_text()[-2000:]
                 raise SystemExit(f"deepmf serve did not start ({server.poll()}): {tail}")
             time.sleep(0.5)
-        for mix in args.mixes.split(","):
-            asyncio.run(drive(url, requests, mix, min(5.0, args.seconds), args.rate, args.concurrency))  # warm-up
+        for mix, rate in [(mix, float(rate)) for mix in args.mixes.split(",") for rate in args.rate.split(",")]:
+            asyncio.run(drive(url, requests, mix, min(5.0, args.seconds), rate, args.concurrency))  # warm-up
             before = server_rss_mib(server.pid)
             load = load_average()
             cpu_before, client_before = server_cpu_seconds(server.pid), time.process_time()
-            result = asyncio.run(drive(url, requests, mix, args.seconds, args.rate, args.concurrency))
+            result = asyncio.run(drive(url, requests, mix, args.seconds, rate, args.concurrency))
             result["server_cpu_ms"] = 1000 * (server_cpu_seconds(server.pid) - cpu_before) / result["requests"]
             result["client_cpu_ms"] = 1000 * (time.process_time() - client_before) / result["requests"]
             after = server_rss_mib(server.pid)
             if args.json:
-                print(json.dumps({"model": name, "mix": mix, **result, "rss_before_mib": before,
+                print(json.dumps({"model": name, "mix": mix, "rate": rate, **result, "rss_before_mib": before,
                                   "rss_after_mib": after, "load": load}), flush=True)
-            rows.append([name, mix, "closed" if args.rate <= 0 else f"{args.rate:g}", f"{result['rps']:.0f}",
+            rows.append([name, mix, "closed" if rate <= 0 else f"{rate:g}", f"{result['rps']:.0f}",
                          f"{result['p50_ms']:.1f}", f"{result['p99_ms']:.1f}", result["errors"],
                          f"{result['server_cpu_ms']:.2f}", f"{result['client_cpu_ms']:.2f}",
                          f"{before:.0f} → {after:.0f}", f"{load:.1f}"])
@@ -241,7 +242,8 @@ def main() -> None:
     parser.add_argument("--models", default="mf100k", help="mf100k and/or mf20m")
     parser.add_argument("--mixes", default=",".join(MIXES))
     parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--rate", type=float, default=500, help="offered requests/s (0: closed loop)")
+    parser.add_argument("--rate", default="500",
+                        help="offered requests/s, or several comma-separated (each mix at each); 0: closed loop")
     parser.add_argument("--concurrency", type=int, default=32, help="most requests in flight")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per server worker")
