@@ -233,7 +233,10 @@ def run_model(name: str, args: argparse.Namespace) -> list[list[object]]:
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
-        Path(log.name).unlink()
+        if any(row[6] for row in rows):  # errors: keep what the server said
+            print(f"server log (errors in the run): {log.name}", file=sys.stderr)
+        else:
+            Path(log.name).unlink()
     return rows
 
 

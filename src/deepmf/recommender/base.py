@@ -55,6 +55,7 @@ class RecommenderBase(UserItemMaps):
     _item_count_cache: np.ndarray | None
     _fold_in_cache: FoldInContext | None
     _title_search: list[str] | None
+    _vector_cache: dict[str, torch.Tensor]
 
     @property
     def device(self) -> torch.device:

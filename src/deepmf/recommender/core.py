@@ -34,6 +34,8 @@ from deepmf.recommender.seen import SeenRatings
 from deepmf.recommender.similarity import Similarity
 
 if TYPE_CHECKING:
+    import torch
+
     from deepmf.models.base import RatingModel
     from deepmf.models.foldin import FoldInContext
     from deepmf.training.config import TrainConfig
@@ -94,6 +96,7 @@ class Recommender(Similarity, Evaluating, FoldIn, Export, Persistence):
         self._item_count_cache: np.ndarray | None = None
         self._fold_in_cache: FoldInContext | None = None
         self._title_search: list[str] | None = None
+        self._vector_cache: dict[str, torch.Tensor] = {}
 
     # ---- construction --------------------------------------------------------------------------------------
     @classmethod

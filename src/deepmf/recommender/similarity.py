@@ -31,6 +31,15 @@ class Similarity(Ranking):
             raise ConfigError(f"model {self.model_name!r} has no {side} embeddings to compare") from None
         return vectors.detach().float()
 
+    def _vectors(self, side: str, metric: Metric) -> torch.Tensor:
+        """The side's vectors, unit-normalised for cosine; kept once computed (the model does not change, and a
+        service asks on every request: normalising 27K item vectors each time cost more than the product)."""
+        key = f"{side}:{metric}"
+        if key not in self._vector_cache:
+            vectors = self._embeddings(side)
+            self._vector_cache[key] = torch.nn.functional.normalize(vectors, dim=1) if metric == "cosine" else vectors
+        return self._vector_cache[key]
+
     def _similar(
         self, side: str, raw_id: Any, n: int, metric: Metric, min_ratings: int = 1
     ) -> tuple[int, np.ndarray, np.ndarray]:
@@ -42,9 +51,7 @@ class Similarity(Ranking):
         )
         index = int(self._lookup([raw_id], id_map, trained, "error")[0])
         allowed = self._candidates(min_ratings) if side == "item" else trained
-        vectors = self._embeddings(side)
-        if metric == "cosine":
-            vectors = torch.nn.functional.normalize(vectors, dim=1)
+        vectors = self._vectors(side, metric)
         scores = vectors @ vectors[index]
         candidates = torch.from_numpy(allowed).to(scores.device).clone()
         candidates[index] = False

@@ -27,6 +27,10 @@ from deepmf.recommender import Recommender
 from deepmf.service.app import create_app
 from deepmf.service.settings import ServiceSettings
 
+# Idle keep-alive connections are closed after this long. uvicorn's 5 s equals httpx's own idle expiry, and a
+# client reusing a connection just as the server closes it gets a read error (seen in bench/serve_load.py);
+# 75 s is nginx's default and outlasts the idle pools of common clients.
+KEEP_ALIVE_SECONDS = 75
 # How `serve` hands the model folder and settings to worker processes (spawned, so they start afresh).
 WORKER_ENV = "DEEPMF_SERVE_WORKER"
 logger = logging.getLogger("deepmf.service")
@@ -46,7 +50,8 @@ def serve(model_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int 
         raise ConfigError(f"workers must be >= 1, got {workers}")
     settings = replace(settings or ServiceSettings(), reload_on_hup=True)
     recommender = Recommender.load(model_dir)
-    options: dict[str, Any] = {"host": host, "port": port, "log_config": log_config(), "access_log": access_log}
+    options: dict[str, Any] = {"host": host, "port": port, "log_config": log_config(), "access_log": access_log,
+                               "timeout_keep_alive": KEEP_ALIVE_SECONDS}
     if workers == 1:
         uvicorn.run(create_app(model_dir, settings, recommender), **options)
         return
