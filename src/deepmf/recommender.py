@@ -33,7 +33,7 @@ import torch
 from deepmf import io
 from deepmf.data.idmap import IdMap, UserItemMaps
 from deepmf.data.ratings import ItemTable, Ratings, RatingScale
-from deepmf.errors import ConfigError, DeepMFError, ModelFormatError, UnknownIdError
+from deepmf.errors import ConfigError, DeepMFError, ModelFormatError, ResourceError, UnknownIdError
 from deepmf.evaluation.ranking import ranking_metrics, relevant_csr
 
 if TYPE_CHECKING:
@@ -467,6 +467,7 @@ class Recommender(UserItemMaps):
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (items (B, k) with -1 padding, clipped scores (B, k)) per chunk of user indices."""
         device = self.device
+        k = min(k, self.n_items)  # bounded work: longer lists could only be padding
         candidates = self._candidates(min_ratings)
         untrained = torch.from_numpy(np.flatnonzero(~candidates)).to(device)
         n_candidates = int(candidates.sum())
@@ -549,8 +550,8 @@ class Recommender(UserItemMaps):
         self._check_n(n)
         index = self._lookup(users, self.user_ids, self._trained_users, "error")
         parts = list(self._top_k(index, n, exclude_seen, min_ratings))
-        items = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, n), dtype=np.int64)
-        scores = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, n), dtype=np.float32)
+        items = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, 0), dtype=np.int64)
+        scores = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, 0), dtype=np.float32)
         rows, ranks = np.nonzero(items >= 0)
         picked = items[rows, ranks]
         return pd.DataFrame(
@@ -734,14 +735,21 @@ class Recommender(UserItemMaps):
         top_items = np.concatenate(top) if top else np.zeros((0, k), dtype=np.int64)
         # They get index n_items, which no list contains.
         metrics = ranking_metrics(
-            top_items, indptr, np.where(indices < 0, self.n_items, indices), int(self._trained_items.sum())
+            top_items, indptr, np.where(indices < 0, self.n_items, indices), int(self._trained_items.sum()), k=k
         )
         metrics["n_ranked_users"] = metrics.pop("n_users")
         return metrics
 
     # ---- save / load ---------------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model folder (``model.safetensors`` + ``model.json``) atomically; see ``deepmf.io``."""
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = True, keep_checkpoint: bool = False) -> Path:
+        """Write the model folder (``model.safetensors`` + ``model.json``) atomically; see ``deepmf.io``.
+
+        Only a new path, an empty folder or a deepmf model folder (with ``overwrite``) is written; see
+        ``deepmf.folders`` for the rule. ``keep_checkpoint`` carries the folder's training checkpoint over.
+
+        Raises:
+            OutputError: the path is not deepmf's to replace, or the system refused; nothing was changed.
+        """
         tensors = {f"model.{name}": t for name, t in self.model.state_dict().items()}
         tensors.update(
             {
@@ -779,7 +787,8 @@ class Recommender(UserItemMaps):
             "summary": self.summary,
             "evaluation": evaluation,
         }
-        return io.write_model_folder(path, tensors, _json_safe(meta))
+        return io.write_model_folder(path, tensors, _json_safe(meta), overwrite=overwrite,
+                                     keep_checkpoint=keep_checkpoint)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Recommender:
@@ -796,10 +805,11 @@ class Recommender(UserItemMaps):
         where = Path(path) / io.META_FILE
         try:
             parts = _parse_folder(tensors, meta, where)
-        except ModelFormatError:
+        except (ModelFormatError, ResourceError):
             raise
         except (DeepMFError, KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
-            raise ModelFormatError(f"{where}: inconsistent model folder ({exc})") from None
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelFormatError(f"{where}: inconsistent model folder ({reason})") from None
         recommender = cls(**parts)
         recommender.model.to(resolve_device(device))
         return recommender
@@ -827,21 +837,11 @@ def _parse_folder(tensors: dict[str, torch.Tensor], meta: dict[str, Any], where:
     name = io.get(model_meta, "name", str, f"{where} [model]")
     config = io.get(model_meta, "config", dict, f"{where} [model]")
     options = io.get(model_meta, "options", dict, f"{where} [model]", optional=True) or {}
-    model = model_from_config(name, config)
     state = {key.removeprefix("model."): t for key, t in tensors.items() if key.startswith("model.")}
-    expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise ModelFormatError(
-            f"{where}: tensors do not match model {name!r} "
-            f"(missing: {', '.join(missing) or '-'}; unexpected: {', '.join(unexpected) or '-'})"
-        )
-    for key, tensor in expected.items():
-        if state[key].shape != tensor.shape or state[key].dtype != tensor.dtype:
-            raise ModelFormatError(
-                f"{where}: tensor {key!r} is {state[key].dtype} {tuple(state[key].shape)} but "
-                f"the model config needs {tensor.dtype} {tuple(tensor.shape)}"
-            )
+    try:
+        model = model_from_config(name, config, state)
+    except (ModelFormatError, ResourceError) as exc:
+        raise type(exc)(f"{where}: {exc}") from None
     model.load_state_dict(state, strict=True)
 
     maps = []

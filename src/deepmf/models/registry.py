@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from deepmf.errors import ConfigError, ModelFormatError
+from deepmf.memory import allocation_guard
 from deepmf.models.autorec import AutoRec
 from deepmf.models.base import RatingModel
 from deepmf.models.bayes import BayesMF
@@ -60,17 +63,49 @@ def create_model(name: str, data: Ratings, **options: Any) -> RatingModel:
     return model_class(base).from_data(data, **options)
 
 
-def model_from_config(name: str, config: dict[str, Any]) -> RatingModel:
+def model_from_config(name: str, config: dict[str, Any],
+                      state: dict[str, torch.Tensor] | None = None) -> RatingModel:
     """Rebuild an untrained model of the same shapes from ``model.config_dict()`` (then load its state_dict).
 
+    A config whose tables would not fit in memory is refused before they are allocated
+    (``memory.allocation_guard``); one whose shapes disagree with ``state`` is refused before loading it.
+
+    Args:
+        name: registry name.
+        config: the model's config as a dict (read from model.json).
+        state: the tensors the model will load, checked against the config's names, shapes and dtypes.
+
     Raises:
-        ModelFormatError: the config does not describe a valid model of that name.
+        ModelFormatError: the config does not describe a valid model of that name, or ``state`` does not fit it.
+        ResourceError: the model would not fit in the available memory.
     """
     cls = model_class(name)
     try:
-        return cls(cls.config_class(**config))
-    except (TypeError, ConfigError) as exc:
+        with allocation_guard(f"model {name!r} of this config"):
+            model = cls(cls.config_class(**config))
+    except ConfigError as exc:
         raise ModelFormatError(f"invalid config for model {name!r}: {exc}") from None
+    except (TypeError, ValueError, OverflowError, RuntimeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFormatError(f"invalid config for model {name!r}: {reason}") from None
+    if state is not None:
+        _check_state(name, model.state_dict(), state)
+    return model
+
+
+def _check_state(name: str, expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> None:
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ModelFormatError(
+            f"tensors do not match model {name!r} "
+            f"(missing: {', '.join(missing) or '-'}; unexpected: {', '.join(unexpected) or '-'})"
+        )
+    for key, tensor in expected.items():
+        if state[key].shape != tensor.shape or state[key].dtype != tensor.dtype:
+            raise ModelFormatError(
+                f"tensor {key!r} is {state[key].dtype} {tuple(state[key].shape)} but "
+                f"the model config needs {tensor.dtype} {tuple(tensor.shape)}"
+            )
 
 
 def default_train_options(name: str) -> dict[str, Any]:
