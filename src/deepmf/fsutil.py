@@ -44,7 +44,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from deepmf.errors import OutputError
+from deepmf.errors import ConfigError, OutputError
 
 MARKER = ".deepmf"
 _MARKER_TEXT = b"written by deepmf; deepmf may replace this folder or remove it when it is a leftover\n"
@@ -54,6 +54,15 @@ try:  # Unix only; elsewhere folders are not locked (one writer at a time is the
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
+
+
+def as_path(value: object, what: str = "path") -> Path:
+    """``value`` as a Path; ConfigError (a ValueError) for anything but a non-empty str or os.PathLike."""
+    if isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes):
+        path = Path(value)
+        if str(value) != "" and "\0" not in str(path):
+            return path
+    raise ConfigError(f"{what} must be a non-empty str or os.PathLike, got {type(value).__name__} {value!r}")
 
 
 # ---- system errors -----------------------------------------------------------------------------------------
@@ -304,6 +313,24 @@ def write_new_file(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
+def check_file_target(path: str | os.PathLike[str], *, ours: Callable[[Path], bool]) -> bool:
+    """Raise OutputError unless ``write_file(path, ..., ours=ours)`` may write; True when ``path`` exists."""
+    target = Path(path)
+    try:
+        existing = os.lstat(target)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        raise output_error(exc, target) from None
+    if not stat.S_ISREG(existing.st_mode):
+        raise OutputError(f"{target} exists and is not a regular file; choose another path",
+                          errno=errno.EEXIST, filename=str(target))
+    if not ours(target):
+        raise OutputError(f"{target} exists and was not written by deepmf; move it away or choose another "
+                          "path", errno=errno.EEXIST, filename=str(target))
+    return True
+
+
 def write_file(path: str | os.PathLike[str], data: bytes, *, ours: Callable[[Path], bool]) -> Path:
     """Write ``data`` to ``path`` atomically; an existing ``path`` is replaced only when ``ours(path)`` is True.
 
@@ -318,25 +345,13 @@ def write_file(path: str | os.PathLike[str], data: bytes, *, ours: Callable[[Pat
     """
     target = Path(path)
     make_folder(target.parent)
-    try:
-        existing = os.lstat(target)
-    except FileNotFoundError:
-        existing = None
-    except OSError as exc:
-        raise output_error(exc, target) from None
-    if existing is not None:
-        if not stat.S_ISREG(existing.st_mode):
-            raise OutputError(f"{target} exists and is not a regular file; choose another path",
-                              errno=errno.EEXIST, filename=str(target))
-        if not ours(target):
-            raise OutputError(f"{target} exists and was not written by deepmf; move it away or choose "
-                              "another path", errno=errno.EEXIST, filename=str(target))
+    existing = check_file_target(target, ours=ours)
     temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:
         write_new_file(temp, data)
         # A plain open() would give the umask's permissions; keep them.
         os.chmod(temp, 0o666 & ~_umask())
-        if existing is None:
+        if not existing:
             _rename_new(temp, target)
         else:
             _replace_file(temp, target)

@@ -34,9 +34,9 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from deepmf import __version__
-from deepmf.errors import ModelFormatError
+from deepmf.errors import ConfigError, ModelFormatError
 from deepmf.folders import CHECKPOINT_DIR, META_FILE, MODEL_FORMAT, WEIGHTS_FILE, check_model_target
-from deepmf.fsutil import recover, replace_directory, write_new_file
+from deepmf.fsutil import as_path, recover, replace_directory, write_new_file
 from deepmf.memory import format_bytes, require
 
 FORMAT = MODEL_FORMAT
@@ -90,7 +90,9 @@ def write_model_folder(
         OutputError: ``path`` is not deepmf's to replace (see ``deepmf.folders``), or the system refused
             (read-only, permission denied, disk full); the folder is then as it was.
     """
-    target = Path(path)
+    target = as_path(path, "model folder")
+    if not isinstance(overwrite, bool) or not isinstance(keep_checkpoint, bool):
+        raise ConfigError("overwrite and keep_checkpoint must be True or False")
     # clone: safetensors refuses tensors that share storage (tied or sliced parameters).
     blob = save_safetensors(
         {
@@ -128,7 +130,7 @@ def read_model_folder(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Ten
             dtype, non-finite weights.
         ResourceError: the files would not fit in the available memory.
     """
-    folder = Path(path)
+    folder = as_path(path, "model folder")
     if not folder.exists():
         recover(folder)  # a kill during a save may have left the complete folder under a temp name
     if not folder.exists():

@@ -140,7 +140,7 @@ def train(
     _print_summary(summary, out, report)
     if nothing_to_do:
         console.print(f"nothing to do: the run in {out} had finished all {summary['epochs_run']} epochs and "
-                      "its model was saved", markup=False)
+                      "its model was saved", markup=False, soft_wrap=True)
 
 
 def _already_saved(out: Path, summary: dict[str, Any]) -> bool:

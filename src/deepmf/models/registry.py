@@ -60,7 +60,12 @@ def create_model(name: str, data: Ratings, **options: Any) -> RatingModel:
         if base != "blend":
             raise ConfigError(f"only blend takes a member list after ':', got model {name!r}")
         options = {**options, "members": members}
-    return model_class(base).from_data(data, **options)
+    try:
+        return model_class(base).from_data(data, **options)
+    except TypeError as exc:  # an option of the wrong type that a config check compared or did arithmetic with
+        if not options:
+            raise
+        raise ConfigError(f"invalid option for model {name!r}: {exc}") from None
 
 
 def model_from_config(name: str, config: dict[str, Any],
