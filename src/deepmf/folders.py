@@ -199,6 +199,7 @@ def check_run_folder(path: str | os.PathLike[str], *, force: bool, resume: bool)
         OutputError: ``path`` is not deepmf's, holds a user's file, or holds a model and ``force`` is not set.
     """
     folder = Path(path)
+    recover(folder)  # what a killed earlier run left beside the folder
     if resume:
         recover(folder / CHECKPOINT_DIR)
         if not has_unfinished_run(folder):

@@ -107,12 +107,14 @@ def save_checkpoint(directory: str | Path, *, info: dict[str, Any], model_state:
     """
     structure, tensors = flatten_state(state)
     document = {"format": FORMAT, "format_version": FORMAT_VERSION, **info, "state": structure}
-    with replace_directory(directory, check=check_checkpoint_target) as tmp:
-        write_new_file(tmp / "model.safetensors", save_safetensors(_state_dict_for_save(model_state)))
-        if best_state is not None:
-            write_new_file(tmp / "best.safetensors", save_safetensors(_state_dict_for_save(best_state)))
-        write_new_file(tmp / "state.safetensors", save_safetensors(tensors))
-        write_new_file(tmp / STATE_JSON, json.dumps(document, indent=1).encode("utf-8"))
+    files = {"model.safetensors": save_safetensors(_state_dict_for_save(model_state)),
+             "state.safetensors": save_safetensors(tensors),
+             STATE_JSON: json.dumps(document, indent=1).encode("utf-8")}
+    if best_state is not None:
+        files["best.safetensors"] = save_safetensors(_state_dict_for_save(best_state))
+    with replace_directory(directory, check=check_checkpoint_target, durable=False) as tmp:
+        for name, data in files.items():
+            write_new_file(tmp / name, data, durable=False)  # survives a kill; the final model is fsynced
 
 
 def has_checkpoint(directory: str | Path) -> bool:
