@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from deepmf import __version__
+from deepmf.errors import OutputError
 from deepmf.folders import REPORT_HEADER, is_deepmf_report
 from deepmf.fsutil import check_file_target, make_folder, write_file
 from deepmf.plots import plot_recommender
@@ -66,6 +67,14 @@ def _file_prefix(label: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in label).strip("_") + "_"
 
 
+def check_report_target(out_dir: str | os.PathLike[str]) -> None:
+    """Raise OutputError unless a report can be written into ``out_dir`` (commands call it before training)."""
+    out = Path(out_dir)
+    if os.path.lexists(out) and not out.is_dir():
+        raise OutputError(f"{out} exists and is not a folder; choose another report folder", filename=str(out))
+    check_file_target(out / REPORT_FILE, ours=is_deepmf_report)
+
+
 def write_report(
     out_dir: str | os.PathLike[str],
     models: Recommender | Mapping[str, Recommender] | Sequence[Recommender],
@@ -89,9 +98,9 @@ def write_report(
     Returns:
         Path of ``report.md``.
     """
+    check_report_target(out_dir)  # before drawing anything
     out = make_folder(out_dir)
     path = out / REPORT_FILE
-    check_file_target(path, ours=is_deepmf_report)  # before drawing anything
     labelled = _label(models)
     lines = [REPORT_HEADER, "", f"# {title}", ""]
     facts = [("data", data_name), ("split", split_name), ("deepmf", __version__)]

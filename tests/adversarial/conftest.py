@@ -1,51 +1,12 @@
-"""Shared checks of the adversarial suite: one clean line, exit code 2, nothing lost.
-
-Every test here feeds deepmf one class of bad input or fault (see the README's "Reliability" section) and
-asserts the three promises: the CLI prints exactly one line on stderr and exits with code 2 (the Python API
-raises a DeepMFError subclass); no traceback; and the files around are byte for byte as they were.
-"""
+"""Fixtures of the adversarial suite (the checks themselves are in ``_checks.py``)."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import stat
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """Every path under ``root`` (hidden ones too) with its kind and content hash: compare before and after."""
-    found: dict[str, str] = {}
-    if not os.path.lexists(root):
-        return found
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            mode = os.lstat(path).st_mode
-            key = str(path.relative_to(root))
-            if stat.S_ISLNK(mode):
-                found[key] = f"link:{os.readlink(path)}"
-            elif stat.S_ISDIR(mode):
-                found[key] = "dir"
-            else:
-                found[key] = "file:" + hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
-
-
-def assert_one_line_exit_2(result: tuple[int, str, str], *needles: str) -> str:
-    """The CLI refused: exit 2, nothing on stdout, one line on stderr containing every needle; returns it."""
-    code, out, err = result
-    assert code == 2, (code, out, err)
-    assert out == "", out
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
+from _checks import snapshot
 
 
 @pytest.fixture()
@@ -61,3 +22,34 @@ def unchanged() -> Callable[[Path], Callable[[], None]]:
         return check
 
     return take
+
+
+@pytest.fixture(scope="session")
+def ratings_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small explicit-ratings CSV (30 users x 40 items, about half rated, ratings 1..5)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(11)
+    users, items = np.meshgrid(np.arange(1, 31), np.arange(1, 41), indexing="ij")
+    keep = rng.random(users.size) < 0.5
+    frame = pd.DataFrame({"user": users.ravel()[keep], "item": items.ravel()[keep],
+                          "rating": rng.integers(1, 6, int(keep.sum()))})
+    path = tmp_path_factory.mktemp("data") / "ratings.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained(ratings_csv: Path):
+    """A small trained MF Recommender (torch engine, deterministic)."""
+    import deepmf
+
+    data = deepmf.load(str(ratings_csv))
+    return deepmf.fit(data, model="mf", factors=3, epochs=2, threads=1, engine="torch")
+
+
+@pytest.fixture()
+def model_dir(trained, tmp_path: Path) -> Path:
+    """A fresh copy of the trained model's folder, safe to tamper with."""
+    return trained.save(tmp_path / "model")

@@ -97,6 +97,10 @@ def train(
         raise ConfigError("--resume needs --out DIR (the run's checkpoint is in DIR/checkpoint)")
     if out is not None:  # before hours of training, not after
         check_run_folder(out, force=force, resume=resume)
+    if report is not None:
+        from deepmf.report import check_report_target
+
+        check_report_target(report)
     if split is not None and test is not None:
         raise ConfigError("give either --split or --test, not both")
     run_config = RunConfig.read(config) if config is not None else RunConfig()

@@ -537,6 +537,10 @@ def compare(
     configs = {
         name: train_config_for(name, overrides) for name in names
     }  # refuse bad options before training
+    if report is not None:
+        from deepmf.report import check_report_target
+
+        check_report_target(report)
     ratings = loader.load(data)
     spec = _default_split(ratings, split)
     splits = parse_split(spec, ratings, seed=overrides.get("seed", 0))
