@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,9 +112,11 @@ def _requested_bytes(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -
 
 
 class _Guard(TorchFunctionMode):
-    def __init__(self, budget: int, copies: int, what: str, device: torch.device | str) -> None:
+    """Counts the bytes the shaped factories are asked for; the first call past a limit raises its error."""
+
+    def __init__(self, copies: int, limits: list[tuple[int, Callable[[int], Exception]]]) -> None:
         super().__init__()
-        self.budget, self.copies, self.what, self.device = budget, copies, what, device
+        self.copies, self.limits = copies, limits
         self.total = 0
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
@@ -122,27 +124,33 @@ class _Guard(TorchFunctionMode):
         kwargs = kwargs or {}
         if func in _SHAPED_FACTORIES:
             self.total += _requested_bytes(func, args, kwargs)
-            if self.total * self.copies > self.budget:
-                where = "" if torch.device(self.device).type == "cpu" else f" on {self.device}"
-                raise ResourceError(
-                    f"{self.what} needs at least {format_bytes(self.total * self.copies)} of memory, but only "
-                    f"{format_bytes(self.budget)} is available{where}; refused before allocating it")
+            for limit, error in self.limits:
+                if self.total * self.copies > limit:
+                    raise error(self.total * self.copies)
         return func(*args, **kwargs)
 
 
 @contextlib.contextmanager
-def allocation_guard(what: str, *, optimizer: str | None = None,
-                     device: torch.device | str = "cpu") -> Iterator[None]:
-    """Inside the block, refuse (ResourceError) the tensor allocation that would not fit in free memory.
+def allocation_guard(what: str, *, optimizer: str | None = None, device: torch.device | str = "cpu",
+                     limit: tuple[int, Callable[[int], Exception]] | None = None) -> Iterator[None]:
+    """Inside the block, refuse the tensor allocation that would not fit, before it is made.
 
     Args:
         what: names the work in the message ("training model mf with factors=10000000").
         optimizer: for training, the optimizer whose per-weight state is counted too (None: weights only).
         device: where the tensors will live (free memory is read once, on entry).
+        limit: a further ``(bytes, error)``: past ``bytes`` the block raises ``error(bytes_needed)`` (a model
+            file's config may not allocate more than the file holds).
+
+    Raises:
+        ResourceError: past the free memory.
     """
+    where = "" if torch.device(device).type == "cpu" else f" on {device}"
+    limits = [] if limit is None else [limit]
     budget = available_bytes(device)
-    if budget is None:
-        yield
-        return
-    with _Guard(budget, training_copies(optimizer), what, device):
+    if budget is not None:
+        limits.append((budget, lambda need: ResourceError(
+            f"{what} needs at least {format_bytes(need)} of memory, but only {format_bytes(budget)} is "
+            f"available{where}; refused before allocating it")))
+    with _Guard(training_copies(optimizer), limits):
         yield

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from deepmf.errors import ConfigError, ModelFormatError
-from deepmf.memory import allocation_guard
+from deepmf.memory import allocation_guard, format_bytes
 from deepmf.models.autorec import AutoRec
 from deepmf.models.base import RatingModel
 from deepmf.models.bayes import BayesMF
@@ -85,8 +85,14 @@ def model_from_config(name: str, config: dict[str, Any],
         ResourceError: the model would not fit in the available memory.
     """
     cls = model_class(name)
+    # The tables a config builds are the tensors its file holds: more than twice that (and a megabyte for
+    # small helper tensors) is an edited config, refused before it allocates gigabytes.
+    held = sum(t.numel() * t.element_size() for t in (state or {}).values())
+    limit = None if state is None else (2 * held + (1 << 20), lambda need: ModelFormatError(
+        f"the model config needs at least {format_bytes(need)}, more than the {format_bytes(held)} of weights "
+        "its file holds"))
     try:
-        with allocation_guard(f"model {name!r} of this config"):
+        with allocation_guard(f"model {name!r} of this config", limit=limit):
             model = cls(cls.config_class(**config))
     except ConfigError as exc:
         raise ModelFormatError(f"invalid config for model {name!r}: {exc}") from None
