@@ -232,7 +232,7 @@ def _is_empty_folder(folder: Path) -> bool:
         return False
 
 
-def leftovers(target: Path) -> dict[str, list[Path]]:
+def _leftovers(target: Path) -> dict[str, list[Path]]:
     """deepmf's own leftovers beside ``target`` by kind ("tmp", "new", "old"), oldest first."""
     found: dict[str, list[Path]] = {kind: [] for kind in _LEFTOVER_KINDS}
     try:
@@ -257,7 +257,7 @@ def _mtime(path: Path) -> float:
 
 def _recover_locked(target: Path) -> None:
     """Put back a target that a kill during a three-rename swap left missing; remove unused leftovers."""
-    found = leftovers(target)
+    found = _leftovers(target)
     if not os.path.lexists(target):
         for kind in ("new", "old"):  # a complete new folder wins over the old one
             if found[kind]:
@@ -296,7 +296,12 @@ def recover(target: str | os.PathLike[str]) -> None:
 
 # ---- files -------------------------------------------------------------------------------------------------
 def _umask() -> int:
-    # os.umask can only be read by setting it; restore at once.
+    """The process umask, read without changing it where Linux shows it (setting it to read it, as the
+    fallback does, would briefly give files made by other threads no umask at all)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
     mask = os.umask(0)
     os.umask(mask)
     return mask
