@@ -171,7 +171,8 @@ def check_model_target(path: str | os.PathLike[str], *, overwrite: bool) -> None
         raise OutputError(f"{folder} holds {foreign}, which deepmf did not write; move it away or choose "
                           "another folder", filename=str(folder))
     if not overwrite:
-        what = "a deepmf model" if is_model_folder(folder) else "the checkpoint of an unfinished run"
+        what = ("a deepmf model" if is_model_folder(folder)
+                else "the checkpoint of an unfinished run (continue it with --resume)")
         raise OutputError(f"{folder} already holds {what}; replace it with --force (overwrite=True in Python) "
                           "or choose another folder", filename=str(folder))
 
