@@ -10,6 +10,7 @@ import pytest
 
 from deepmf.data.ratings import RatingScale
 from deepmf.errors import ConfigError
+from deepmf.folders import REPORT_HEADER
 from deepmf.models.registry import create_model
 from deepmf.plots import pca_2d, plot_item_map, plot_learning_curves, plot_rating_histograms, plot_recommender
 from deepmf.recommender import Evaluation, Recommender, SeenRatings
@@ -82,10 +83,12 @@ def test_write_report_tables_both_models_and_links_existing_pictures(tmp_path: P
     path = write_report(tmp_path, [_recommender(), _recommender()], title="T", data_name="conformance",
                         split_name="random:0.2", notes=["a note"])
     text = path.read_text()
-    assert text.startswith("# T\n")
+    assert text.startswith(f"{REPORT_HEADER}\n\n# T\n")
     assert "- a note" in text and "**split**: random:0.2" in text
     assert "| mf | 1.0100 | 0.8000 | – | 0.1000 |" in text and "| mf (2) | 1.0100 |" in text
     assert "## mf (2)" in text
     links = [line[line.index("](") + 2:-1] for line in text.splitlines() if line.startswith("![")]
     assert len(links) == 6 and all((tmp_path / link).read_bytes()[:8] == PNG for link in links)
     assert (tmp_path / "notes.txt").read_text() == "mine"  # other files are left alone
+    write_report(tmp_path, [_recommender()], title="again")  # its own report and pictures are replaced
+    assert "# again" in path.read_text()

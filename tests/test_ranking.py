@@ -78,3 +78,12 @@ def test_ndcg_is_one_for_a_perfect_list_and_within_bounds(n_relevant: int, k: in
     ndcg = ndcg_at_k(hits, np.array([n_relevant, n_relevant]))
     assert ndcg[0] == pytest.approx(1.0)
     assert 0.0 <= ndcg[1] <= 1.0 + 1e-12
+
+
+def test_a_list_cut_at_the_catalogue_scores_as_the_full_k_list() -> None:
+    # Two items in the catalogue, k = 5: the three slots past the catalogue are empty, so misses.
+    indptr, indices = np.array([0, 2]), np.array([0, 1])
+    cut = ranking_metrics(np.array([[1, 0]]), indptr, indices, 2, k=5)
+    padded = ranking_metrics(np.array([[1, 0, -1, -1, -1]]), indptr, indices, 2)
+    assert cut == padded
+    assert cut["precision"] == pytest.approx(2 / 5) and cut["recall"] == 1.0 and cut["ndcg"] == 1.0

@@ -64,7 +64,8 @@ def test_cli_writes_a_config_for_train(run, data, tmp_path: Path) -> None:
     assert code == 0
     summary = json.loads(stdout)
     assert summary["model"] == "autorec" and len(summary["trials"]) == 2
-    assert json.loads(out.read_text()) == {k: summary[k] for k in ("model", "model_options", "train_options")}
+    assert json.loads(out.read_text()) == {"written_by": "deepmf tune",
+                                           **{k: summary[k] for k in ("model", "model_options", "train_options")}}
     code, stdout, _ = run("train", source, "--config", out, "--epochs", "3", "--quiet", "--json")
     assert code == 0 and json.loads(stdout)["model"] == "autorec"
     code, _, err = run("tune", source, "--model", "blend", "--trials", "1")

@@ -55,8 +55,13 @@ def fit(
     none otherwise (Bayesian MF, the blend). Every training rating still counts as seen by its user.
 
     Raises:
-        ConfigError: unknown model or option, or an invalid value.
+        ConfigError: ``train`` is not Ratings, an unknown model or option, or an invalid value.
+        ResourceError: the model would not fit in memory (refused before allocating it).
     """
+    if not isinstance(train, Ratings):
+        raise ConfigError(f"train must be Ratings (from deepmf.load or deepmf.split), got {type(train).__name__}")
+    if not isinstance(model, str):
+        raise ConfigError(f"model must be a model name such as 'mf', got {type(model).__name__} {model!r}")
     train_options = {key: value for key, value in options.items() if key in _TRAIN_OPTIONS}
     model_options = {key: value for key, value in options.items() if key not in _TRAIN_OPTIONS}
     config = train_config_for(model, train_options)

@@ -21,6 +21,8 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """
     if isinstance(device, torch.device):
         return device
+    if device is not None and not isinstance(device, str):
+        raise ConfigError(f"device must be a name (cpu, cuda, cuda:N or auto), got {type(device).__name__}")
     name = (device or "auto").strip().lower()
     if name == "auto":
         name = os.environ.get("DEEPMF_DEVICE", "auto").strip().lower() or "auto"

@@ -39,3 +39,23 @@ class ModelFormatError(DeepMFError):
 
 class DownloadError(DeepMFError):
     """A data set could not be downloaded, verified or extracted."""
+
+
+class OutputError(DeepMFError, OSError):
+    """A file or folder could not be written: it exists and deepmf did not write it, it is a file or device where
+    a folder is needed, or the system refused (read-only, permission denied, disk full).
+
+    Nothing was changed. ``errno`` and ``filename`` are set when the system refused.
+    """
+
+    def __init__(self, message: str, *, errno: int | None = None, filename: str | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+        self.filename = filename
+
+    def __str__(self) -> str:  # OSError would format "[Errno n] ..." from errno/strerror
+        return str(self.args[0])
+
+
+class ResourceError(DeepMFError, MemoryError):
+    """A model whose tables would not fit in the available memory; refused before anything is allocated."""

@@ -8,6 +8,7 @@ carved from the training part.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import time
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ class RunConfig:
     """What to train: a model name, its options and training options (the JSON of ``--config`` files).
 
     The file format is ``{"model": "mf", "model_options": {...}, "train_options": {...}}``; every key is
-    optional and unknown keys are refused.
+    optional and unknown keys are refused (except ``written_by``, which ``deepmf tune`` stamps its files with).
     """
 
     model: str | None = None
@@ -48,7 +49,7 @@ class RunConfig:
             raise ConfigError(f"{source}: not a valid JSON config ({exc})") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: expected a JSON object")
-        unknown = sorted(set(values) - {"model", "model_options", "train_options"})
+        unknown = sorted(set(values) - {"model", "model_options", "train_options", "written_by"})
         if unknown:
             raise ConfigError(
                 f"{source}: unknown key(s) {', '.join(unknown)} "
@@ -96,7 +97,7 @@ def carve_validation(train: Ratings, valid_fraction: float | None,
         ConfigError: the fraction is outside [0, 1).
     """
     fraction = default_valid_fraction(config) if valid_fraction is None else valid_fraction
-    if not 0 <= fraction < 1:
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 <= fraction < 1:
         raise ConfigError(f"validation fraction must be in [0, 1), got {fraction}")
     if fraction == 0:
         return train, None

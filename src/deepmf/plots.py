@@ -2,7 +2,8 @@
 
 Figures are built with matplotlib's object API (``matplotlib.figure.Figure``), which renders with the Agg
 backend without touching pyplot's global state, so plotting works headless and never changes the backend of
-the program that imported deepmf. Every PNG is written atomically.
+the program that imported deepmf. Every PNG is written atomically and carries "deepmf" in its Software text
+chunk, so a later run replaces its own pictures and never a user's file of the same name.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from deepmf import __version__
 from deepmf.data.ratings import RatingScale
 from deepmf.errors import ConfigError
-from deepmf.fsutil import atomic_write_bytes
+from deepmf.folders import PNG_SOFTWARE, is_deepmf_png
+from deepmf.fsutil import write_file
 
 if TYPE_CHECKING:
     from deepmf.recommender import Recommender
@@ -32,9 +35,9 @@ _MAX_BINS = 30
 
 def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")
-    atomic_write_bytes(path, buffer.getvalue())
-    return Path(path)
+    fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight",
+                metadata={"Software": f"{PNG_SOFTWARE} {__version__}"})
+    return write_file(path, buffer.getvalue(), ours=is_deepmf_png)
 
 
 def plot_learning_curves(

@@ -3,7 +3,9 @@
 The report is ``report.md`` plus the PNGs of ``deepmf.plots`` in one folder. Everything comes from the
 ``Recommender`` objects (training config, history and summary, and the test evaluation stored with them), so
 ``deepmf train --report``, ``deepmf demo`` and a saved model folder all give the same report. Files are
-written one by one, atomically; other files in the folder are left alone.
+written one by one, atomically; other files in the folder are left alone, and a file of the same name that
+deepmf did not write (``report.md`` without deepmf's first line, a PNG deepmf did not draw) is an error, never
+overwritten.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from deepmf import __version__
-from deepmf.fsutil import atomic_write_text
+from deepmf.errors import OutputError
+from deepmf.folders import REPORT_HEADER, is_deepmf_report
+from deepmf.fsutil import check_file_target, make_folder, write_file
 from deepmf.plots import plot_recommender
 from deepmf.recommender import Recommender
 
@@ -63,6 +67,14 @@ def _file_prefix(label: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in label).strip("_") + "_"
 
 
+def check_report_target(out_dir: str | os.PathLike[str]) -> None:
+    """Raise OutputError unless a report can be written into ``out_dir`` (commands call it before training)."""
+    out = Path(out_dir)
+    if os.path.lexists(out) and not out.is_dir():
+        raise OutputError(f"{out} exists and is not a folder; choose another report folder", filename=str(out))
+    check_file_target(out / REPORT_FILE, ours=is_deepmf_report)
+
+
 def write_report(
     out_dir: str | os.PathLike[str],
     models: Recommender | Mapping[str, Recommender] | Sequence[Recommender],
@@ -86,10 +98,11 @@ def write_report(
     Returns:
         Path of ``report.md``.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_report_target(out_dir)  # before drawing anything
+    out = make_folder(out_dir)
+    path = out / REPORT_FILE
     labelled = _label(models)
-    lines = [f"# {title}", ""]
+    lines = [REPORT_HEADER, "", f"# {title}", ""]
     facts = [("data", data_name), ("split", split_name), ("deepmf", __version__)]
     lines += [f"- **{key}**: {value}" for key, value in facts if value]
     lines += [f"- {note}" for note in notes]
@@ -127,8 +140,7 @@ def write_report(
         prefix = _file_prefix(label)
         for png in plot_recommender(recommender, out, prefix=prefix):
             lines += [f"![{label}: {png.stem.removeprefix(prefix).replace('_', ' ')}]({png.name})", ""]
-    path = out / REPORT_FILE
-    atomic_write_text(path, "\n".join(lines).rstrip() + "\n")
+    write_file(path, ("\n".join(lines).rstrip() + "\n").encode("utf-8"), ours=is_deepmf_report)
     return path
 
 

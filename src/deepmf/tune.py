@@ -21,7 +21,8 @@ import optuna
 from deepmf.data.ratings import Ratings
 from deepmf.data.splits import Split, validation_split
 from deepmf.errors import ConfigError
-from deepmf.fsutil import atomic_write_text
+from deepmf.folders import TUNE_STAMP, is_tuned_config
+from deepmf.fsutil import write_file
 
 Options = tuple[dict[str, Any], dict[str, Any]]
 
@@ -90,8 +91,13 @@ class TuneResult:
         return {"model": self.model, "model_options": self.model_options, "train_options": self.train_options}
 
     def write(self, path: str | os.PathLike[str]) -> None:
-        """Write ``run_config()`` as JSON, atomically."""
-        atomic_write_text(path, json.dumps(self.run_config(), indent=2) + "\n")
+        """Write ``run_config()`` as JSON, atomically, stamped ``written_by`` so a later run may replace it.
+
+        Raises:
+            OutputError: ``path`` exists and is not a config deepmf tune wrote, or the system refused.
+        """
+        text = json.dumps({"written_by": TUNE_STAMP, **self.run_config()}, indent=2) + "\n"
+        write_file(path, text.encode("utf-8"), ours=is_tuned_config)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.run_config(), "best_rmse": self.best_rmse, "n_valid": self.n_valid,

@@ -38,6 +38,11 @@ def tune(
     from deepmf.data.splits import parse_split
     from deepmf.tune import tune as run_tune
 
+    if out is not None:  # before the trials, not after
+        from deepmf.folders import is_tuned_config
+        from deepmf.fsutil import check_file_target
+
+        check_file_target(out, ours=is_tuned_config)
     ratings = loader.load(data)
     splits = parse_split(split, ratings, seed=seed)
 

@@ -44,16 +44,26 @@ def fail(message: str) -> None:
     raise typer.Exit(USAGE_ERROR)
 
 
+def _error_line(message: str) -> int:
+    message = " ".join(message.split("\n"))  # one line, whatever a library put in its message
+    err_console.print(f"error: {message}", soft_wrap=True, markup=False, style="bold red")
+    return USAGE_ERROR
+
+
 def run_app(app: typer.Typer) -> int:
-    """Run the typer app; a DeepMFError becomes one line on stderr and exit code 2.
+    """Run the typer app; a DeepMFError (or a stray OSError/MemoryError) becomes one line on stderr and exit 2.
 
     Usage errors (bad flags) already exit with code 2 inside typer; KeyboardInterrupt exits 130.
     """
     try:
         app()
     except DeepMFError as exc:
-        err_console.print(f"error: {exc}", soft_wrap=True, markup=False, style="bold red")
-        return USAGE_ERROR
+        return _error_line(str(exc))
+    except OSError as exc:  # a system refusal no library call turned into a DeepMFError: still one line
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return _error_line(f"{exc.filename}: {reason}" if exc.filename else reason)
+    except MemoryError:
+        return _error_line("out of memory")
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130

@@ -6,9 +6,6 @@ own.
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,9 +28,8 @@ from deepmf.cli.options import (
 from deepmf.data.ratings import Ratings
 from deepmf.data.splits import Split, parse_split
 from deepmf.errors import ConfigError
+from deepmf.folders import CHECKPOINT_DIR, check_run_folder
 from deepmf.training.trainer import EpochRecord
-
-CHECKPOINT_SUBDIR = "checkpoint"
 
 
 def _option(*names: str, help: str) -> Any:
@@ -86,6 +82,8 @@ def train(
     out: Annotated[Path | None, _option(
         "--out", help="Save the trained model here (checkpoints in OUT/checkpoint).")] = None,
     resume: Annotated[bool, _option("--resume", help="Continue the run checkpointed in OUT.")] = False,
+    force: Annotated[bool, _option(
+        "--force", help="Replace the deepmf model already in OUT (never anything else).")] = False,
     report: Annotated[Path | None, _option("--report",
                                            help="Write a Markdown report with plots here.")] = None,
     quiet: Annotated[bool, _option("--quiet", help="No progress bar.")] = False,
@@ -97,6 +95,12 @@ def train(
 
     if resume and out is None:
         raise ConfigError("--resume needs --out DIR (the run's checkpoint is in DIR/checkpoint)")
+    if out is not None:  # before hours of training, not after
+        check_run_folder(out, force=force, resume=resume)
+    if report is not None:
+        from deepmf.report import check_report_target
+
+        check_report_target(report)
     if split is not None and test is not None:
         raise ConfigError("give either --split or --test, not both")
     run_config = RunConfig.read(config) if config is not None else RunConfig()
@@ -120,24 +124,34 @@ def train(
                               "use `deepmf evaluate` for several")
         chosen = splits[0]
 
-    checkpoint_dir = out / CHECKPOINT_SUBDIR if out is not None else None
+    checkpoint_dir = out / CHECKPOINT_DIR if out is not None else None
     result = run_experiment(ratings, chosen, model_name, model_options, train_config,
                             valid_fraction=val_fraction, progress=not (quiet or json),
                             checkpoint_dir=checkpoint_dir, resume=resume)
-    if out is not None:
-        with _keep_checkpoint(out):
-            result.recommender.save(out)
+    nothing_to_do = resume and _already_saved(out, result.recommender.summary)  # type: ignore[arg-type]
+    if out is not None and not nothing_to_do:
+        result.recommender.save(out, overwrite=True, keep_checkpoint=True)
     if report is not None:
         from deepmf.report import write_report
 
         write_report(report, {model_name: result.recommender}, data_name=ratings.name,
                      split_name=chosen.name)
-    summary = result.to_dict()
+    summary = {**result.to_dict(), "nothing_to_do": nothing_to_do}
     if json:
         print_json(summary)
         return
     _print_history([EpochRecord(**r) for r in summary["history"]])
     _print_summary(summary, out, report)
+    if nothing_to_do:
+        console.print(f"nothing to do: the run in {out} had finished all {summary['epochs_run']} epochs and "
+                      "its model was saved", markup=False, soft_wrap=True)
+
+
+def _already_saved(out: Path, summary: dict[str, Any]) -> bool:
+    """True when resuming trained nothing more and OUT's model is this run's (its run id)."""
+    from deepmf.io import saved_run_id
+
+    return summary.get("epochs_run") == summary.get("resumed_from") and saved_run_id(out) == summary["run_id"]
 
 
 def _test_file_split(ratings: Ratings, test: Ratings, path: Path) -> Split:
@@ -148,21 +162,6 @@ def _test_file_split(ratings: Ratings, test: Ratings, path: Path) -> Split:
                  cold_users=len(np.unique(test.users[users < 0])),
                  cold_items=len(np.unique(test.items[items < 0])),
                  cold_test_ratings=int(np.count_nonzero((users < 0) | (items < 0))))
-
-
-@contextlib.contextmanager
-def _keep_checkpoint(out: Path) -> Iterator[None]:
-    """Saving replaces the model folder whole; park OUT/checkpoint beside it meanwhile so it survives."""
-    checkpoint = out / CHECKPOINT_SUBDIR
-    parked = out.parent / f".{out.name}.{CHECKPOINT_SUBDIR}"
-    if checkpoint.is_dir():
-        os.replace(checkpoint, parked)
-    try:
-        yield
-    finally:
-        if parked.is_dir():
-            out.mkdir(parents=True, exist_ok=True)
-            os.replace(parked, checkpoint)
 
 
 def _fmt(value: float | None, spec: str = ".4f") -> str:

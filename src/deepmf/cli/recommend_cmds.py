@@ -413,6 +413,9 @@ def evaluate(
         Path | None,
         typer.Option("--out", help="Save each fold's model under OUT/<fold>.", show_default=False),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace deepmf models already in OUT/<fold> (never anything else).")
+    ] = False,
     loader: LoaderFlags = LoaderFlags(),
     quiet: QuietOpt = False,
     json: JsonOpt = False,
@@ -421,6 +424,7 @@ def evaluate(
     from deepmf.data.splits import parse_split
     from deepmf.evaluation.cross_validation import cross_validate
     from deepmf.experiment import RunConfig, train_config_for
+    from deepmf.folders import check_model_target
 
     run = RunConfig.read(config) if config is not None else RunConfig()
     model_name = model or run.model
@@ -435,10 +439,13 @@ def evaluate(
     ratings = loader.load(data)
     spec = _default_split(ratings, split)
     splits = parse_split(spec, ratings, seed=train_config.seed)
+    if out is not None:  # before training any fold
+        for chosen in splits:
+            check_model_target(_fold_folder(out, chosen.name), overwrite=force)
 
     def on_fold(result: Any) -> None:
         if out is not None:
-            result.recommender.save(out / result.split.replace("/", "_").replace(":", "_"))
+            result.recommender.save(_fold_folder(out, result.split), overwrite=force)
         if not json:
             err_console.print(f"{result.split}: RMSE {result.metrics.get('rmse', float('nan')):.4f}")
 
@@ -459,6 +466,11 @@ def evaluate(
     console.print(
         _fold_table(f"{model_name} on {ratings.name} ({spec})", cv.folds, "split", k, cv.mean, cv.std)
     )
+
+
+def _fold_folder(out: Path, split_name: str) -> Path:
+    """OUT/<fold>, the fold's name made a folder name ("kfold:5/2" -> "kfold_5_2")."""
+    return out / split_name.replace("/", "_").replace(":", "_")
 
 
 def _split_models(values: list[str]) -> list[str]:
@@ -525,6 +537,10 @@ def compare(
     configs = {
         name: train_config_for(name, overrides) for name in names
     }  # refuse bad options before training
+    if report is not None:
+        from deepmf.report import check_report_target
+
+        check_report_target(report)
     ratings = loader.load(data)
     spec = _default_split(ratings, split)
     splits = parse_split(spec, ratings, seed=overrides.get("seed", 0))

@@ -117,7 +117,7 @@ class Evaluating(Ranking):
         top_items = np.concatenate(top) if top else np.zeros((0, k), dtype=np.int64)
         # They get index n_items, which no list contains.
         metrics = ranking_metrics(
-            top_items, indptr, np.where(indices < 0, self.n_items, indices), int(self._trained_items.sum())
+            top_items, indptr, np.where(indices < 0, self.n_items, indices), int(self._trained_items.sum()), k=k
         )
         metrics["n_ranked_users"] = metrics.pop("n_users")
         return metrics

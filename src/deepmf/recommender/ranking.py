@@ -52,6 +52,7 @@ class Ranking(Predictions):
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (items (B, k) with -1 padding, clipped scores (B, k)) per chunk of user indices."""
         device = self.device
+        k = min(k, self.n_items)  # bounded work: longer lists could only be padding
         candidates = self._candidates(min_ratings)
         untrained = torch.from_numpy(np.flatnonzero(~candidates)).to(device)
         n_candidates = int(candidates.sum())
@@ -129,8 +130,8 @@ class Ranking(Predictions):
         self._check_n(n)
         index = self._lookup(users, self.user_ids, self._trained_users, "error")
         parts = list(self._top_k(index, n, exclude_seen, min_ratings))
-        items = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, n), dtype=np.int64)
-        scores = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, n), dtype=np.float32)
+        items = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, 0), dtype=np.int64)
+        scores = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, 0), dtype=np.float32)
         rows, ranks = np.nonzero(items >= 0)
         picked = items[rows, ranks]
         return pd.DataFrame(

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+import numpy as np
 
 from deepmf.errors import ConfigError
 
@@ -52,9 +56,13 @@ class TrainConfig:
     sparse: bool = False
 
     def __post_init__(self) -> None:
+        self._check_types()
         self.optimizer = self.optimizer.lower()
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+        for name in ("lr", "weight_decay", "l2", "momentum"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"{_LABELS.get(name, name)} must be a finite number, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ConfigError(f"learning rate must be positive, got {self.lr}")
         for name in ("weight_decay", "l2", "momentum"):
@@ -73,6 +81,22 @@ class TrainConfig:
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
 
+    def _check_types(self) -> None:
+        """Each field has its declared type (a --config file or the Python API may pass anything); NumPy
+        numbers become Python ones so the config stays JSON-able."""
+        for name, kind in _TYPES.items():
+            value = getattr(self, name)
+            if value is None and name == "threads":
+                continue
+            is_bool = isinstance(value, (bool, np.bool_))
+            if is_bool != (kind is bool) or not (is_bool or isinstance(value, kind)):
+                wanted = {numbers.Integral: "an integer", numbers.Real: "a number"}.get(kind, kind.__name__)
+                raise ConfigError(f"{name} must be {wanted}, got {type(value).__name__} {value!r}")
+            if kind in (bool, numbers.Integral):
+                setattr(self, name, kind(value) if kind is bool else int(value))
+            elif kind is numbers.Real and not isinstance(value, (int, float)):
+                setattr(self, name, float(value))
+
     @property
     def steered_by_validation(self) -> bool:
         """Whether validation ratings change the result: early stopping (``patience``) or a plateau schedule."""
@@ -89,3 +113,12 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
         return cls(**values)
+
+
+_LABELS = {"lr": "learning rate"}
+_TYPES: dict[str, type] = {
+    "optimizer": str, "lr": numbers.Real, "weight_decay": numbers.Real, "l2": numbers.Real,
+    "momentum": numbers.Real, "batch_size": numbers.Integral, "epochs": numbers.Integral,
+    "patience": numbers.Integral, "seed": numbers.Integral, "device": str, "lr_schedule": str, "engine": str,
+    "threads": numbers.Integral, "sparse": bool,
+}

@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -69,6 +70,7 @@ class TrainResult:
         engine: name of the engine used.
         stopped_early: patience ran out before ``epochs``.
         resumed_from: the epoch a resumed run continued after (0 for a fresh run).
+        run_id: identifies the run across resumes (kept in its checkpoints and in the saved model's summary).
     """
 
     history: list[EpochRecord] = field(default_factory=list)
@@ -79,6 +81,7 @@ class TrainResult:
     engine: str = ""
     stopped_early: bool = False
     resumed_from: int = 0
+    run_id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,7 +149,7 @@ class Trainer:
     Args:
         config: training hyperparameters.
         checkpoint_dir: folder for a checkpoint after every epoch (None: no checkpoints).
-        resume: continue from the checkpoint in ``checkpoint_dir`` if there is one.
+        resume: continue from the checkpoint in ``checkpoint_dir`` (an error when there is none).
         progress: show a rich progress bar (on stderr).
         on_epoch: called with each EpochRecord after the epoch's checkpoint is written.
     """
@@ -168,10 +171,13 @@ class Trainer:
         validation RMSE and the best weights are restored.
 
         Raises:
-            ConfigError: bad device/engine/optimizer choices, a diverging run, or a checkpoint that does not
-                match this model, configuration or data.
+            ConfigError: bad device/engine/optimizer choices, a diverging run, ``resume`` without a checkpoint,
+                or a checkpoint that does not match this model, configuration or data.
             ModelFormatError: a damaged checkpoint folder.
+            OutputError: a checkpoint could not be written (see ``save_checkpoint``).
         """
+        if self.resume and not has_checkpoint(self.checkpoint_dir):  # type: ignore[arg-type]
+            raise ConfigError(f"nothing to resume: {self.checkpoint_dir} holds no checkpoint")
         config = self.config
         device = resolve_device(config.device)
         fork_devices = [device.index or 0] if device.type == "cuda" else []
@@ -181,9 +187,9 @@ class Trainer:
             engine = create_engine(engine_name, model, train, config, device)
             info = {"model": {"name": model.name, "config": _canonical(model.config_dict())},
                     "train_config": config.to_dict(), "fingerprint": data_fingerprint(train),
-                    "engine": engine_name}
+                    "engine": engine_name, "run_id": uuid.uuid4().hex}
             run = _RunState()
-            if self.resume and self.checkpoint_dir is not None and has_checkpoint(self.checkpoint_dir):
+            if self.resume:
                 self._restore(model, engine, run, info, device)
             resumed_from = len(run.history)
             has_valid = valid is not None and len(valid) > 0
@@ -202,6 +208,7 @@ class Trainer:
             engine=engine_name,
             stopped_early=run.stopped_early,
             resumed_from=resumed_from,
+            run_id=info["run_id"],
         )
 
     # ---- the epoch loop ------------------------------------------------------------------------------------
@@ -294,6 +301,7 @@ class Trainer:
         if saved.get("engine") != info["engine"]:
             raise ConfigError(f"{folder}: checkpoint was written by engine {saved.get('engine')!r}, "
                               f"not {info['engine']!r}")
+        info["run_id"] = saved.get("run_id") or info["run_id"]
         model.load_state_dict({k: v.to(device) for k, v in checkpoint.model_state.items()})
         engine.load_state_dict(checkpoint.state["engine"])
         torch.set_rng_state(checkpoint.state["rng"]["cpu"])

@@ -1,0 +1,95 @@
+"""Wrong types and values through the Python API and the CLI's number options: deepmf's typed errors only.
+
+``fit``, ``Recommender.load``/``save`` and ``TrainConfig`` raise ConfigError (a ValueError), ModelFormatError,
+OutputError (an OSError) or ResourceError (a MemoryError) — never a bare AttributeError, TypeError,
+IndexError, RuntimeError or MemoryError — with a one-line message that names the culprit. On the command line
+every float option refuses NaN, infinities and negatives, naming the option (``--l2 nan`` blames l2).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from _checks import FAST, assert_one_line_exit_2
+
+import deepmf
+from deepmf.errors import ConfigError, DeepMFError
+from deepmf.recommender import Recommender
+from deepmf.training.config import TrainConfig
+
+FIT_MISUSE: list[tuple[str, dict[str, Any], str]] = [
+    ("train is a name", {"train": "ml-100k"}, "train must be Ratings"),
+    ("train is None", {"train": None}, "train must be Ratings"),
+    ("model is a number", {"model": 3}, "model must be a model name"),
+    ("unknown model", {"model": "gpt"}, "unknown model"),
+    ("factors a string", {"factors": "abc"}, "factors"),
+    ("factors a float", {"factors": 2.5}, "factors"),
+    ("layers an object", {"model": "deepmf", "layers": object()}, "layers"),
+    ("dropout a string", {"model": "deepmf", "dropout": "x"}, "invalid option"),
+    ("dropout 2", {"model": "deepmf", "dropout": 2.0}, "dropout"),
+    ("epochs -1", {"epochs": -1}, "epochs"),
+    ("epochs 2.5", {"epochs": 2.5}, "epochs must be an integer"),
+    ("lr nan", {"lr": float("nan")}, "learning rate must be a finite number"),
+    ("lr a string", {"lr": "fast"}, "lr must be a number"),
+    ("l2 inf", {"l2": float("inf")}, "l2 must be a finite number"),
+    ("valid_fraction a string", {"valid_fraction": "x"}, "validation fraction"),
+    ("valid_fraction nan", {"valid_fraction": float("nan")}, "validation fraction"),
+    ("device a number", {"device": 3}, "device must be str"),
+    ("unknown device", {"device": "tpu"}, "unknown device"),
+    ("init_std nan", {"init_std": float("nan")}, "init_std"),
+    ("unknown option", {"bogus": 1}, "unknown option"),
+    ("sparse 1", {"sparse": 1}, "sparse must be bool"),
+]
+
+
+@pytest.mark.parametrize(("changes", "match"), [(c, m) for _, c, m in FIT_MISUSE],
+                         ids=[name for name, _, _ in FIT_MISUSE])
+def test_fit_misuse_raises_config_error(trained, ratings_csv, changes: dict[str, Any], match: str) -> None:
+    arguments = {"train": deepmf.load(str(ratings_csv)), "model": "mf", "epochs": 1, "threads": 1, **changes}
+    train = arguments.pop("train")
+    with pytest.raises(ConfigError, match=match) as info:
+        deepmf.fit(train, **arguments)
+    assert isinstance(info.value, ValueError) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("device", [5, "tpu", "cuda:x"])
+def test_load_on_a_bad_device_raises_config_error(model_dir, device: Any) -> None:
+    with pytest.raises(ConfigError):
+        Recommender.load(model_dir, device=device)
+
+
+@pytest.mark.parametrize("options", [{"overwrite": "yes"}, {"keep_checkpoint": 1}])
+def test_save_flags_must_be_booleans(trained, tmp_path, options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match="True or False"):
+        trained.save(tmp_path / "m", **options)
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("values", [{"lr": "abc"}, {"optimizer": 3}, {"epochs": True}, {"threads": 1.5},
+                                    {"momentum": float("-inf")}, {"weight_decay": -1}])
+def test_train_config_from_a_config_file_is_typed(values: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        TrainConfig.from_dict(values)
+
+
+@pytest.mark.parametrize(("flag", "value", "name"), [
+    ("--l2", "nan", "l2"), ("--l2", "inf", "l2"), ("--l2", "-1", "l2"),
+    ("--lr", "nan", "learning rate"), ("--lr", "inf", "learning rate"), ("--lr", "0", "learning rate"),
+    ("--weight-decay", "nan", "weight_decay"), ("--weight-decay", "-inf", "weight_decay"),
+    ("--val-fraction", "nan", "validation fraction"), ("--dropout", "nan", "dropout"),
+])
+def test_float_options_refuse_nan_infinity_and_negatives_naming_the_option(run, ratings_csv, flag: str,
+                                                                           value: str, name: str) -> None:
+    model = ("--model", "deepmf") if flag == "--dropout" else ()
+    assert_one_line_exit_2(run("train", ratings_csv, *model, flag, value, *FAST), name)
+
+
+def test_every_refusal_is_a_deepmf_error() -> None:
+    # The typed errors callers may catch as the standard families.
+    from deepmf.errors import ModelFormatError, OutputError, ResourceError
+
+    assert issubclass(ConfigError, ValueError) and issubclass(OutputError, OSError)
+    assert issubclass(ResourceError, MemoryError)
+    assert all(issubclass(kind, DeepMFError) for kind in (ConfigError, OutputError, ResourceError,
+                                                          ModelFormatError))
