@@ -39,3 +39,10 @@ class ModelFormatError(DeepMFError):
 
 class DownloadError(DeepMFError):
     """A data set could not be downloaded, verified or extracted."""
+
+
+class DistributedError(DeepMFError):
+    """A data-parallel job failed: a peer process died or hung, or the process group could not be formed.
+
+    Not a user mistake: the CLI prints the line and exits 1; rerunning with ``--resume`` continues the run.
+    """

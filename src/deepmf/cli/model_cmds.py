@@ -31,6 +31,7 @@ from deepmf.cli.options import (
 from deepmf.data.ratings import Ratings
 from deepmf.data.splits import Split, parse_split
 from deepmf.errors import ConfigError
+from deepmf.training.distributed import DEFAULT_TIMEOUT, process_group
 from deepmf.training.trainer import EpochRecord
 
 CHECKPOINT_SUBDIR = "checkpoint"
@@ -90,9 +91,16 @@ def train(
                                            help="Write a Markdown report with plots here.")] = None,
     quiet: Annotated[bool, _option("--quiet", help="No progress bar.")] = False,
     json: JsonOpt = False,
+    dist_timeout: Annotated[float, typer.Option(
+        "--dist-timeout", help="Under torchrun: seconds a process waits for the others before the job stops "
+        "(longer than writing one checkpoint).")] = DEFAULT_TIMEOUT,
     loader: LoaderFlags = LoaderFlags(),
 ) -> None:
-    """Train a model on DATA minus the split's test part (or all of DATA with --test FILE), then test it."""
+    """Train a model on DATA minus the split's test part (or all of DATA with --test FILE), then test it.
+
+    Under torchrun (`torchrun --nproc-per-node N -m deepmf train ...`) the N processes train one model
+    data-parallel; process 0 prints, checkpoints, tests and saves it.
+    """
     from deepmf.experiment import RunConfig, run_experiment, train_config_for
 
     if resume and out is None:
@@ -121,9 +129,12 @@ def train(
         chosen = splits[0]
 
     checkpoint_dir = out / CHECKPOINT_SUBDIR if out is not None else None
-    result = run_experiment(ratings, chosen, model_name, model_options, train_config,
-                            valid_fraction=val_fraction, progress=not (quiet or json),
-                            checkpoint_dir=checkpoint_dir, resume=resume)
+    with process_group(train_config.device, dist_timeout) as env:
+        result = run_experiment(ratings, chosen, model_name, model_options, train_config,
+                                valid_fraction=val_fraction, progress=not (quiet or json),
+                                checkpoint_dir=checkpoint_dir, resume=resume)
+    if not env.is_main:
+        return
     if out is not None:
         with _keep_checkpoint(out):
             result.recommender.save(out)
@@ -197,7 +208,8 @@ def _print_summary(summary: dict[str, Any], out: Path | None, report: Path | Non
     rows += [("epochs", f"{summary['epochs_run']} (best {summary['best_epoch']}"
                         f"{', stopped early' if summary['stopped_early'] else ''})"),
              ("training", f"{summary['train_seconds']:.2f} s, "
-                          f"{summary['ratings_per_second']:,.0f} ratings/s, engine {summary['engine']}")]
+                          f"{summary['ratings_per_second']:,.0f} ratings/s, engine {summary['engine']}"
+                          + (f", {summary['world_size']} processes" if summary["world_size"] > 1 else ""))]
     if out is not None:
         rows.append(("saved", str(out)))
     if report is not None:
