@@ -209,7 +209,13 @@ def shard_epoch(n: int, batch_size: int, rank: int, world_size: int) -> tuple[to
 
     Returns:
         (positions (int64, on the CPU), steps): ``permutation[positions]`` is the rank's shard in step order.
+
+    Raises:
+        ConfigError: ``batch_size`` is smaller than ``world_size`` (some rank would have nothing to train on).
     """
+    if batch_size < world_size:
+        raise ConfigError(f"batch size {batch_size} is smaller than the {world_size} processes that share each "
+                          "batch: raise --batch-size or use fewer processes")
     full, tail = divmod(n, batch_size)
     low, high = rank * batch_size // world_size, (rank + 1) * batch_size // world_size
     starts = torch.arange(full, dtype=torch.int64) * batch_size
