@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from hypothesis import given, settings
@@ -25,6 +27,7 @@ from hypothesis import strategies as st
 
 from deepmf.cli.app import _register, app
 from deepmf.cli.common import run_app
+from deepmf.data.ratings import Ratings
 from deepmf.errors import ConfigError, DistributedError
 from deepmf.models.registry import create_model
 from deepmf.training.checkpoint import Checkpoint
@@ -203,6 +206,53 @@ def test_resuming_with_auto_continues_with_the_checkpoints_engine(tiny_ratings) 
     assert trainer._engine_name(model, torch.device("cpu"), None, written_by_numba) == "numba"
 
 
+# ---- the engine's data-parallel path, in this process ----------------------------------------------------------
+@pytest.fixture()
+def group_of_one(tmp_path: Path):
+    """A real gloo process group of one rank: DDP runs (hooks, all-reduce, sparse buckets) without other processes."""
+    store = torch.distributed.FileStore(str(tmp_path / "store"), 1)
+    torch.distributed.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        yield DataParallel(DistEnv(0, 0, 1, 1), torch.device("cpu"))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.parametrize(("model_name", "options", "train_options"), [
+    ("mf", {"factors": 8}, {"l2": 0.05}),
+    ("mf", {"factors": 8}, {"optimizer": "sparse_adam", "lr": 0.02}),
+    ("deepmf", {"factors": 4, "layers": (8,), "dropout": 0.2, "batchnorm": True}, {"l2": 0.1}),
+    ("deepmf", {"factors": 4, "layers": (8,), "head": "classification"}, {}),
+    ("neumf", {"factors": 4, "layers": (8,)}, {"weight_decay": 1e-4}),
+])
+def test_the_data_parallel_step_is_the_one_process_step(group_of_one: DataParallel, model_name: str,
+                                                        options: dict, train_options: dict,
+                                                        request: pytest.FixtureRequest) -> None:
+    from deepmf.training.engines.torch_engine import TorchEngine
+
+    rng = np.random.default_rng(2)
+    users, items = np.nonzero(rng.random((40, 30)) < 0.6)  # 1..5 stars: the classification head needs a scale
+    stars = np.clip(np.rint(3 + rng.normal(size=40)[users] + rng.normal(size=30)[items]), 1, 5)
+    data = Ratings.from_frame(pd.DataFrame({"user": users, "item": items, "rating": stars}))
+    config = TrainConfig(**{"optimizer": "adam", "lr": 0.01, "batch_size": 64, "seed": 1, "threads": 1,
+                            "engine": "torch", **train_options})
+    rmses, weights = [], []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the Trainer would for threads=1 (tiny batches: more threads only wait)
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
+    for distributed in (False, True):
+        torch.manual_seed(0)
+        model = create_model(model_name, data, **options)
+        engine = TorchEngine(model, data, config, torch.device("cpu"))
+        if distributed:
+            engine.distribute(group_of_one)
+        rmses.append([engine.train_epoch(epoch) for epoch in (1, 2)])
+        weights.append(model.state_dict())
+    assert rmses[1] == pytest.approx(rmses[0], rel=1e-6)
+    for name, value in weights[0].items():
+        torch.testing.assert_close(weights[1][name], value, rtol=1e-5, atol=1e-6)
+
+
 # ---- end to end: torchrun jobs on ML-100K u1 ------------------------------------------------------------------
 # A small deep MF, a few epochs, one thread per process: seconds per job on 2 cores.
 SMALL = ("--split", "u1", "--model", "deepmf", "--factors", "16", "--layers", "32", "--patience", "0",
@@ -226,17 +276,22 @@ def _finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str, 
     return process.returncode, out, err
 
 
-@pytest.fixture(scope="module")
-def one_process(data_root: Path) -> dict:
-    """The same training in this (one) process: the reference the jobs must follow."""
+def _train_here(*args: object) -> dict:
+    """``deepmf train ml-100k ARGS`` in this process (no torchrun): its JSON summary."""
     stdout = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(stdout):
-        patch.setattr(sys, "argv", ["deepmf", "train", "ml-100k", *SMALL, *EPOCHS])
+        patch.setattr(sys, "argv", ["deepmf", "train", "ml-100k", *map(str, args)])
         _register()
         with pytest.raises(SystemExit) as exit_code:
             run_app(app)
     assert exit_code.value.code == 0
     return json.loads(stdout.getvalue())
+
+
+@pytest.fixture(scope="module")
+def one_process(data_root: Path) -> dict:
+    """The same training in this (one) process: the reference the jobs must follow."""
+    return _train_here(*SMALL, *EPOCHS)
 
 
 def _assert_follows(summary: dict, reference: dict) -> None:
@@ -305,6 +360,10 @@ def test_a_killed_rank_stops_the_job_and_resume_finishes_it(data_root: Path, tmp
     assert [h["epoch"] for h in summary["history"]] == list(range(1, 16))
     # It continued after the last complete epoch: the epochs before the kill are the checkpoint's, untouched.
     assert summary["history"][:before["epoch"]] == before["history"]
+    # The checkpoint does not depend on the number of processes: one process resumes it (nothing left to train).
+    again = _train_here(*SMALL, *epochs, "--out", out, "--resume")
+    assert again["world_size"] == 1 and again["history"] == summary["history"]
+    assert again["test"]["rmse"] == pytest.approx(summary["test"]["rmse"], abs=1e-6)
     assert summary["test"]["rmse"] < 0.98
 
 

@@ -14,6 +14,7 @@ its share of the batch, so the step is the gradient of the global batch's mean l
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import os
 import re
@@ -129,6 +130,7 @@ def process_group(device: str | torch.device | None = None,
         try:
             yield env
         finally:
+            gc.collect()  # free the DDP wrappers (their reducers hold the group) before the group goes
             dist.destroy_process_group()
 
 
