@@ -140,17 +140,30 @@ def test_each_rank_draws_its_own_dropout_stream() -> None:
 
 
 def test_a_peer_that_never_joins_ends_in_one_clear_error(torchrun_env, monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     torchrun_env(RANK=0, LOCAL_RANK=0, WORLD_SIZE=2, LOCAL_WORLD_SIZE=2)
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
-    monkeypatch.setenv("MASTER_PORT", str(port))
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
     started = time.monotonic()
     with pytest.raises(DistributedError, match="--resume"), process_group("cpu", timeout=1.0):
         pass
     assert time.monotonic() - started < 30
     assert not torch.distributed.is_initialized()
+
+
+def test_a_lost_peer_exits_1_and_each_rank_names_itself(torchrun_env, capsys: pytest.CaptureFixture[str]) -> None:
+    import typer
+
+    failing = typer.Typer()
+
+    @failing.command()
+    def job() -> None:
+        raise DistributedError("the 2-process group failed")
+
+    torchrun_env(RANK=1, LOCAL_RANK=1, WORLD_SIZE=2, LOCAL_WORLD_SIZE=2)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", ["deepmf"])
+        assert run_app(failing) == 1  # not the user's mistake: not exit 2
+    assert capsys.readouterr().err.strip() == "error: rank 1: the 2-process group failed"
 
 
 def test_only_train_runs_under_torchrun(run, torchrun_env) -> None:
