@@ -29,6 +29,7 @@ from deepmf.cli.app import _register, app
 from deepmf.cli.common import run_app
 from deepmf.data.ratings import Ratings
 from deepmf.errors import ConfigError, DistributedError
+from deepmf.experiment import train_config_for
 from deepmf.models.registry import create_model
 from deepmf.training.checkpoint import Checkpoint
 from deepmf.training.config import TrainConfig
@@ -185,7 +186,8 @@ def tiny_ratings():
 def _engine_name(model_name: str, ratings, rank: int = 0, **train_options: object) -> str:
     model = create_model(model_name, ratings)
     group = DataParallel(DistEnv(rank, rank, 2, 2), torch.device("cpu"))
-    return Trainer(TrainConfig(**train_options))._engine_name(model, torch.device("cpu"), group, None)
+    config = train_config_for(model_name, train_options)  # the model's tuned defaults, as the CLI does
+    return Trainer(config)._engine_name(model, torch.device("cpu"), group, None)
 
 
 def test_mf_switches_to_the_torch_engine_and_says_so(tiny_ratings, capsys: pytest.CaptureFixture[str]) -> None:
@@ -194,6 +196,7 @@ def test_mf_switches_to_the_torch_engine_and_says_so(tiny_ratings, capsys: pytes
     assert _engine_name("mf", tiny_ratings, rank=1) == "torch"
     assert capsys.readouterr().err == ""  # only rank 0 speaks
     assert _engine_name("deepmf", tiny_ratings) == "torch"
+    assert _engine_name("svdpp", tiny_ratings, engine="torch") == "torch"  # asked for by name
     assert capsys.readouterr().err == ""
 
 
@@ -201,6 +204,9 @@ def test_mf_switches_to_the_torch_engine_and_says_so(tiny_ratings, capsys: pytes
     ("bayes", {}, "model 'bayes' with engine 'gibbs' trains in one process: run it without torchrun$"),
     ("autorec", {}, "engine 'autorec' trains in one process"),
     ("mf", {"engine": "numba"}, r"engine 'numba' trains in one process: .*\(or pass --engine torch\)"),
+    # SVD++'s defaults are tuned for its compiled engine: no quiet switch to a worse model.
+    ("svdpp", {}, r"engine 'svdpp' trains in one process: .*--engine torch, whose results with this model's "
+                  r"default settings are worse"),
 ])
 def test_one_process_engines_refuse_a_job_of_several(tiny_ratings, model: str, options: dict[str, object],
                                                       message: str) -> None:

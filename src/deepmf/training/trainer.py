@@ -244,13 +244,20 @@ class Trainer:
         if group is None or name in DATA_PARALLEL_ENGINES:
             return name
         parallel = [e for e in allowed if e in DATA_PARALLEL_ENGINES]
-        if config.engine == "auto" and parallel:
+        tuned = getattr(model, "tuned_engines", None) or allowed
+        switch = [e for e in parallel if e in tuned]
+        if config.engine == "auto" and switch:
             if group.is_main:
                 Console(stderr=True, highlight=False, soft_wrap=True).print(
-                    f"note: model {model.name!r} trains with the {parallel[0]} engine in this {group.env.world_size}"
+                    f"note: model {model.name!r} trains with the {switch[0]} engine in this {group.env.world_size}"
                     f"-process job (its default engine, {name}, runs in one process)", markup=False)
-            return parallel[0]
-        hint = f" (or pass --engine {parallel[0]})" if parallel else ""
+            return switch[0]
+        hint = ""
+        if parallel and config.engine == "auto":
+            hint = (f" (or pass --engine {parallel[0]}, whose results with this model's default settings are "
+                    f"worse: they were tuned for engine {name!r})")
+        elif parallel:
+            hint = f" (or pass --engine {parallel[0]})"
         raise ConfigError(f"model {model.name!r} with engine {name!r} trains in one process: run it without "
                           f"torchrun{hint}")
 
