@@ -59,3 +59,10 @@ class OutputError(DeepMFError, OSError):
 
 class ResourceError(DeepMFError, MemoryError):
     """A model whose tables would not fit in the available memory; refused before anything is allocated."""
+
+
+class DistributedError(DeepMFError):
+    """A data-parallel job failed: a peer process died or hung, or the process group could not be formed.
+
+    Not a user mistake: the CLI prints the line and exits 1; rerunning with ``--resume`` continues the run.
+    """

@@ -155,6 +155,7 @@ class ExperimentResult:
             "ratings_per_second": summary.get("ratings_per_second"),
             "engine": summary.get("engine"),
             "stopped_early": summary.get("stopped_early"),
+            "world_size": summary.get("world_size", 1),
             "seconds": self.seconds,
             "history": self.recommender.history,
         }
@@ -190,6 +191,7 @@ def run_experiment(
     Raises:
         ConfigError: bad options or fraction; DataError from the split.
     """
+    from deepmf.training.distributed import is_main
     from deepmf.training.fit import train_model
 
     config = train_config if train_config is not None else train_config_for(model_name)
@@ -203,7 +205,7 @@ def run_experiment(
     )
     # Every training rating counts as seen, validation included: the user rated those items.
     recommender = Recommender.from_trained(trained, data, split.train)
-    if len(split.test):
+    if len(split.test) and is_main():  # in a torchrun job rank 0 tests, on the whole test part
         recommender.evaluation = recommender.evaluate(split.test, k=k, relevant_threshold=relevant_threshold)
     return ExperimentResult(
         model_name,

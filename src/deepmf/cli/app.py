@@ -12,6 +12,7 @@ import sys
 import typer
 
 from deepmf.cli import common
+from deepmf.errors import ConfigError
 
 app = typer.Typer(
     name="deepmf",
@@ -23,8 +24,17 @@ app = typer.Typer(
 
 
 @app.callback()
-def root() -> None:
+def root(ctx: typer.Context) -> None:
     """deepmf: train, evaluate and serve (deep) matrix factorization recommenders."""
+    if not common.under_torchrun() or ctx.invoked_subcommand == "train":
+        return
+    from deepmf.training.distributed import dist_env
+
+    world_size = dist_env().world_size
+    if world_size > 1:
+        # Every process would repeat the whole command; only `train` splits its work across processes.
+        raise ConfigError(f"`deepmf {ctx.invoked_subcommand}` runs in one process; of the deepmf commands only "
+                          f"`train` runs under torchrun (WORLD_SIZE={world_size})")
 
 
 @app.command()

@@ -29,6 +29,7 @@ from deepmf.data.ratings import Ratings
 from deepmf.data.splits import Split, parse_split
 from deepmf.errors import ConfigError
 from deepmf.folders import CHECKPOINT_DIR, check_run_folder
+from deepmf.training.distributed import DEFAULT_TIMEOUT, dist_env, process_group
 from deepmf.training.trainer import EpochRecord
 
 
@@ -88,14 +89,23 @@ def train(
                                            help="Write a Markdown report with plots here.")] = None,
     quiet: Annotated[bool, _option("--quiet", help="No progress bar.")] = False,
     json: JsonOpt = False,
+    dist_timeout: Annotated[float, typer.Option(
+        "--dist-timeout", help="Under torchrun: seconds a process waits for the others before the job stops "
+        "(longer than writing one checkpoint).")] = DEFAULT_TIMEOUT,
     loader: LoaderFlags = LoaderFlags(),
 ) -> None:
-    """Train a model on DATA minus the split's test part (or all of DATA with --test FILE), then test it."""
+    """Train a model on DATA minus the split's test part (or all of DATA with --test FILE), then test it.
+
+    Under torchrun (`torchrun --nproc-per-node N -m deepmf train ...`) the N processes train one model
+    data-parallel; process 0 prints, checkpoints, tests and saves it.
+    """
     from deepmf.experiment import RunConfig, run_experiment, train_config_for
 
     if resume and out is None:
         raise ConfigError("--resume needs --out DIR (the run's checkpoint is in DIR/checkpoint)")
-    if out is not None:  # before hours of training, not after
+    # Before hours of training, not after; in a torchrun job only process 0 writes, so only it checks and
+    # recovers the folder (the others would race it).
+    if out is not None and dist_env().rank == 0:
         check_run_folder(out, force=force, resume=resume)
     if report is not None:
         from deepmf.report import check_report_target
@@ -125,9 +135,12 @@ def train(
         chosen = splits[0]
 
     checkpoint_dir = out / CHECKPOINT_DIR if out is not None else None
-    result = run_experiment(ratings, chosen, model_name, model_options, train_config,
-                            valid_fraction=val_fraction, progress=not (quiet or json),
-                            checkpoint_dir=checkpoint_dir, resume=resume)
+    with process_group(train_config.device, dist_timeout) as env:
+        result = run_experiment(ratings, chosen, model_name, model_options, train_config,
+                                valid_fraction=val_fraction, progress=not (quiet or json),
+                                checkpoint_dir=checkpoint_dir, resume=resume)
+    if not env.is_main:
+        return
     nothing_to_do = resume and _already_saved(out, result.recommender.summary)  # type: ignore[arg-type]
     if out is not None and not nothing_to_do:
         result.recommender.save(out, overwrite=True, keep_checkpoint=True)
@@ -196,7 +209,8 @@ def _print_summary(summary: dict[str, Any], out: Path | None, report: Path | Non
     rows += [("epochs", f"{summary['epochs_run']} (best {summary['best_epoch']}"
                         f"{', stopped early' if summary['stopped_early'] else ''})"),
              ("training", f"{summary['train_seconds']:.2f} s, "
-                          f"{summary['ratings_per_second']:,.0f} ratings/s, engine {summary['engine']}")]
+                          f"{summary['ratings_per_second']:,.0f} ratings/s, engine {summary['engine']}"
+                          + (f", {summary['world_size']} processes" if summary["world_size"] > 1 else ""))]
     if out is not None:
         rows.append(("saved", str(out)))
     if report is not None:

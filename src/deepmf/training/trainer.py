@@ -4,6 +4,12 @@ Engines (training/engines) only run one epoch of updates; everything around them
 and engine gets the same honest bookkeeping. Randomness: the engine shuffles with its own generator seeded by
 ``config.seed``; dropout draws from torch's global generator, which ``fit`` seeds inside ``fork_rng`` (the
 caller's global RNG state is restored afterwards) and saves in every checkpoint.
+
+Under torchrun (a process group of several ranks, training/distributed.py) the same loop trains data-parallel:
+every rank runs it, the engine trains the rank's shard of each epoch, rank 0 alone validates (the others get
+its RMSE, so early stopping decides alike everywhere), shows progress and writes checkpoints. A checkpoint
+holds the unwrapped model, the optimizer state (the same on every rank) and the shuffling generator (shared
+by the ranks), so a run resumes with any number of processes.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from deepmf.device import resolve_device
 from deepmf.errors import ConfigError
-from deepmf.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from deepmf.training.engines import create_engine, select_engine
+from deepmf.training.checkpoint import Checkpoint, has_checkpoint, load_checkpoint, save_checkpoint
+from deepmf.training.distributed import DataParallel, cpu_threads, current_group, rank_seed
+from deepmf.training.engines import ENGINES, create_engine, select_engine
 
 if TYPE_CHECKING:
     from deepmf.data.ratings import Ratings, RatingTensors
@@ -35,6 +42,8 @@ if TYPE_CHECKING:
 
 # Train-config keys that may differ on resume: they change speed, not results.
 RESUME_FREE_KEYS = ("threads", "device")
+# Engines that can train one model in several processes (they implement ``distribute``).
+DATA_PARALLEL_ENGINES = ("torch",)
 EVAL_BATCH = 1 << 16
 
 
@@ -71,6 +80,7 @@ class TrainResult:
         stopped_early: patience ran out before ``epochs``.
         resumed_from: the epoch a resumed run continued after (0 for a fresh run).
         run_id: identifies the run across resumes (kept in its checkpoints and in the saved model's summary).
+        world_size: processes that trained the model together (1 outside torchrun).
     """
 
     history: list[EpochRecord] = field(default_factory=list)
@@ -82,6 +92,7 @@ class TrainResult:
     stopped_early: bool = False
     resumed_from: int = 0
     run_id: str = ""
+    world_size: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -180,21 +191,31 @@ class Trainer:
             raise ConfigError(f"nothing to resume: {self.checkpoint_dir} holds no checkpoint")
         config = self.config
         device = resolve_device(config.device)
+        group = current_group(device)
+        threads = config.threads
+        if group is not None:
+            device = group.device
+            if threads is None and device.type == "cpu":
+                threads = cpu_threads(group.env)
         fork_devices = [device.index or 0] if device.type == "cuda" else []
-        with _threads(config.threads), torch.random.fork_rng(devices=fork_devices):
+        with _threads(threads), torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(config.seed)
-            engine_name = select_engine(model, config, device)
+            checkpoint = (load_checkpoint(self.checkpoint_dir) if self.resume and self.checkpoint_dir is not None
+                          and has_checkpoint(self.checkpoint_dir) else None)
+            engine_name = self._engine_name(model, device, group, checkpoint)
             engine = create_engine(engine_name, model, train, config, device)
             info = {"model": {"name": model.name, "config": _canonical(model.config_dict())},
                     "train_config": config.to_dict(), "fingerprint": data_fingerprint(train),
                     "engine": engine_name, "run_id": uuid.uuid4().hex}
             run = _RunState()
-            if self.resume:
-                self._restore(model, engine, run, info, device)
+            if checkpoint is not None:
+                self._restore(checkpoint, model, engine, run, info, device)
             resumed_from = len(run.history)
+            if group is not None:
+                self._join(group, engine, info, resumed_from)
             has_valid = valid is not None and len(valid) > 0
             valid_tensors = valid.to(device, timestamps=model.uses_time) if has_valid else None
-            self._loop(model, engine, train, valid_tensors, run, info, device)
+            self._loop(model, engine, train, valid_tensors, run, info, device, group)
         if run.best_state is not None and config.patience > 0:
             model.load_state_dict(run.best_state)
         history = run.history
@@ -209,24 +230,77 @@ class Trainer:
             stopped_early=run.stopped_early,
             resumed_from=resumed_from,
             run_id=info["run_id"],
+            world_size=1 if group is None else group.env.world_size,
         )
+
+    def _engine_name(self, model: RatingModel, device: torch.device, group: DataParallel | None,
+                     checkpoint: Checkpoint | None) -> str:
+        """The configured engine; with ``auto``, the resumed run's engine, or under torchrun a data-parallel one.
+
+        Raises:
+            ConfigError: no engine of the model can do what is asked (e.g. Bayesian MF under torchrun).
+        """
+        config = self.config
+        allowed: tuple[str, ...] = getattr(model, "engines", ("torch",))
+        if config.engine == "auto" and checkpoint is not None:
+            saved = checkpoint.info.get("engine")
+            if (saved in allowed and device.type in ENGINES[saved][2]
+                    and (group is None or saved in DATA_PARALLEL_ENGINES)):
+                return str(saved)
+        name = select_engine(model, config, device)
+        if group is None or name in DATA_PARALLEL_ENGINES:
+            return name
+        parallel = [e for e in allowed if e in DATA_PARALLEL_ENGINES]
+        tuned = getattr(model, "tuned_engines", None) or allowed
+        switch = [e for e in parallel if e in tuned]
+        if config.engine == "auto" and switch:
+            if group.is_main:
+                Console(stderr=True, highlight=False, soft_wrap=True).print(
+                    f"note: model {model.name!r} trains with the {switch[0]} engine in this {group.env.world_size}"
+                    f"-process job (its default engine, {name}, runs in one process)", markup=False)
+            return switch[0]
+        hint = ""
+        if parallel and config.engine == "auto":
+            hint = (f" (or pass --engine {parallel[0]}, whose results with this model's default settings are "
+                    f"worse: they were tuned for engine {name!r})")
+        elif parallel:
+            hint = f" (or pass --engine {parallel[0]})"
+        raise ConfigError(f"model {model.name!r} with engine {name!r} trains in one process: run it without "
+                          f"torchrun{hint}")
+
+    def _join(self, group: DataParallel, engine: Any, info: dict[str, Any], resumed_from: int) -> None:
+        """Check that every rank trains the same thing from the same epoch, then hand the engine the group."""
+        # run_id is each process's own draw; only rank 0's is ever written.
+        same = {**{k: v for k, v in info.items() if k != "run_id"},
+                "train_config": {k: v for k, v in info["train_config"].items() if k not in RESUME_FREE_KEYS},
+                "epoch": resumed_from}
+        group.check_same(json.dumps(same, sort_keys=True),
+                         "training data, options or checkpoint epoch (run the same command on the same data; "
+                         "with --resume, the checkpoint folder must be on storage every machine sees)")
+        if not group.is_main:
+            # Dropout masks: each rank its own stream. Rank 0's is the one a checkpoint carries, as in one process.
+            torch.manual_seed(rank_seed(self.config.seed, group.env.rank, resumed_from))
+        engine.distribute(group)
 
     # ---- the epoch loop ------------------------------------------------------------------------------------
     def _loop(self, model: RatingModel, engine: Any, train: Ratings, valid: RatingTensors | None,
-              run: _RunState, info: dict[str, Any], device: torch.device) -> None:
+              run: _RunState, info: dict[str, Any], device: torch.device, group: DataParallel | None) -> None:
         config = self.config
         first = len(run.history) + 1
         if run.stopped_early or first > config.epochs:
             return
         scale = train.scale
-        with self._progress_bar() as bar:
+        main = group is None or group.is_main
+        with self._progress_bar(main) as bar:
             task = bar.add_task("training", total=config.epochs, completed=first - 1, status="")
             for epoch in range(first, config.epochs + 1):
                 started = time.perf_counter()
                 train_rmse = engine.train_epoch(epoch)
                 train_seconds = time.perf_counter() - started
                 val_rmse = (evaluate_rmse(model, valid, scale.minimum, scale.maximum)
-                            if valid is not None else None)
+                            if valid is not None and main else None)
+                if valid is not None and group is not None:
+                    val_rmse = group.broadcast_float(val_rmse)
                 step_schedule = getattr(engine, "step_schedule", None)
                 if step_schedule is not None:
                     step_schedule(val_rmse)
@@ -234,7 +308,7 @@ class Trainer:
                                      len(train) / max(train_seconds, 1e-9))
                 run.history.append(record)
                 self._track_best(model, run, record)
-                if self.checkpoint_dir is not None:
+                if self.checkpoint_dir is not None and main:
                     self._save(model, engine, run, info, device)
                 status = f"train {train_rmse:.4f}" + (f"  val {val_rmse:.4f}" if val_rmse is not None else "")
                 bar.update(task, advance=1, status=status)
@@ -257,10 +331,10 @@ class Trainer:
             raise ConfigError(f"validation RMSE is not finite after epoch {record.epoch}: "
                               f"lower the learning rate (now {self.config.lr})")
 
-    def _progress_bar(self) -> Progress:
+    def _progress_bar(self, main: bool) -> Progress:
         return Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(),
                         TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
-                        console=Console(stderr=True), disable=not self.progress, transient=True)
+                        console=Console(stderr=True), disable=not (self.progress and main), transient=True)
 
     # ---- checkpoints ---------------------------------------------------------------------------------------
     def _save(self, model: RatingModel, engine: Any, run: _RunState, info: dict[str, Any],
@@ -276,9 +350,8 @@ class Trainer:
         save_checkpoint(self.checkpoint_dir, info=document, model_state=model.state_dict(),  # type: ignore[arg-type]
                         best_state=run.best_state, state=state)
 
-    def _restore(self, model: RatingModel, engine: Any, run: _RunState, info: dict[str, Any],
-                 device: torch.device) -> None:
-        checkpoint = load_checkpoint(self.checkpoint_dir)  # type: ignore[arg-type]
+    def _restore(self, checkpoint: Checkpoint, model: RatingModel, engine: Any, run: _RunState,
+                 info: dict[str, Any], device: torch.device) -> None:
         saved = checkpoint.info
         folder = self.checkpoint_dir
         saved_model = saved.get("model", {})

@@ -4,7 +4,9 @@ Speed comes from doing nothing per sample: the training ratings live as tensors 
 draws one ``randperm`` from the engine's own generator, gathers the shuffled columns once and then slices
 contiguous batches. The epoch's squared error accumulates in a device tensor, so the only host sync is at the
 epoch's end. With sparse gradients (``sparse_adam``, or ``sparse=True`` with SGD/Adagrad) an optimizer step
-touches only the embedding rows the batch used, which is what makes large tables cheap.
+touches only the embedding rows the batch used, which is what makes large tables cheap. Under torchrun
+(``distribute``) each rank trains its shard of every global batch (training/distributed.py) and DDP averages
+the gradients, sparse ones included (gloo; NCCL reduces only dense gradients).
 
 Models with Linear layers (deep MF, NeuMF) run their forward pass under bfloat16 autocast where the hardware
 multiplies bfloat16 natively (CPUs with AVX512-BF16 or AMX, CUDA GPUs that support it): a 16K x 64 x 64 matmul
@@ -33,11 +35,13 @@ import torch
 from torch import nn
 
 from deepmf.errors import ConfigError
+from deepmf.training.distributed import epoch_steps
 
 if TYPE_CHECKING:
     from deepmf.data.ratings import Ratings
     from deepmf.models.base import RatingModel
     from deepmf.training.config import TrainConfig
+    from deepmf.training.distributed import DataParallel
 
 # Optimizers that accept sparse embedding gradients (SparseAdam only accepts sparse ones).
 SPARSE_CAPABLE = ("sgd", "adagrad", "sparse_adam")
@@ -115,6 +119,24 @@ def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> Any:
     return None
 
 
+class _Outputs(nn.Module):
+    """``(model output, L2 penalty or None)`` of a batch: the forward pass a step differentiates.
+
+    A module rather than a method so that data-parallel training can wrap it in DDP, whose gradient hooks
+    only fire for a forward pass run through the wrapper.
+    """
+
+    def __init__(self, model: RatingModel, with_penalty: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.with_penalty = with_penalty
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.with_penalty:
+            return self.model.forward_with_penalty(users, items)
+        return self.model(users, items), None
+
+
 class TorchEngine:
     """One epoch of minibatch training of ``model`` on ``train`` (see module docstring)."""
 
@@ -136,6 +158,8 @@ class TorchEngine:
                                  else functools.partial(torch.autocast, device.type, dtype=self.autocast))
         self.optimizers = self._build_optimizers()
         self.schedulers = [s for s in (_scheduler(o, config) for o in self.optimizers) if s is not None]
+        self.outputs: nn.Module = _Outputs(self.model, config.l2 > 0)
+        self.group: DataParallel | None = None
         self.compiled = compile_requested()
         # The forward pass, loss and penalty of a batch, and through AOTAutograd their backward too.
         self._batch_loss = torch.compile(self._eager_batch_loss) if self.compiled else self._eager_batch_loss
@@ -171,38 +195,42 @@ class TorchEngine:
     def _eager_batch_loss(self, users: torch.Tensor, items: torch.Tensor,
                           ratings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(model output, the batch's loss, loss + l2 x penalty) of one batch."""
-        model, l2 = self.model, self.config.l2
         with self._forward_context():
-            if l2 > 0:
-                output, penalty = model.forward_with_penalty(users, items)
-            else:
-                output, penalty = model(users, items), None
-            loss = model.loss(output, ratings)
-        return output, loss, loss if penalty is None else loss + l2 * penalty
+            output, penalty = self.outputs(users, items)
+            loss = self.model.loss(output, ratings)
+        return output, loss, loss if penalty is None else loss + self.config.l2 * penalty
+
+    def distribute(self, group: DataParallel) -> None:
+        """Train data-parallel in ``group``: each epoch on this rank's shard, gradients averaged by DDP."""
+        self.group = group
+        self.outputs = group.wrap(self.outputs)
 
     def train_epoch(self, epoch: int) -> float:
         """One shuffled pass in minibatches; returns the training RMSE of the pass (model in train mode)."""
         model, data, batch_size = self.model, self.data, self.config.batch_size
         model.train()
         order = torch.randperm(self.n, generator=self.generator, device=self.device)
+        order, steps = epoch_steps(order, batch_size, self.group)
         users, items, ratings = data.users[order], data.items[order], data.ratings[order]
         squared_error = torch.zeros((), dtype=torch.float64, device=self.device)
         classification = model.head == "classification"
-        for start in range(0, self.n, batch_size):
-            u = users[start:start + batch_size]
-            i = items[start:start + batch_size]
-            r = ratings[start:start + batch_size]
+        for step in steps:
+            u, i, r = users[step.start:step.end], items[step.start:step.end], ratings[step.start:step.end]
             output, loss, total = self._batch_loss(u, i, r)
             for optimizer in self.optimizers:
                 optimizer.zero_grad(set_to_none=True)
-            total.backward()
+            (total if step.weight == 1.0 else total * step.weight).backward()
             for optimizer in self.optimizers:
                 optimizer.step()
+            if not step.scored:
+                continue
             with torch.no_grad():
                 if classification:
                     squared_error += (model.to_rating(output.float()) - r).pow(2).sum()
                 else:  # the MSE loss is already the batch's mean squared error
                     squared_error += loss.detach() * r.shape[0]
+        if self.group is not None:
+            squared_error = self.group.all_sum(squared_error)
         rmse = math.sqrt(float(squared_error) / self.n)
         if not math.isfinite(rmse):
             raise ConfigError(f"training diverged in epoch {epoch} (loss is NaN or infinite): "
