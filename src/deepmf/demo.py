@@ -28,15 +28,14 @@ DEFAULT_OUT = "deepmf-report"
 FAMOUS_TITLE = "Star Wars (1977)"
 DEMO_USER = 1
 # (model, model options, training overrides). Deep MF gets one hidden layer and large batches: on ML-100K u1
-# that reaches the same test RMSE as the deeper default (about 0.947) in a fraction of the time. One torch
-# thread: this small MLP gains nothing from two, and on a busy 2-core machine two spinning threads ran 18x
-# slower (12K vs 219K ratings/s measured side by side).
+# that reaches the same test RMSE as the deeper default (about 0.947) in a fraction of the time. Threads are
+# left to deepmf.device (one torch thread on data this size).
 DEMO_MODELS: tuple[tuple[str, dict[str, Any], dict[str, Any]], ...] = (
     ("mf", {}, {}),
     (
         "deepmf",
         {"factors": 32, "layers": (64,)},
-        {"batch_size": 8192, "lr": 0.006, "epochs": 10, "patience": 3, "threads": 1},
+        {"batch_size": 8192, "lr": 0.006, "epochs": 10, "patience": 3},
     ),
 )
 # Generated stand-in for ML-100K when it can be neither found nor downloaded (same order of size).

@@ -66,12 +66,15 @@ class RunConfig:
 
 
 def train_config_for(model_name: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """The model's tuned training defaults with ``overrides`` on top (None values are ignored)."""
+    """The model's tuned training defaults with ``overrides`` on top (None values are ignored).
+
+    The overrides are what the user chose (``TrainConfig.chosen``): an engine that cannot honour one of them is
+    not used (``deepmf.training.engines.select_engine``).
+    """
     from deepmf.models.registry import default_train_options
 
-    values = default_train_options(model_name)
-    values.update({key: value for key, value in (overrides or {}).items() if value is not None})
-    return TrainConfig.from_dict(values)
+    given = {key: value for key, value in (overrides or {}).items() if value is not None}
+    return TrainConfig.from_dict({**default_train_options(model_name), **given}, chosen=given)
 
 
 def default_valid_fraction(config: TrainConfig) -> float:
@@ -153,6 +156,8 @@ class ExperimentResult:
             "train_seconds": summary.get("train_seconds"),
             "ratings_per_second": summary.get("ratings_per_second"),
             "engine": summary.get("engine"),
+            "engine_note": summary.get("engine_note") or None,
+            "threads": summary.get("threads"),
             "stopped_early": summary.get("stopped_early"),
             "seconds": self.seconds,
             "history": self.recommender.history,

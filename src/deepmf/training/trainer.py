@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -22,19 +23,21 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deepmf.device import resolve_device
+from deepmf.device import default_torch_threads, resolve_device
 from deepmf.errors import ConfigError
 from deepmf.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from deepmf.training.config import TrainConfig
 from deepmf.training.engines import create_engine, select_engine
 
 if TYPE_CHECKING:
     from deepmf.data.ratings import Ratings, RatingTensors
     from deepmf.models.base import RatingModel
-    from deepmf.training.config import TrainConfig
 
 # Train-config keys that may differ on resume: they change speed, not results.
 RESUME_FREE_KEYS = ("threads", "device")
 EVAL_BATCH = 1 << 16
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,6 +72,11 @@ class TrainResult:
         engine: name of the engine used.
         stopped_early: patience ran out before ``epochs``.
         resumed_from: the epoch a resumed run continued after (0 for a fresh run).
+        threads: CPU threads the run used (the engine's own count, else torch's).
+        engine_note: why the model's preferred engine was passed over ("" when it was not).
+        unused_options: training options the engine does not read (none of them was chosen by the user).
+        config: the training options as the engine carried them out (``EngineChoice.config``); not part of
+            ``to_dict``, the Recommender keeps it as its ``train_config``.
     """
 
     history: list[EpochRecord] = field(default_factory=list)
@@ -79,9 +87,15 @@ class TrainResult:
     engine: str = ""
     stopped_early: bool = False
     resumed_from: int = 0
+    threads: int = 0
+    engine_note: str = ""
+    unused_options: list[str] = field(default_factory=list)
+    config: TrainConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        values = asdict(self)
+        values.pop("config")
+        return values
 
 
 def evaluate_rmse(model: RatingModel, data: RatingTensors, low: float, high: float,
@@ -128,6 +142,19 @@ def _threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+def _check_needs_no_validation(config: TrainConfig, chosen: frozenset[str]) -> None:
+    """Refuse a chosen option that acts on validation RMSE when there are no validation ratings (it would be
+    silently ignored): early stopping, and the plateau schedule."""
+    wanted = []
+    if "patience" in chosen and config.patience > 0:
+        wanted.append(f"patience={config.patience}")
+    if "lr_schedule" in chosen and config.lr_schedule == "plateau":
+        wanted.append("lr_schedule=plateau")
+    if wanted:
+        raise ConfigError(f"{' and '.join(wanted)} act on validation RMSE, and there are no validation ratings "
+                          "(a validation fraction of 0?)")
+
+
 @dataclass
 class _RunState:
     """Trainer bookkeeping that a checkpoint must carry."""
@@ -172,13 +199,22 @@ class Trainer:
                 match this model, configuration or data.
             ModelFormatError: a damaged checkpoint folder.
         """
-        config = self.config
-        device = resolve_device(config.device)
+        device = resolve_device(self.config.device)
+        choice = select_engine(model, self.config, device)
+        config = choice.config
+        if choice.note:
+            logger.warning("%s: training with the %s engine (%s)", model.name, choice.name, choice.note)
+        if valid is None or len(valid) == 0:
+            _check_needs_no_validation(config, config.chosen_options(model.default_train))
         fork_devices = [device.index or 0] if device.type == "cuda" else []
-        with _threads(config.threads), torch.random.fork_rng(devices=fork_devices):
+        threads = config.threads
+        if threads is None and device.type == "cpu":
+            threads = default_torch_threads(len(train))
+        with _threads(threads), torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(config.seed)
-            engine_name = select_engine(model, config, device)
+            engine_name = choice.name
             engine = create_engine(engine_name, model, train, config, device)
+            threads_used = int(getattr(engine, "threads", torch.get_num_threads()))
             info = {"model": {"name": model.name, "config": _canonical(model.config_dict())},
                     "train_config": config.to_dict(), "fingerprint": data_fingerprint(train),
                     "engine": engine_name}
@@ -202,6 +238,10 @@ class Trainer:
             engine=engine_name,
             stopped_early=run.stopped_early,
             resumed_from=resumed_from,
+            threads=threads_used,
+            engine_note=choice.note,
+            unused_options=list(choice.unused),
+            config=config,
         )
 
     # ---- the epoch loop ------------------------------------------------------------------------------------
