@@ -7,7 +7,7 @@ For each model trained by the torch engine (MF with its torch defaults: Adam, ba
 layers 64,64; NeuMF with its defaults), each data size and each thread count, a fresh process (torch's OpenMP
 pool is process-wide) trains ``--epochs`` epochs through the Trainer with the model's shipped training defaults
 (no early stopping) and reports the median seconds per epoch after the first. Each row is measured twice: as the
-machine is ("idle" means no load of ours; the load average is printed), and with one busy-loop process of ours
+machine is found ("as found": no load of ours; the load average is printed), and with one busy-loop process of ours
 beside it (a second program keeping one core busy, as on a shared machine or a laptop doing anything else).
 A child that runs past ``--timeout`` seconds is reported as slower than that.
 
@@ -89,9 +89,9 @@ def main() -> None:
     rows = []
     for size in args.sizes.split(","):
         for model in args.models.split(","):
-            for load_name in ("idle", "one busy core"):
+            for load_name in ("as found", "+ one busy loop"):
                 loader = None
-                if load_name != "idle":
+                if load_name != "as found":
                     loader = multiprocessing.Process(target=busy_loop, daemon=True)
                     loader.start()
                     time.sleep(1.0)

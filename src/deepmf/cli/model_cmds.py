@@ -244,9 +244,10 @@ def synthetic(
     data = synthetic_ratings(kind, seed=seed)  # type: ignore[arg-type]  # validated there
     train_part = data.subset(np.arange(SYNTHETIC_TRAIN))
     valid = data.subset(np.arange(SYNTHETIC_TRAIN, len(data)))
-    config = TrainConfig(optimizer=optimizer, lr=SYNTHETIC_LR[optimizer], momentum=0.0, epochs=epochs,
+    momentum = {"momentum": 0.0} if optimizer == "sgd" else {}  # MXNet's plain SGD; Adam has no momentum term
+    config = TrainConfig(optimizer=optimizer, lr=SYNTHETIC_LR[optimizer], epochs=epochs,
                          batch_size=1000 if kind == "noise" else 100, seed=seed, engine="torch",
-                         threads=threads)
+                         threads=threads, **momentum)
     trained = train_model(model, data, train_part, valid, SYNTHETIC_MODELS[model], config,
                           progress=not (quiet or json))
     history = trained.result.history
