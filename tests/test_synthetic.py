@@ -65,3 +65,15 @@ def test_every_user_and_item_is_in_the_maps() -> None:
 def test_bad_parameters(kwargs: dict) -> None:
     with pytest.raises(ConfigError):
         synthetic_ratings(**kwargs)
+
+
+def test_noise_floor_and_share_learned() -> None:
+    from deepmf.data.synthetic import LEARNED_SHARE, noise_floor, share_learned
+
+    assert noise_floor(synthetic_ratings("noise", n_observed=100)) == 1.0
+    assert noise_floor(synthetic_ratings("lowrank", n_observed=100, noise=0.5)) == 0.5
+    # RMSE 4.72 against a spread of 5.00 and a floor of 0: 5.6 % of the way, far from "learned".
+    assert share_learned(4.72, 5.0, 0.0) == pytest.approx(0.056)
+    assert share_learned(2.5, 5.0, 0.0) == pytest.approx(LEARNED_SHARE)
+    assert share_learned(1.0, 1.0, 1.0) is None  # nothing to learn
+    assert share_learned(0.99, 1.005, 1.0) is None  # a sample's spread strays a little from the generator's

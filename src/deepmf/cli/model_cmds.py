@@ -233,7 +233,7 @@ def synthetic(
     json: JsonOpt = False,
 ) -> None:
     """Tutorial 000's first experiment: noise teaches nothing; low-rank data is learned by Adam, not SGD."""
-    from deepmf.data.synthetic import synthetic_ratings
+    from deepmf.data.synthetic import LEARNED_SHARE, noise_floor, share_learned, synthetic_ratings
     from deepmf.training.config import TrainConfig
     from deepmf.training.fit import train_model
 
@@ -253,16 +253,28 @@ def synthetic(
     history = trained.result.history
     std = float(np.std(valid.ratings))
     final = history[-1].val_rmse
-    # Predicting the mean scores MSE = variance; "learned" means the validation MSE is clearly (5 %) below it.
-    learned = final is not None and final**2 < 0.95 * std**2
+    floor = min(noise_floor(data), std)
+    share = None if final is None else share_learned(final, std, floor)
+    learned = share is not None and share >= LEARNED_SHARE
+    criterion = (f"learned = validation RMSE at least {LEARNED_SHARE:.0%} of the way from predicting the mean "
+                 f"({std:.4f}, the data's standard deviation) to the noise floor ({floor:.4f}), i.e. at most "
+                 f"{std - LEARNED_SHARE * (std - floor):.4f}")
     summary = {"kind": kind, "model": model, "optimizer": optimizer, "lr": config.lr,
                "batch_size": config.batch_size, "n_train": len(train_part), "n_valid": len(valid),
-               "valid_std": std, "history": [vars(r) for r in history], "final_val_rmse": final,
-               "learned": learned}
+               "valid_std": std, "noise_floor": floor, "history": [vars(r) for r in history],
+               "final_val_rmse": final, "share_learned": share, "learned": learned, "criterion": criterion,
+               "threads": trained.result.threads}
     if json:
         print_json(summary)
         return
     _print_history(history)
-    verdict = "learned the structure" if learned else "learned (almost) nothing"
-    console.print(f"{kind} data, {model} with {optimizer} (lr {config.lr}): validation RMSE {_fmt(final)} "
-                  f"vs the data's standard deviation {std:.4f}: {verdict}")
+    if share is None:
+        verdict = "there is no structure to learn (every value is noise), and no model can beat the mean"
+    else:
+        verdict = (f"{share:.0%} of the way to the noise floor: "
+                   + ("learned the structure" if learned else f"not learned in {len(history)} epochs"))
+    console.print(f"{kind} data, {model} with {optimizer} (lr {config.lr}): validation RMSE {_fmt(final)}, "
+                  f"against {std:.4f} for predicting the mean and {floor:.4f} for the generating matrix "
+                  f"(the noise floor); {verdict}.", markup=False)
+    if share is not None:
+        console.print(f"criterion: {criterion}", markup=False)
