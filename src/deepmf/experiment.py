@@ -8,6 +8,7 @@ carved from the training part.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -23,18 +24,23 @@ from deepmf.training.config import TrainConfig
 # Validation share carved from training when the model stops early (or steps its LR on plateaus).
 DEFAULT_VALID_FRACTION = 0.05
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class RunConfig:
     """What to train: a model name, its options and training options (the JSON of ``--config`` files).
 
-    The file format is ``{"model": "mf", "model_options": {...}, "train_options": {...}}``; every key is
-    optional and unknown keys are refused.
+    The file format is ``{"model": "mf", "model_options": {...}, "train_options": {...}, "tuned_on": {...}}``;
+    every key is optional and unknown keys are refused. ``tuned_on`` (written by ``deepmf tune``) names the data,
+    split and seed the options were searched on.
     """
 
     model: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
     train_options: dict[str, Any] = field(default_factory=dict)
+    tuned_on: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> RunConfig:
@@ -48,21 +54,39 @@ class RunConfig:
             raise ConfigError(f"{source}: not a valid JSON config ({exc})") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: expected a JSON object")
-        unknown = sorted(set(values) - {"model", "model_options", "train_options"})
+        unknown = sorted(set(values) - {"model", "model_options", "train_options", "tuned_on"})
         if unknown:
             raise ConfigError(
                 f"{source}: unknown key(s) {', '.join(unknown)} "
-                "(expected model, model_options, train_options)"
+                "(expected model, model_options, train_options, tuned_on)"
             )
         model = values.get("model")
         model_options, train_options = values.get("model_options", {}), values.get("train_options", {})
+        tuned_on = values.get("tuned_on", {})
         if (
             (model is not None and not isinstance(model, str))
             or not isinstance(model_options, dict)
             or not isinstance(train_options, dict)
+            or not isinstance(tuned_on, dict)
         ):
-            raise ConfigError(f"{source}: model must be a string, model_options and train_options objects")
-        return cls(model, dict(model_options), dict(train_options))
+            raise ConfigError(f"{source}: model must be a string, model_options, train_options and tuned_on "
+                              "objects")
+        return cls(model, dict(model_options), dict(train_options), dict(tuned_on), str(source))
+
+    def warn_if_tuned_elsewhere(self, data_name: str, split_name: str, seed: int) -> str | None:
+        """Log (and return) a warning when the options were tuned on other data, another split or another seed:
+        the search may have validated on ratings that are this split's test part."""
+        if not self.tuned_on:
+            return None
+        here = {"data": data_name, "split": split_name, "seed": seed}
+        if all(self.tuned_on.get(key) == value for key, value in here.items()):
+            return None
+        tuned = ", ".join(f"{key} {self.tuned_on.get(key)}" for key in here)
+        message = (f"{self.source or 'the config'} was tuned on {tuned}, not on {data_name}, split {split_name}, "
+                   f"seed {seed}: the search may have validated on this split's test ratings (tune with "
+                   f"--split {split_name} for a test score that nothing was tuned on)")
+        logger.warning(message)
+        return message
 
 
 def train_config_for(model_name: str, overrides: dict[str, Any] | None = None) -> TrainConfig:

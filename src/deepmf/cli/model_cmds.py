@@ -119,6 +119,7 @@ def train(
             raise ConfigError(f"train needs one split, {split!r} gives {len(splits)}: "
                               "use `deepmf evaluate` for several")
         chosen = splits[0]
+        run_config.warn_if_tuned_elsewhere(ratings.name, split or "random:0.2", train_config.seed)
 
     checkpoint_dir = out / CHECKPOINT_SUBDIR if out is not None else None
     result = run_experiment(ratings, chosen, model_name, model_options, train_config,
