@@ -208,3 +208,12 @@ def test_compare_refuses_bad_requests(run, ratings_csv: Path, argv, message: str
 def test_evaluate_needs_a_model(run, ratings_csv: Path) -> None:
     code, _, err = run("evaluate", ratings_csv)
     assert code == 2 and "--model" in err
+
+
+def test_plot_test_file_takes_the_column_flags(run, model_dir: Path, tmp_path: Path) -> None:
+    test = tmp_path / "held_out.csv"
+    _frame(1).rename(columns={"user": "uid", "item": "sku", "rating": "stars"}).to_csv(test, index=False)
+    code, out, _ = run("plot", model_dir, "--out", tmp_path / "pics", "--test", test, "--user-col", "uid",
+                       "--item-col", "sku", "--rating-col", "stars", "--json")
+    assert code == 0
+    assert "ratings_histogram.png" in {Path(f).name for f in json.loads(out)["files"]}

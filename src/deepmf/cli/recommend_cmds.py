@@ -296,6 +296,7 @@ def similar(
 
 
 @app.command()
+@option_groups
 def plot(
     model_dir: ModelDirArg,
     out: Annotated[
@@ -309,11 +310,11 @@ def plot(
             help="Ratings to draw the actual-vs-predicted "
             "histograms from, when the model folder holds "
             "no test evaluation (file, folder or "
-            "edition).",
+            "edition; read with the column flags).",
             show_default=False,
         ),
     ] = None,
-    dir: DirOpt = None,
+    loader: LoaderFlags = LoaderFlags(),
     json: JsonOpt = False,
 ) -> None:
     """Write learning curves, actual-vs-predicted histograms and an item-embedding map as PNGs."""
@@ -321,7 +322,7 @@ def plot(
 
     rec = _load(model_dir)
     if test is not None:
-        rec.evaluation = rec.evaluate(LoaderFlags(dir=dir).load(test))
+        rec.evaluation = rec.evaluate(loader.load(test))
     files = plot_recommender(rec, out if out is not None else model_dir / "plots")
     if json:
         print_json({"files": [str(f) for f in files]})

@@ -215,6 +215,8 @@ class Trainer:
             engine_name = choice.name
             engine = create_engine(engine_name, model, train, config, device)
             threads_used = int(getattr(engine, "threads", torch.get_num_threads()))
+            logger.info("%s: %d training ratings, %d validation, engine %s, %d thread(s) on %s", model.name,
+                        len(train), 0 if valid is None else len(valid), engine_name, threads_used, device)
             info = {"model": {"name": model.name, "config": _canonical(model.config_dict())},
                     "train_config": config.to_dict(), "fingerprint": data_fingerprint(train),
                     "engine": engine_name}
@@ -270,6 +272,7 @@ class Trainer:
                 if self.checkpoint_dir is not None:
                     self._save(model, engine, run, info, device)
                 status = f"train {train_rmse:.4f}" + (f"  val {val_rmse:.4f}" if val_rmse is not None else "")
+                logger.debug("epoch %d: %s, %.2f s", epoch, status, record.seconds)
                 bar.update(task, advance=1, status=status)
                 if self.on_epoch is not None:
                     self.on_epoch(record)
