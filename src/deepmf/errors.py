@@ -39,3 +39,7 @@ class ModelFormatError(DeepMFError):
 
 class DownloadError(DeepMFError):
     """A data set could not be downloaded, verified or extracted."""
+
+
+class MissingDependencyError(ConfigError):
+    """A feature needs an optional package that is not installed (the message names the pip extra)."""

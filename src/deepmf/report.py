@@ -3,23 +3,28 @@
 The report is ``report.md`` plus the PNGs of ``deepmf.plots`` in one folder. Everything comes from the
 ``Recommender`` objects (training config, history and summary, and the test evaluation stored with them), so
 ``deepmf train --report``, ``deepmf demo`` and a saved model folder all give the same report. Files are
-written one by one, atomically; other files in the folder are left alone.
+written one by one, atomically; other files in the folder are left alone. Without matplotlib (the optional
+``deepmf[plots]``) the report is written without pictures and says how to get them.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from deepmf import __version__
+from deepmf.errors import MissingDependencyError
 from deepmf.fsutil import atomic_write_text
 from deepmf.plots import plot_recommender
 from deepmf.recommender import Recommender
 
 REPORT_FILE = "report.md"
+
+logger = logging.getLogger(__name__)
 
 # (metric key, column header, format) in the order of the comparison table.
 METRIC_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -89,6 +94,7 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     labelled = _label(models)
+    missing_plots = ""
     lines = [f"# {title}", ""]
     facts = [("data", data_name), ("split", split_name), ("deepmf", __version__)]
     lines += [f"- **{key}**: {value}" for key, value in facts if value]
@@ -117,7 +123,9 @@ def write_report(
         lines += ["", f"## {label}", ""]
         lines += [f"- **model options**: {_options(recommender.model_options)}"]
         if recommender.train_config is not None:
-            lines += [f"- **training options**: {_options(recommender.train_config.to_dict())}"]
+            unused = set(recommender.summary.get("unused_options") or ())  # the engine does not read them
+            options = {k: v for k, v in recommender.train_config.to_dict().items() if k not in unused}
+            lines += [f"- **training options**: {_options(options)}"]
         lines.append("")
         summary = {
             key: value for key, value in recommender.summary.items() if not isinstance(value, (list, dict))
@@ -125,8 +133,16 @@ def write_report(
         if summary:
             lines += [", ".join(f"{key}: {_short(value)}" for key, value in summary.items()), ""]
         prefix = _file_prefix(label)
-        for png in plot_recommender(recommender, out, prefix=prefix):
+        try:
+            pictures = plot_recommender(recommender, out, prefix=prefix)
+        except MissingDependencyError as exc:  # the report is still worth having without its pictures
+            if not missing_plots:
+                logger.warning("report without pictures: %s", exc)
+            missing_plots, pictures = str(exc), []
+        for png in pictures:
             lines += [f"![{label}: {png.stem.removeprefix(prefix).replace('_', ' ')}]({png.name})", ""]
+    if missing_plots:
+        lines += ["", f"(No pictures: {missing_plots}.)"]
     path = out / REPORT_FILE
     atomic_write_text(path, "\n".join(lines).rstrip() + "\n")
     return path

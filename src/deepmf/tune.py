@@ -16,14 +16,16 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import optuna
+from typing import TYPE_CHECKING, Any
 
 from deepmf.data.ratings import Ratings
 from deepmf.data.splits import Split, validation_split
 from deepmf.errors import ConfigError
+from deepmf.extras import require
 from deepmf.fsutil import atomic_write_text
+
+if TYPE_CHECKING:
+    import optuna
 
 Options = tuple[dict[str, Any], dict[str, Any]]
 
@@ -125,6 +127,7 @@ def tune(data: Ratings, splits: list[Split], model: str, trials: int, *, valid_f
     from deepmf.experiment import train_config_for
     from deepmf.training.fit import train_model
 
+    optuna = require("optuna", "hyperparameter search (deepmf tune)")
     if model not in SEARCH_SPACES:
         raise ConfigError(f"no search space for model {model!r}: "
                           f"tune one of {', '.join(sorted(SEARCH_SPACES))}")
