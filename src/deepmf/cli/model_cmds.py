@@ -88,6 +88,9 @@ def train(
     resume: Annotated[bool, _option("--resume", help="Continue the run checkpointed in OUT.")] = False,
     report: Annotated[Path | None, _option("--report",
                                            help="Write a Markdown report with plots here.")] = None,
+    tensorboard: Annotated[Path | None, _option(
+        "--tensorboard", help="Also log each epoch's RMSE and speed for TensorBoard in this folder "
+        "(needs pip install 'deepmf[tensorboard]').")] = None,
     quiet: Annotated[bool, _option("--quiet", help="No progress bar.")] = False,
     json: JsonOpt = False,
     loader: LoaderFlags = LoaderFlags(),
@@ -122,9 +125,15 @@ def train(
         run_config.warn_if_tuned_elsewhere(ratings.name, split or "random:0.2", train_config.seed)
 
     checkpoint_dir = out / CHECKPOINT_SUBDIR if out is not None else None
-    result = run_experiment(ratings, chosen, model_name, model_options, train_config,
-                            valid_fraction=val_fraction, progress=not (quiet or json),
-                            checkpoint_dir=checkpoint_dir, resume=resume)
+    with contextlib.ExitStack() as stack:
+        on_epoch = None
+        if tensorboard is not None:
+            from deepmf.training.tensorboard import TensorBoardLog
+
+            on_epoch = stack.enter_context(TensorBoardLog(tensorboard, comment=model_name))
+        result = run_experiment(ratings, chosen, model_name, model_options, train_config,
+                                valid_fraction=val_fraction, progress=not (quiet or json),
+                                checkpoint_dir=checkpoint_dir, resume=resume, on_epoch=on_epoch)
     if out is not None:
         with _keep_checkpoint(out):
             result.recommender.save(out)
