@@ -611,20 +611,9 @@ def demo(
     ]
     k = result.results[0].metrics.get("k", 10)
     console.print(_fold_table(f"{result.data_name}, split {result.split}: test metrics", rows, "model", k))
-    console.print(
-        _ranked_table(
-            f"Top 10 for user {result.user} ({result.top_model})",
-            result.top,
-            {"item": "item", "title": "title", "score": "predicted"},
-        )
-    )
-    console.print(
-        _ranked_table(
-            f"Most similar to {result.item_title or result.item} ({result.top_model}, cosine)",
-            result.similar,
-            {"item": "item", "title": "title", "score": "cosine"},
-        )
-    )
+    console.print(_side_by_side(f"Top 10 for user {result.user}", result.top, "predicted"))
+    console.print(_side_by_side(f"Most similar to {result.item_title or result.item} (cosine of item vectors)",
+                                result.similar, "cosine"))
     for note in result.notes:
         console.print(f"note: {note}", markup=False)
     console.print(
@@ -632,3 +621,20 @@ def demo(
         f"({result.seconds:.1f} s)",
         markup=False,
     )
+
+
+def _side_by_side(title: str, frames: dict[str, pd.DataFrame], score: str) -> Table:
+    """One ranked list per model, next to each other: rank, then each model's title (or id) and score."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    # Titles share what the terminal has left after the rank and score columns; long ones end in an ellipsis.
+    width = max(16, (console.width - 6 - (len(score) + 6) * len(frames)) // max(len(frames), 1))
+    for name in frames:
+        table.add_column(name, overflow="ellipsis", no_wrap=True, max_width=width)
+        table.add_column(score, justify="right", no_wrap=True)
+    columns = [[(str(row.title or row.item), _cell(row.score)) for row in frame.itertuples(index=False)]
+               for frame in frames.values()]
+    for rank in range(max(len(c) for c in columns)):
+        cells = [text for column in columns for text in (column[rank] if rank < len(column) else ("", ""))]
+        table.add_row(str(rank + 1), *cells)
+    return table

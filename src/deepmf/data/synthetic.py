@@ -126,3 +126,111 @@ def share_learned(rmse: float, data_std: float, floor: float) -> float | None:
     if data_std - floor <= 0.02 * data_std:
         return None
     return (data_std - rmse) / (data_std - floor)
+
+
+# ---- a MovieLens-shaped stand-in (the demo's data when ML-100K can be neither found nor downloaded) -----------
+# Genre shares of ML-100K's films (Drama 43 %, Comedy 30 %, ...), used as the odds of each generated genre.
+GENRE_SHARES = {"Drama": 0.43, "Comedy": 0.30, "Action": 0.15, "Thriller": 0.15, "Romance": 0.15,
+                "Adventure": 0.08, "Children's": 0.07, "Crime": 0.065, "Sci-Fi": 0.06, "Horror": 0.055,
+                "War": 0.04, "Mystery": 0.035, "Musical": 0.033, "Documentary": 0.03, "Animation": 0.025,
+                "Western": 0.016, "Film-Noir": 0.014, "Fantasy": 0.013}
+_ADJECTIVES = ("Silent", "Last", "Broken", "Golden", "Hidden", "Crimson", "Lonely", "Distant", "Wild", "Secret",
+               "Burning", "Frozen", "Midnight", "Little", "Lost", "Electric", "Velvet", "Restless", "Savage",
+               "Quiet", "Endless", "Bitter", "Northern", "Paper", "Iron", "Stolen", "Second", "Final", "Hollow",
+               "Brave")
+_NOUNS = ("Harbor", "River", "Summer", "Garden", "Stranger", "Kingdom", "Promise", "Station", "Highway", "Letter",
+          "Mirror", "Island", "Winter", "Frontier", "Witness", "Orchestra", "Detective", "Empire", "Horizon",
+          "Journey", "Lantern", "Valley", "Voyage", "Shadow", "Circus", "Signal", "Outlaw", "Hotel", "Machine",
+          "Affair")
+_PATTERNS = ("The {a} {n}", "{a} {n}", "The {n} of the {m}", "{ns} of the {a} {m}", "A {a} {n}")
+
+
+def _generated_titles(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` distinct made-up film titles with a year, e.g. "The Silent Harbor (1994)"."""
+    combos = [(p, a, b) for p in range(len(_PATTERNS)) for a in range(len(_ADJECTIVES)) for b in range(len(_NOUNS))]
+    if n > len(combos):
+        raise ConfigError(f"can generate at most {len(combos)} distinct titles, asked for {n}")
+    picked = rng.choice(len(combos), size=n, replace=False)
+    years = np.minimum(1998, 1999 - np.ceil(rng.exponential(9.0, size=n))).astype(int)  # mostly the 1990s
+    titles = []
+    for index, year in zip(picked, years, strict=True):
+        pattern, a, b = combos[index]
+        nouns = (_NOUNS[b], _NOUNS[(a + b + 7) % len(_NOUNS)])
+        plural = nouns[0] + ("es" if nouns[0].endswith("s") else "s")
+        text = _PATTERNS[pattern].format(a=_ADJECTIVES[a], n=nouns[0], m=nouns[1], ns=plural)
+        titles.append(f"{text} ({year})")
+    return np.array(titles, dtype=object)
+
+
+def movielens_like(n_users: int = 943, n_items: int = 1682, n_ratings: int = 100_000, rank: int = 8,
+                   noise: float = 0.85, seed: int = 0) -> Ratings:
+    """Generated ratings shaped like ML-100K, clearly labelled as generated (name and ``meta["edition"]``).
+
+    Whole stars 1..5 from a low-rank model with biases, ``round(mu + b_u + b_i + p_u . q_i + noise)``, where
+    each item's vector leans towards its genres' (so similar items share genres) and its bias rises with its
+    popularity (as on MovieLens, where much-rated films are rated higher); skewed activity (every user rates at
+    least 20 items, a few rate hundreds, log-normal) and Zipf-like item popularity; made-up titles with a year;
+    one to three of ML-100K's genres per item at ML-100K's rates; timestamps over 1997-98.
+
+    Args:
+        n_users, n_items, n_ratings: sizes (ML-100K's by default).
+        rank: latent dimension of the generating model.
+        noise: standard deviation of the noise before rounding.
+        seed: the only source of randomness.
+
+    Raises:
+        ConfigError: sizes that cannot hold 20 ratings per user, or more titles than can be made up.
+    """
+    from deepmf.data.ratings import ItemTable
+
+    if n_users < 1 or n_items < 40 or not 20 * n_users <= n_ratings <= n_users * n_items // 2:
+        raise ConfigError(f"need n_items >= 40 and 20 x n_users <= n_ratings <= half the cells, got "
+                          f"{n_users} users, {n_items} items, {n_ratings} ratings")
+    rng = np.random.default_rng(seed)
+    names = tuple(GENRE_SHARES)
+    shares = np.array(list(GENRE_SHARES.values()))
+    genres = rng.random((n_items, len(names))) < shares
+    none = ~genres.any(axis=1)
+    genres[none, rng.choice(len(names), size=int(none.sum()), p=shares / shares.sum())] = True
+    # Each genre has a direction in taste space; an item is its genres' mean direction plus its own part.
+    genre_vectors = rng.normal(0.0, 0.45, (len(names), rank))
+    item_factors = genres @ genre_vectors / genres.sum(axis=1, keepdims=True) + rng.normal(0.0, 0.25,
+                                                                                          (n_items, rank))
+    user_factors = rng.normal(0.0, 0.4, (n_users, rank))
+    # Zipf-like popularity over a random order of items; log-normal activity with a floor of 20.
+    popularity = 1.0 / (rng.permutation(n_items) + 8.0)
+    activity = rng.lognormal(0.0, 1.0, n_users)
+    counts = np.minimum(20 + np.floor(activity / activity.sum() * (n_ratings - 20 * n_users)).astype(np.int64),
+                        n_items // 2)
+    while (missing := n_ratings - int(counts.sum())) > 0:  # the rounding and the cap: hand the rest out
+        room = np.flatnonzero(counts < n_items // 2)
+        counts[room[np.argsort(-activity[room])][:missing]] += 1
+    # Each user's items: weighted sampling without replacement (Gumbel top-k over log popularity).
+    keys = np.log(popularity)[None, :] + rng.gumbel(size=(n_users, n_items))
+    order = np.argsort(-keys, axis=1)
+    users = np.repeat(np.arange(n_users), counts)
+    items = np.concatenate([order[u, :k] for u, k in enumerate(counts)])
+    log_pop = np.log(np.bincount(items, minlength=n_items) + 1.0)
+    item_bias = rng.normal(0.0, 0.45, n_items) + 0.3 * (log_pop - log_pop.mean()) / max(log_pop.std(), 1e-9)
+    user_bias = rng.normal(0.0, 0.4, n_users)
+    raw = (3.25 + user_bias[users] + item_bias[items] + np.einsum("ij,ij->i", user_factors[users],
+                                                                   item_factors[items])
+           + rng.normal(0.0, noise, len(users)))
+    stars = np.clip(np.rint(raw), 1, 5).astype(np.float32)
+    shuffle = rng.permutation(len(users))
+    start = 874_724_710  # 1997-09-20, ML-100K's first day; seven months of ratings like its own
+    timestamps = np.sort(rng.integers(start, start + 214 * 86_400, len(users)))
+    return Ratings(
+        users[shuffle].astype(np.int32),
+        items[shuffle].astype(np.int32),
+        stars[shuffle],
+        IdMap(np.arange(1, n_users + 1, dtype=np.int64), "int", "user"),
+        IdMap(np.arange(1, n_items + 1, dtype=np.int64), "int", "item"),
+        RatingScale(1.0, 5.0, 1.0),
+        timestamps=timestamps,
+        item_table=ItemTable(_generated_titles(n_items, rng), genres, names),
+        name="generated MovieLens-like ratings",
+        meta={"edition": "generated", "path": None,
+              "generated": {"kind": "movielens-like", "n_users": n_users, "n_items": n_items,
+                            "n_ratings": n_ratings, "rank": rank, "noise": noise, "seed": seed}},
+    )
