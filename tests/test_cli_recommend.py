@@ -192,6 +192,19 @@ def test_compare_json(run, ratings_csv: Path, tmp_path: Path) -> None:
     assert [row["model"] for row in payload["models"]] == ["mf", "deepmf"]
     assert all(row["rmse"] > 0 and row["folds"] == 1 for row in payload["models"])
     assert (tmp_path / "report" / "report.md").read_text().count("## ") >= 3
+    import numba
+
+    # Each row says which engine and how many threads ran: torch on one thread on data this small (by
+    # measurement, deepmf.device), the numba MF engine on every core.
+    assert {row["model"]: (row["engine"], row["threads"]) for row in payload["models"]} == {
+        "mf": ("numba", numba.config.NUMBA_NUM_THREADS), "deepmf": ("torch", 1)}
+
+
+def test_evaluate_moves_an_option_numba_cannot_honour_to_torch(run, ratings_csv: Path) -> None:
+    code, out, err = run("evaluate", ratings_csv, "--model", "mf", "--epochs", "2", "-t", "optimizer=adam",
+                         "--split", "random:0.2", "--json")
+    assert code == 0 and json.loads(out)["folds"][0]["engine"] == "torch"
+    assert "the numba engine cannot honour optimizer=adam" in err
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -137,3 +137,27 @@ def test_synthetic_reproduces_tutorial_000(run, kind: str, optimizer: str, share
     else:
         assert payload["noise_floor"] == 0.0
         assert share[0] <= payload["share_learned"] <= share[1]
+
+
+def test_optimizer_adam_on_mf_runs_adam_and_says_so(run, ratings_csv: Path) -> None:
+    """The numba engine only runs SGD: --optimizer adam moves MF to the torch engine, visibly, and the run
+    records what it did (it used to run SGD, report "adam" and score like --optimizer sgd)."""
+    runs = {}
+    for optimizer in ("adam", "sgd"):
+        code, out, err = run("train", ratings_csv, "--optimizer", optimizer, "--epochs", "3", "--patience", "0",
+                             "--quiet", "--json")
+        assert code == 0
+        runs[optimizer] = (json.loads(out), err)
+    adam, adam_err = runs["adam"]
+    sgd, sgd_err = runs["sgd"]
+    assert (adam["engine"], sgd["engine"]) == ("torch", "numba")
+    assert adam["engine_note"] == "the numba engine cannot honour optimizer=adam" and sgd["engine_note"] is None
+    assert "training with the torch engine" in adam_err and "engine" not in sgd_err
+    assert adam["test"]["rmse"] != pytest.approx(sgd["test"]["rmse"], abs=1e-4)
+
+
+def test_an_option_no_engine_of_the_model_honours_is_an_error(run, ratings_csv: Path) -> None:
+    code, _, err = run("train", ratings_csv, "--model", "bayes", "--lr", "0.01", "--quiet")
+    assert code == 2 and "the gibbs engine cannot honour lr=0.01" in err
+    code, _, err = run("train", ratings_csv, "--model", "mf", "--engine", "numba", "--batch-size", "64", "--quiet")
+    assert code == 2 and "the numba engine cannot honour batch_size=64" in err

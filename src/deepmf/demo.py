@@ -87,6 +87,7 @@ class DemoResult:
                     "k": r.metrics.get("k"),
                     "train_seconds": r.recommender.summary.get("train_seconds"),
                     "epochs_run": r.recommender.summary.get("epochs_run"),
+                    "threads": r.recommender.summary.get("threads"),
                     "saved": str(self.models[r.model_name]),
                 }
                 for r in self.results

@@ -552,6 +552,8 @@ def compare(
                 "std": cv.std,
                 "cold_test_ratings": cv.folds[0].get("cold_test_ratings"),
                 "epochs_run": cv.folds[0].get("epochs_run"),
+                "engine": cv.folds[0].get("engine"),
+                "threads": cv.folds[0].get("threads"),
             }
         )
     report_path = None
