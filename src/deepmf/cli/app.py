@@ -74,7 +74,7 @@ def version(json: Annotated[bool, typer.Option("--json", help="Print one JSON ob
 
 def _register() -> None:
     # Imported for their side effect of adding commands to ``app``, in the order `deepmf --help` lists them.
-    for module in ("data_cmds", "accuracy_cmds", "model_cmds", "recommend_cmds", "export_cmds"):
+    for module in ("data_cmds", "accuracy_cmds", "model_cmds", "recommend_cmds", "demo_cmds", "export_cmds"):
         importlib.import_module(f"deepmf.cli.{module}")
 
 
