@@ -91,7 +91,8 @@ def answers(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     import os
 
     block = _blocks(_section("## What it answers"), "bash")[0]
-    previous = Path.cwd()
+    previous, previous_data = Path.cwd(), os.environ.get("DEEPMF_DATA")
+    os.environ["DEEPMF_DATA"] = str(data_root.resolve())  # CI's is relative (../shared/data) to the checkout
     os.chdir(tmp_path_factory.mktemp("readme"))  # the commands write runs/mf relative to where they run
     try:
         outputs: dict[str, Any] = {}
@@ -103,6 +104,10 @@ def answers(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
                                             "--json"])
     finally:
         os.chdir(previous)
+        if previous_data is None:
+            os.environ.pop("DEEPMF_DATA", None)
+        else:
+            os.environ["DEEPMF_DATA"] = previous_data
     return outputs
 
 
@@ -159,7 +164,7 @@ def test_python_api_block(data_root: Path, tmp_path: Path, monkeypatch: pytest.M
 
     Assumes the CPU this README was written on (bfloat16 forward pass where the CPU has it natively, one torch
     thread): deep MF's single prediction may differ in the second decimal elsewhere."""
-    monkeypatch.setenv("DEEPMF_DATA", str(data_root))
+    monkeypatch.setenv("DEEPMF_DATA", str(data_root.resolve()))  # before leaving the checkout: it may be relative
     monkeypatch.chdir(tmp_path)
     block = _blocks(_section("## The Python API"), "python")[0]
     namespace: dict[str, Any] = {}
