@@ -128,7 +128,8 @@ def write_report(
             lines += [f"- **training options**: {_options(options)}"]
         lines.append("")
         summary = {
-            key: value for key, value in recommender.summary.items() if not isinstance(value, (list, dict))
+            key: value for key, value in recommender.summary.items()
+            if not isinstance(value, (list, dict)) and value != ""
         }
         if summary:
             lines += [", ".join(f"{key}: {_short(value)}" for key, value in summary.items()), ""]
