@@ -74,9 +74,6 @@ def test_rebuilds_from_its_config(lowrank) -> None:
     torch.testing.assert_close(rebuilt.eval().predict(users, items), model.eval().predict(users, items))
 
 
-def test_refuses_other_models_and_schedules(lowrank) -> None:
+def test_refuses_other_models(lowrank) -> None:
     with pytest.raises(ConfigError):
         AutoRecEngine(create_model("mf", lowrank), lowrank, TrainConfig(), torch.device("cpu"))
-    with pytest.raises(ConfigError):
-        AutoRecEngine(create_model("autorec", lowrank), lowrank, TrainConfig(lr_schedule="cosine"),
-                      torch.device("cpu"))

@@ -192,6 +192,19 @@ def test_compare_json(run, ratings_csv: Path, tmp_path: Path) -> None:
     assert [row["model"] for row in payload["models"]] == ["mf", "deepmf"]
     assert all(row["rmse"] > 0 and row["folds"] == 1 for row in payload["models"])
     assert (tmp_path / "report" / "report.md").read_text().count("## ") >= 3
+    import numba
+
+    # Each row says which engine and how many threads ran: torch on one thread on data this small (by
+    # measurement, deepmf.device), the numba MF engine on every core.
+    assert {row["model"]: (row["engine"], row["threads"]) for row in payload["models"]} == {
+        "mf": ("numba", numba.config.NUMBA_NUM_THREADS), "deepmf": ("torch", 1)}
+
+
+def test_evaluate_moves_an_option_numba_cannot_honour_to_torch(run, ratings_csv: Path) -> None:
+    code, out, err = run("evaluate", ratings_csv, "--model", "mf", "--epochs", "2", "-t", "optimizer=adam",
+                         "--split", "random:0.2", "--json")
+    assert code == 0 and json.loads(out)["folds"][0]["engine"] == "torch"
+    assert "the numba engine cannot honour optimizer=adam" in err
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -208,3 +221,12 @@ def test_compare_refuses_bad_requests(run, ratings_csv: Path, argv, message: str
 def test_evaluate_needs_a_model(run, ratings_csv: Path) -> None:
     code, _, err = run("evaluate", ratings_csv)
     assert code == 2 and "--model" in err
+
+
+def test_plot_test_file_takes_the_column_flags(run, model_dir: Path, tmp_path: Path) -> None:
+    test = tmp_path / "held_out.csv"
+    _frame(1).rename(columns={"user": "uid", "item": "sku", "rating": "stars"}).to_csv(test, index=False)
+    code, out, _ = run("plot", model_dir, "--out", tmp_path / "pics", "--test", test, "--user-col", "uid",
+                       "--item-col", "sku", "--rating-col", "stars", "--json")
+    assert code == 0
+    assert "ratings_histogram.png" in {Path(f).name for f in json.loads(out)["files"]}

@@ -120,14 +120,44 @@ def test_config_file_sets_options_and_flags_override_it(run, ratings_csv: Path, 
     assert payload["model"] == "deepmf" and payload["epochs_run"] == 1
 
 
-@pytest.mark.parametrize("kind, optimizer, learned", [("noise", "adam", False), ("lowrank", "sgd", False),
-                                                     ("lowrank", "adam", True)])
-def test_synthetic_reproduces_tutorial_000(run, kind: str, optimizer: str, learned: bool) -> None:
+@pytest.mark.parametrize("kind, optimizer, share", [("noise", "adam", None), ("lowrank", "sgd", (-0.01, 0.01)),
+                                                   ("lowrank", "adam", (0.03, 0.15))])
+def test_synthetic_reproduces_tutorial_000(run, kind: str, optimizer: str, share) -> None:
+    """Five epochs, the tutorial's run: Adam starts to learn the low-rank matrix (a few percent of the way to the
+    noise floor) and SGD does not move; neither has learned it, and noise has nothing to learn."""
     code, out, _ = run("synthetic", "--kind", kind, "--optimizer", optimizer, "--threads", "1", "--json")
     assert code == 0
     payload = json.loads(out)
-    assert payload["learned"] is learned and len(payload["history"]) == 5
+    assert payload["learned"] is False and len(payload["history"]) == 5
     assert payload["n_train"] == 25_000 and payload["n_valid"] == 10_000
-    # Without learning the validation RMSE is the spread of the data itself.
-    if not learned:
+    assert "50% of the way" in payload["criterion"]
+    if share is None:
+        assert payload["share_learned"] is None
         assert payload["final_val_rmse"] == pytest.approx(payload["valid_std"], rel=0.02)
+    else:
+        assert payload["noise_floor"] == 0.0
+        assert share[0] <= payload["share_learned"] <= share[1]
+
+
+def test_optimizer_adam_on_mf_runs_adam_and_says_so(run, ratings_csv: Path) -> None:
+    """The numba engine only runs SGD: --optimizer adam moves MF to the torch engine, visibly, and the run
+    records what it did (it used to run SGD, report "adam" and score like --optimizer sgd)."""
+    runs = {}
+    for optimizer in ("adam", "sgd"):
+        code, out, err = run("train", ratings_csv, "--optimizer", optimizer, "--epochs", "3", "--patience", "0",
+                             "--quiet", "--json")
+        assert code == 0
+        runs[optimizer] = (json.loads(out), err)
+    adam, adam_err = runs["adam"]
+    sgd, sgd_err = runs["sgd"]
+    assert (adam["engine"], sgd["engine"]) == ("torch", "numba")
+    assert adam["engine_note"] == "the numba engine cannot honour optimizer=adam" and sgd["engine_note"] is None
+    assert "training with the torch engine" in adam_err and "engine" not in sgd_err
+    assert adam["test"]["rmse"] != pytest.approx(sgd["test"]["rmse"], abs=1e-4)
+
+
+def test_an_option_no_engine_of_the_model_honours_is_an_error(run, ratings_csv: Path) -> None:
+    code, _, err = run("train", ratings_csv, "--model", "bayes", "--lr", "0.01", "--quiet")
+    assert code == 2 and "the gibbs engine cannot honour lr=0.01" in err
+    code, _, err = run("train", ratings_csv, "--model", "mf", "--engine", "numba", "--batch-size", "64", "--quiet")
+    assert code == 2 and "the numba engine cannot honour batch_size=64" in err

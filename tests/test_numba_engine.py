@@ -190,8 +190,6 @@ def test_state_dict_is_json_and_restores_the_shuffle() -> None:
 @pytest.mark.parametrize(
     ("options", "model_options", "device", "message"),
     [
-        ({"weight_decay": 0.1}, {}, "cpu", "weight_decay"),
-        ({"lr_schedule": "cosine"}, {}, "cpu", "constant learning rate"),
         ({}, {"bias": False}, "cpu", "biased MF only"),
         ({}, {}, "cuda", "runs on cpu"),
     ],
@@ -239,7 +237,8 @@ def test_saved_model_does_not_depend_on_the_engine(u1, tmp_path) -> None:
     data, split = u1
     folders = {}
     for engine in ("numba", "torch"):
-        config = TrainConfig(optimizer="sgd", lr=0.01, l2=0.05, momentum=0.0, batch_size=256, epochs=2,
+        batch = 1 if engine == "numba" else 256  # the numba engine updates per rating
+        config = TrainConfig(optimizer="sgd", lr=0.01, l2=0.05, momentum=0.0, batch_size=batch, epochs=2,
                              engine=engine, threads=1)
         trained = train_model("mf", data, split.train, None, {"factors": 16}, config, progress=False)
         recommender = Recommender.from_trained(trained, data, split.train)

@@ -1,8 +1,13 @@
-"""Choose the torch device (explicit argument > $DEEPMF_DEVICE > cuda if present > cpu) and CPU thread counts."""
+"""Choose the torch device (explicit argument > $DEEPMF_DEVICE > cuda if present > cpu) and CPU thread counts.
+
+The one place that decides how many CPU threads a run uses when it names none: ``default_cpu_threads`` for the
+compiled (numba) samplers, ``default_torch_threads`` for the torch engine; both chosen by measurement.
+"""
 
 from __future__ import annotations
 
 import os
+import time
 
 import torch
 
@@ -53,3 +58,49 @@ def default_cpu_threads(n_ratings: int) -> int:
     import numba  # here, not at the top: choosing a device must not cost numba's import
 
     return numba.config.NUMBA_NUM_THREADS
+
+
+# The torch engine's CPU threads (bench/torch_threads.py; BENCHMARKS.md, "Torch engine threads"). Torch's OpenMP
+# threads spin at every barrier, so a second thread that has no idle core to run on does not help a little, it
+# collapses the run: on this 2-core machine with other programs busy, deep MF on ML-100K u1 took 0.82 s an epoch
+# on two threads against 0.08 s on one, NeuMF 13.4 s against 0.5 s, and on 1M ratings two threads ran past 150 s
+# where one took 4-10 s. With a core idle, two threads ran deep MF about twice as fast (1.2M vs 0.6M ratings/s,
+# load 2.2). Below TORCH_PARALLEL_FROM_RATINGS an epoch is at most about a second on one thread, so the most a
+# second core could save is a few seconds a run while the risk is ten times that: one thread. From there on the
+# run takes the cores that are idle when it starts (at least one).
+TORCH_PARALLEL_FROM_RATINGS = 1_000_000
+_IDLE_SAMPLE_SECONDS = 0.1
+
+
+def idle_cores(sample_seconds: float = _IDLE_SAMPLE_SECONDS) -> float | None:
+    """How many cores no program is using right now: the machine's idle share over a short sleep, from
+    /proc/stat (Linux), times the cores this process may run on. None where that cannot be read."""
+    def snapshot() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as stat:
+            values = [int(v) for v in stat.readline().split()[1:9]]  # user .. steal of the "cpu" line
+        return sum(values), values[3] + values[4]  # all ticks, idle + iowait ticks
+
+    try:
+        total_before, idle_before = snapshot()
+        time.sleep(sample_seconds)
+        total_after, idle_after = snapshot()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total_after <= total_before:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores * (idle_after - idle_before) / (total_after - total_before)
+
+
+def default_torch_threads(n_ratings: int) -> int:
+    """Threads for the torch engine (and the torch side of every CPU run) when the run names none.
+
+    One below ``TORCH_PARALLEL_FROM_RATINGS`` training ratings; from there on the cores idle at the start (see
+    ``idle_cores``), at most torch's own count and at least one.
+    """
+    if n_ratings < TORCH_PARALLEL_FROM_RATINGS:
+        return 1
+    idle = idle_cores()
+    if idle is None:
+        return 1
+    return max(1, min(torch.get_num_threads(), round(idle)))

@@ -66,3 +66,7 @@ class DistributedError(DeepMFError):
 
     Not a user mistake: the CLI prints the line and exits 1; rerunning with ``--resume`` continues the run.
     """
+
+
+class MissingDependencyError(ConfigError):
+    """A feature needs an optional package that is not installed (the message names the pip extra)."""

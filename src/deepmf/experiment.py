@@ -8,6 +8,7 @@ carved from the training part.
 from __future__ import annotations
 
 import json
+import logging
 import numbers
 import os
 import time
@@ -24,18 +25,24 @@ from deepmf.training.config import TrainConfig
 # Validation share carved from training when the model stops early (or steps its LR on plateaus).
 DEFAULT_VALID_FRACTION = 0.05
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class RunConfig:
     """What to train: a model name, its options and training options (the JSON of ``--config`` files).
 
-    The file format is ``{"model": "mf", "model_options": {...}, "train_options": {...}}``; every key is
-    optional and unknown keys are refused (except ``written_by``, which ``deepmf tune`` stamps its files with).
+    The file format is ``{"model": "mf", "model_options": {...}, "train_options": {...}, "tuned_on": {...}}``;
+    every key is optional and unknown keys are refused (except ``written_by``, which ``deepmf tune`` stamps its
+    files with). ``tuned_on`` (written by ``deepmf tune``) names the data, split and seed the options were
+    searched on.
     """
 
     model: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
     train_options: dict[str, Any] = field(default_factory=dict)
+    tuned_on: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> RunConfig:
@@ -49,30 +56,51 @@ class RunConfig:
             raise ConfigError(f"{source}: not a valid JSON config ({exc})") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: expected a JSON object")
-        unknown = sorted(set(values) - {"model", "model_options", "train_options", "written_by"})
+        unknown = sorted(set(values) - {"model", "model_options", "train_options", "tuned_on", "written_by"})
         if unknown:
             raise ConfigError(
                 f"{source}: unknown key(s) {', '.join(unknown)} "
-                "(expected model, model_options, train_options)"
+                "(expected model, model_options, train_options, tuned_on)"
             )
         model = values.get("model")
         model_options, train_options = values.get("model_options", {}), values.get("train_options", {})
+        tuned_on = values.get("tuned_on", {})
         if (
             (model is not None and not isinstance(model, str))
             or not isinstance(model_options, dict)
             or not isinstance(train_options, dict)
+            or not isinstance(tuned_on, dict)
         ):
-            raise ConfigError(f"{source}: model must be a string, model_options and train_options objects")
-        return cls(model, dict(model_options), dict(train_options))
+            raise ConfigError(f"{source}: model must be a string, model_options, train_options and tuned_on "
+                              "objects")
+        return cls(model, dict(model_options), dict(train_options), dict(tuned_on), str(source))
+
+    def warn_if_tuned_elsewhere(self, data_name: str, split_name: str, seed: int) -> str | None:
+        """Log (and return) a warning when the options were tuned on other data, another split or another seed:
+        the search may have validated on ratings that are this split's test part."""
+        if not self.tuned_on:
+            return None
+        here = {"data": data_name, "split": split_name, "seed": seed}
+        if all(self.tuned_on.get(key) == value for key, value in here.items()):
+            return None
+        tuned = ", ".join(f"{key} {self.tuned_on.get(key)}" for key in here)
+        message = (f"{self.source or 'the config'} was tuned on {tuned}, not on {data_name}, split {split_name}, "
+                   f"seed {seed}: the search may have validated on this split's test ratings (tune with "
+                   f"--split {split_name} for a test score that nothing was tuned on)")
+        logger.warning(message)
+        return message
 
 
 def train_config_for(model_name: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """The model's tuned training defaults with ``overrides`` on top (None values are ignored)."""
+    """The model's tuned training defaults with ``overrides`` on top (None values are ignored).
+
+    The overrides are what the user chose (``TrainConfig.chosen``): an engine that cannot honour one of them is
+    not used (``deepmf.training.engines.select_engine``).
+    """
     from deepmf.models.registry import default_train_options
 
-    values = default_train_options(model_name)
-    values.update({key: value for key, value in (overrides or {}).items() if value is not None})
-    return TrainConfig.from_dict(values)
+    given = {key: value for key, value in (overrides or {}).items() if value is not None}
+    return TrainConfig.from_dict({**default_train_options(model_name), **given}, chosen=given)
 
 
 def default_valid_fraction(config: TrainConfig) -> float:
@@ -154,6 +182,8 @@ class ExperimentResult:
             "train_seconds": summary.get("train_seconds"),
             "ratings_per_second": summary.get("ratings_per_second"),
             "engine": summary.get("engine"),
+            "engine_note": summary.get("engine_note") or None,
+            "threads": summary.get("threads"),
             "stopped_early": summary.get("stopped_early"),
             "world_size": summary.get("world_size", 1),
             "seconds": self.seconds,

@@ -5,25 +5,29 @@ The report is ``report.md`` plus the PNGs of ``deepmf.plots`` in one folder. Eve
 ``deepmf train --report``, ``deepmf demo`` and a saved model folder all give the same report. Files are
 written one by one, atomically; other files in the folder are left alone, and a file of the same name that
 deepmf did not write (``report.md`` without deepmf's first line, a PNG deepmf did not draw) is an error, never
-overwritten.
+overwritten. Without matplotlib (the optional ``deepmf[plots]``) the report is written without pictures and says
+how to get them.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from deepmf import __version__
-from deepmf.errors import OutputError
+from deepmf.errors import MissingDependencyError, OutputError
 from deepmf.folders import REPORT_HEADER, is_deepmf_report
 from deepmf.fsutil import check_file_target, make_folder, write_file
 from deepmf.plots import plot_recommender
 from deepmf.recommender import Recommender
 
 REPORT_FILE = "report.md"
+
+logger = logging.getLogger(__name__)
 
 # (metric key, column header, format) in the order of the comparison table.
 METRIC_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -102,6 +106,7 @@ def write_report(
     out = make_folder(out_dir)
     path = out / REPORT_FILE
     labelled = _label(models)
+    missing_plots = ""
     lines = [REPORT_HEADER, "", f"# {title}", ""]
     facts = [("data", data_name), ("split", split_name), ("deepmf", __version__)]
     lines += [f"- **{key}**: {value}" for key, value in facts if value]
@@ -130,16 +135,27 @@ def write_report(
         lines += ["", f"## {label}", ""]
         lines += [f"- **model options**: {_options(recommender.model_options)}"]
         if recommender.train_config is not None:
-            lines += [f"- **training options**: {_options(recommender.train_config.to_dict())}"]
+            unused = set(recommender.summary.get("unused_options") or ())  # the engine does not read them
+            options = {k: v for k, v in recommender.train_config.to_dict().items() if k not in unused}
+            lines += [f"- **training options**: {_options(options)}"]
         lines.append("")
         summary = {
-            key: value for key, value in recommender.summary.items() if not isinstance(value, (list, dict))
+            key: value for key, value in recommender.summary.items()
+            if not isinstance(value, (list, dict)) and value != ""
         }
         if summary:
             lines += [", ".join(f"{key}: {_short(value)}" for key, value in summary.items()), ""]
         prefix = _file_prefix(label)
-        for png in plot_recommender(recommender, out, prefix=prefix):
+        try:
+            pictures = plot_recommender(recommender, out, prefix=prefix)
+        except MissingDependencyError as exc:  # the report is still worth having without its pictures
+            if not missing_plots:
+                logger.warning("report without pictures: %s", exc)
+            missing_plots, pictures = str(exc), []
+        for png in pictures:
             lines += [f"![{label}: {png.stem.removeprefix(prefix).replace('_', ' ')}]({png.name})", ""]
+    if missing_plots:
+        lines += ["", f"(No pictures: {missing_plots}.)"]
     write_file(path, ("\n".join(lines).rstrip() + "\n").encode("utf-8"), ours=is_deepmf_report)
     return path
 

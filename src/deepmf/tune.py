@@ -4,7 +4,9 @@
 trains on each split's training part minus a validation carve, and scores the trial by the mean validation
 RMSE over the splits (each run's best epoch, as early stopping would keep). Test ratings are never read: a
 split's test part is not even looked at. The best trial becomes a run config
-``{"model": ..., "model_options": {...}, "train_options": {...}}`` that ``deepmf train --config`` reads.
+``{"model": ..., "model_options": {...}, "train_options": {...}, "tuned_on": {...}}`` that
+``deepmf train --config`` reads; ``tuned_on`` names the data, split and seed searched on, so training on another
+split (whose test ratings the search may have validated on) gets a warning.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import optuna
+from typing import TYPE_CHECKING, Any
 
 from deepmf.data.ratings import Ratings
 from deepmf.data.splits import Split, validation_split
 from deepmf.errors import ConfigError
+from deepmf.extras import require
 from deepmf.folders import TUNE_STAMP, is_tuned_config
 from deepmf.fsutil import write_file
+
+if TYPE_CHECKING:
+    import optuna
 
 Options = tuple[dict[str, Any], dict[str, Any]]
 
@@ -77,6 +81,7 @@ class TuneResult:
         train_options: the best trial's training options (over the model's defaults).
         trials: every trial: number, validation RMSE, options.
         n_valid: validation ratings per split.
+        tuned_on: the data, split and seed the search ran on (``{"data": ..., "split": ..., "seed": ...}``).
     """
 
     model: str
@@ -85,10 +90,12 @@ class TuneResult:
     train_options: dict[str, Any]
     trials: list[dict[str, Any]] = field(default_factory=list)
     n_valid: list[int] = field(default_factory=list)
+    tuned_on: dict[str, Any] = field(default_factory=dict)
 
     def run_config(self) -> dict[str, Any]:
         """The best configuration in the ``--config`` file format."""
-        return {"model": self.model, "model_options": self.model_options, "train_options": self.train_options}
+        return {"model": self.model, "model_options": self.model_options, "train_options": self.train_options,
+                "tuned_on": self.tuned_on}
 
     def write(self, path: str | os.PathLike[str]) -> None:
         """Write ``run_config()`` as JSON, atomically, stamped ``written_by`` so a later run may replace it.
@@ -106,7 +113,7 @@ class TuneResult:
 
 def tune(data: Ratings, splits: list[Split], model: str, trials: int, *, valid_fraction: float = 0.1,
          seed: int = 0, fixed_train: dict[str, Any] | None = None,
-         on_trial: Callable[[dict[str, Any]], None] | None = None) -> TuneResult:
+         on_trial: Callable[[dict[str, Any]], None] | None = None, split_name: str | None = None) -> TuneResult:
     """Search ``model``'s options by Optuna's TPE sampler; see the module docstring.
 
     Args:
@@ -118,6 +125,7 @@ def tune(data: Ratings, splits: list[Split], model: str, trials: int, *, valid_f
         seed: seeds the sampler, the carves and every training run.
         fixed_train: training options applied to every trial on top of the sampled ones (e.g. threads).
         on_trial: called with each finished trial's record (for progress output).
+        split_name: the spec the splits came from (for ``tuned_on``; default: the splits' names).
 
     Raises:
         ConfigError: unknown or untunable model, trials < 1, a bad fraction, or no splits.
@@ -125,6 +133,7 @@ def tune(data: Ratings, splits: list[Split], model: str, trials: int, *, valid_f
     from deepmf.experiment import train_config_for
     from deepmf.training.fit import train_model
 
+    optuna = require("optuna", "hyperparameter search (deepmf tune)")
     if model not in SEARCH_SPACES:
         raise ConfigError(f"no search space for model {model!r}: "
                           f"tune one of {', '.join(sorted(SEARCH_SPACES))}")
@@ -161,5 +170,6 @@ def tune(data: Ratings, splits: list[Split], model: str, trials: int, *, valid_f
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=trials)
     best = study.best_trial
+    tuned_on = {"data": data.name, "split": split_name or ",".join(s.name for s in splits), "seed": seed}
     return TuneResult(model, float(best.value), dict(best.user_attrs["model_options"]),
-                      dict(best.user_attrs["train_options"]), records, [len(v) for _, v in carves])
+                      dict(best.user_attrs["train_options"]), records, [len(v) for _, v in carves], tuned_on)

@@ -7,11 +7,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from deepmf.cli.app import app
 from deepmf.cli.common import console, err_console, print_json
-from deepmf.cli.options import DataArg, JsonOpt, LoaderFlags, option_groups
+from deepmf.cli.options import DataArg, JsonOpt, LoaderFlags, ThreadsOpt, option_groups
 
 
 @app.command()
@@ -21,15 +29,17 @@ def tune(
     model: Annotated[str, typer.Option("--model", help="Model to tune: mf, deepmf, neumf, svdpp, bayes, "
                                                         "autorec.")] = "mf",
     trials: Annotated[int, typer.Option("--trials", help="Number of Optuna trials.")] = 20,
-    split: Annotated[str, typer.Option("--split", help="Split(s) whose training parts are searched on: u1, "
-                                                        "canonical, random:0.2, kfold:5 ...")] = "random:0.2",
+    split: Annotated[str, typer.Option("--split", help="Split(s) whose training parts are searched on (their test "
+                                       "parts are never read): u1, canonical, random:0.2, kfold:5 ... Train with "
+                                       "the same --split and --seed to test on ratings no trial saw.")
+                     ] = "random:0.2",
     out: Annotated[Path | None, typer.Option(
         "--out", help="Write the best config (JSON for deepmf train --config).", show_default=False)] = None,
     val_fraction: Annotated[float, typer.Option(
         "--val-fraction", help="Share of each training part used as validation.")] = 0.1,
     seed: Annotated[int, typer.Option("--seed", help="Seed of splits, sampler and training.")] = 0,
-    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads per trial (default: all).",
-                                                show_default=False)] = None,
+    threads: ThreadsOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     json: JsonOpt = False,
     loader: LoaderFlags = LoaderFlags(),
 ) -> None:
@@ -45,13 +55,24 @@ def tune(
         check_file_target(out, ours=is_tuned_config)
     ratings = loader.load(data)
     splits = parse_split(split, ratings, seed=seed)
+    # One bar on stderr with the best score so far and the time left; nothing under --json or --quiet.
+    with Progress(TextColumn("tune {task.fields[model]}"), MofNCompleteColumn(), BarColumn(),
+                  TextColumn("{task.fields[best]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                  console=err_console, disable=json or quiet, transient=True) as bar:
+        task = bar.add_task("trials", total=trials, model=model, best="")
+        best = float("inf")
 
-    def progress(record: dict[str, Any]) -> None:
-        if not json:
-            err_console.print(f"trial {record['trial']}: validation RMSE {record['val_rmse']:.4f}")
+        def progress(record: dict[str, Any]) -> None:
+            nonlocal best
+            best = min(best, record["val_rmse"])
+            bar.update(task, advance=1, best=f"best validation RMSE {best:.4f}")
+            if not (json or quiet):
+                bar.console.print(f"trial {record['trial']}: validation RMSE {record['val_rmse']:.4f}",
+                                  markup=False)
 
-    result = run_tune(ratings, splits, model, trials, valid_fraction=val_fraction, seed=seed,
-                      fixed_train={"threads": threads} if threads is not None else None, on_trial=progress)
+        result = run_tune(ratings, splits, model, trials, valid_fraction=val_fraction, seed=seed,
+                          fixed_train={"threads": threads} if threads is not None else None, on_trial=progress,
+                          split_name=split)
     if out is not None:
         result.write(out)
     if json:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import sys
+import traceback
 from typing import Any
 
 import numpy as np
@@ -18,8 +20,17 @@ from deepmf.errors import DeepMFError, DistributedError
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
-USAGE_ERROR = 2
-JOB_FAILED = 1  # a data-parallel job lost a process: not the user's mistake
+# Exit codes of every command (the README lists them).
+OK = 0
+INTERNAL_ERROR = 1  # a bug in deepmf: please report it with the traceback
+JOB_FAILED = 1  # a data-parallel job lost a process: not the user's mistake; rerun with --resume
+USAGE_ERROR = 2  # bad input: flags, options, data, ids, files
+INTERRUPTED = 130
+EXIT_CODES = {OK: "success",
+              INTERNAL_ERROR: "unexpected error (a bug: the traceback is on stderr), or a torchrun job lost a "
+                              "process (rerun with --resume)",
+              USAGE_ERROR: "bad input: a flag, option, data file, id or model folder (one line says which)",
+              INTERRUPTED: "interrupted (Ctrl-C)"}
 
 
 def under_torchrun() -> bool:
@@ -58,34 +69,79 @@ def print_json(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def fail(message: str) -> None:
-    """Print one error line and exit with code 2."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
-    raise typer.Exit(USAGE_ERROR)
+def _wants_json(argv: list[str]) -> bool:
+    """Whether the command line asks for JSON output (its errors are then JSON too)."""
+    return "--json" in argv[1:]
 
 
-def _error_line(message: str, code: int = USAGE_ERROR) -> int:
-    message = " ".join(message.split("\n"))  # one line, whatever a library put in its message
-    err_console.print(f"error: {_rank_prefix()}{message}", soft_wrap=True, markup=False, style="bold red")
+def _report_error(message: str, code: int, as_json: bool) -> int:
+    """Print one error: a JSON object on stdout under --json, else one literal line on stderr."""
+    message = _rank_prefix() + " ".join(message.split("\n"))  # one line, whatever a library put in its message
+    if as_json:
+        print_json({"error": message, "exit_code": code})
+    else:
+        err_console.print(f"error: {message}", soft_wrap=True, markup=False, style="bold red")
     return code
 
 
-def run_app(app: typer.Typer) -> int:
-    """Run the typer app; a DeepMFError (or a stray OSError/MemoryError) becomes one line on stderr and exit 2.
+def _is_usage_error(exc: BaseException) -> bool:
+    """A bad flag or argument, as the command-line parser reports it (click's or typer's own ClickException,
+    depending on the typer version: recognised by its interface, not its module)."""
+    return all(hasattr(exc, name) for name in ("format_message", "exit_code", "show"))
 
-    Usage errors (bad flags) already exit with code 2 inside typer; KeyboardInterrupt exits 130. A
-    DistributedError (a torchrun job lost a process) exits 1.
+
+def run_app(app: typer.Typer) -> int:
+    """Run the typer app and return the exit code (``EXIT_CODES``).
+
+    A DeepMFError (bad data, options, ids, files) and a usage error (bad flags) become one line on stderr and
+    exit code 2; under ``--json`` the line is instead one JSON object on stdout, ``{"error": ..., "exit_code":
+    ...}``, as is an unexpected error (exit code 1, its traceback on stderr). KeyboardInterrupt exits 130.
     """
+    as_json = _wants_json(sys.argv)
     try:
-        app()
+        result = app(standalone_mode=False)
     except DeepMFError as exc:
-        return _error_line(str(exc), JOB_FAILED if isinstance(exc, DistributedError) else USAGE_ERROR)
+        return _report_error(str(exc), JOB_FAILED if isinstance(exc, DistributedError) else USAGE_ERROR, as_json)
     except OSError as exc:  # a system refusal no library call turned into a DeepMFError: still one line
         reason = exc.strerror or str(exc) or type(exc).__name__
-        return _error_line(f"{exc.filename}: {reason}" if exc.filename else reason)
+        return _report_error(f"{exc.filename}: {reason}" if exc.filename else reason, USAGE_ERROR, as_json)
     except MemoryError:
-        return _error_line("out of memory")
-    except KeyboardInterrupt:
+        return _report_error("out of memory", USAGE_ERROR, as_json)
+    except (KeyboardInterrupt, typer.Abort):
         err_console.print("interrupted")
-        return 130
-    return 0
+        return INTERRUPTED
+    except Exception as exc:
+        if _is_usage_error(exc):
+            if not as_json:
+                exc.show()  # type: ignore[attr-defined]  # usage line, hint and the error, as click prints them
+                return int(exc.exit_code)  # type: ignore[attr-defined]
+            return _report_error(exc.format_message(), int(exc.exit_code), as_json)  # type: ignore[attr-defined]
+        if not as_json:
+            raise
+        traceback.print_exc()
+        return _report_error(f"internal error: {type(exc).__name__}: {exc}", INTERNAL_ERROR, as_json)
+    # standalone_mode=False returns typer.Exit's code (e.g. 0 after --help) or the command's return value.
+    return result if isinstance(result, int) else 0
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Show the library's log records (logger ``deepmf``) on stderr: warnings always, progress with -v.
+
+    The library never configures logging itself; the CLI does, once (calling this again only changes the level).
+    """
+    logger = logging.getLogger("deepmf")
+    if not any(isinstance(handler, _ConsoleHandler) for handler in logger.handlers):
+        logger.addHandler(_ConsoleHandler())
+        logger.propagate = False
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+class _ConsoleHandler(logging.Handler):
+    """``warning: message`` lines on the stderr console (looked up at each record, so redirection works)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            err_console.print(f"{record.levelname.lower()}: {record.getMessage()}", markup=False, soft_wrap=True,
+                              style="yellow" if record.levelno >= logging.WARNING else None)
+        except Exception:
+            self.handleError(record)

@@ -6,6 +6,7 @@ own.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -87,6 +88,9 @@ def train(
         "--force", help="Replace the deepmf model already in OUT (never anything else).")] = False,
     report: Annotated[Path | None, _option("--report",
                                            help="Write a Markdown report with plots here.")] = None,
+    tensorboard: Annotated[Path | None, _option(
+        "--tensorboard", help="Also log each epoch's RMSE and speed for TensorBoard in this folder "
+        "(needs pip install 'deepmf[tensorboard]').")] = None,
     quiet: Annotated[bool, _option("--quiet", help="No progress bar.")] = False,
     json: JsonOpt = False,
     dist_timeout: Annotated[float, typer.Option(
@@ -133,12 +137,19 @@ def train(
             raise ConfigError(f"train needs one split, {split!r} gives {len(splits)}: "
                               "use `deepmf evaluate` for several")
         chosen = splits[0]
+        run_config.warn_if_tuned_elsewhere(ratings.name, split or "random:0.2", train_config.seed)
 
     checkpoint_dir = out / CHECKPOINT_DIR if out is not None else None
-    with process_group(train_config.device, dist_timeout) as env:
+    with contextlib.ExitStack() as stack:
+        env = stack.enter_context(process_group(train_config.device, dist_timeout))
+        on_epoch = None
+        if tensorboard is not None and env.is_main:
+            from deepmf.training.tensorboard import TensorBoardLog
+
+            on_epoch = stack.enter_context(TensorBoardLog(tensorboard, comment=model_name))
         result = run_experiment(ratings, chosen, model_name, model_options, train_config,
                                 valid_fraction=val_fraction, progress=not (quiet or json),
-                                checkpoint_dir=checkpoint_dir, resume=resume)
+                                checkpoint_dir=checkpoint_dir, resume=resume, on_epoch=on_epoch)
     if not env.is_main:
         return
     nothing_to_do = resume and _already_saved(out, result.recommender.summary)  # type: ignore[arg-type]
@@ -208,9 +219,11 @@ def _print_summary(summary: dict[str, Any], out: Path | None, report: Path | Non
             rows.append((f"{key}@{test.get('k')}", _fmt(test[key])))
     rows += [("epochs", f"{summary['epochs_run']} (best {summary['best_epoch']}"
                         f"{', stopped early' if summary['stopped_early'] else ''})"),
-             ("training", f"{summary['train_seconds']:.2f} s, "
-                          f"{summary['ratings_per_second']:,.0f} ratings/s, engine {summary['engine']}"
+             ("training", f"{summary['train_seconds']:.2f} s, {summary['ratings_per_second']:,.0f} ratings/s, "
+                          f"engine {summary['engine']}, {summary['threads']} thread(s)"
                           + (f", {summary['world_size']} processes" if summary["world_size"] > 1 else ""))]
+    if summary.get("engine_note"):
+        rows.append(("engine", f"{summary['engine']}: {summary['engine_note']}"))
     if out is not None:
         rows.append(("saved", str(out)))
     if report is not None:
@@ -244,7 +257,7 @@ def synthetic(
     json: JsonOpt = False,
 ) -> None:
     """Tutorial 000's first experiment: noise teaches nothing; low-rank data is learned by Adam, not SGD."""
-    from deepmf.data.synthetic import synthetic_ratings
+    from deepmf.data.synthetic import LEARNED_SHARE, noise_floor, share_learned, synthetic_ratings
     from deepmf.training.config import TrainConfig
     from deepmf.training.fit import train_model
 
@@ -255,24 +268,37 @@ def synthetic(
     data = synthetic_ratings(kind, seed=seed)  # type: ignore[arg-type]  # validated there
     train_part = data.subset(np.arange(SYNTHETIC_TRAIN))
     valid = data.subset(np.arange(SYNTHETIC_TRAIN, len(data)))
-    config = TrainConfig(optimizer=optimizer, lr=SYNTHETIC_LR[optimizer], momentum=0.0, epochs=epochs,
+    momentum = {"momentum": 0.0} if optimizer == "sgd" else {}  # MXNet's plain SGD; Adam has no momentum term
+    config = TrainConfig(optimizer=optimizer, lr=SYNTHETIC_LR[optimizer], epochs=epochs,
                          batch_size=1000 if kind == "noise" else 100, seed=seed, engine="torch",
-                         threads=threads)
+                         threads=threads, **momentum)
     trained = train_model(model, data, train_part, valid, SYNTHETIC_MODELS[model], config,
                           progress=not (quiet or json))
     history = trained.result.history
     std = float(np.std(valid.ratings))
     final = history[-1].val_rmse
-    # Predicting the mean scores MSE = variance; "learned" means the validation MSE is clearly (5 %) below it.
-    learned = final is not None and final**2 < 0.95 * std**2
+    floor = min(noise_floor(data), std)
+    share = None if final is None else share_learned(final, std, floor)
+    learned = share is not None and share >= LEARNED_SHARE
+    criterion = (f"learned = validation RMSE at least {LEARNED_SHARE:.0%} of the way from predicting the mean "
+                 f"({std:.4f}, the data's standard deviation) to the noise floor ({floor:.4f}), i.e. at most "
+                 f"{std - LEARNED_SHARE * (std - floor):.4f}")
     summary = {"kind": kind, "model": model, "optimizer": optimizer, "lr": config.lr,
                "batch_size": config.batch_size, "n_train": len(train_part), "n_valid": len(valid),
-               "valid_std": std, "history": [vars(r) for r in history], "final_val_rmse": final,
-               "learned": learned}
+               "valid_std": std, "noise_floor": floor, "history": [vars(r) for r in history],
+               "final_val_rmse": final, "share_learned": share, "learned": learned, "criterion": criterion,
+               "threads": trained.result.threads}
     if json:
         print_json(summary)
         return
     _print_history(history)
-    verdict = "learned the structure" if learned else "learned (almost) nothing"
-    console.print(f"{kind} data, {model} with {optimizer} (lr {config.lr}): validation RMSE {_fmt(final)} "
-                  f"vs the data's standard deviation {std:.4f}: {verdict}")
+    if share is None:
+        verdict = "there is no structure to learn (every value is noise), and no model can beat the mean"
+    else:
+        verdict = (f"{share:.0%} of the way to the noise floor: "
+                   + ("learned the structure" if learned else f"not learned in {len(history)} epochs"))
+    console.print(f"{kind} data, {model} with {optimizer} (lr {config.lr}): validation RMSE {_fmt(final)}, "
+                  f"against {std:.4f} for predicting the mean and {floor:.4f} for the generating matrix "
+                  f"(the noise floor); {verdict}.", markup=False)
+    if share is not None:
+        console.print(f"criterion: {criterion}", markup=False)

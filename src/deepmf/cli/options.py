@@ -74,7 +74,8 @@ ThreadsOpt = Annotated[
     int | None,
     typer.Option(
         "--threads",
-        help="CPU threads (default: all cores; Bayesian MF and SVD++ use one below 500K training ratings).",
+        help="CPU threads (default chosen by measurement: one below 1M training ratings for the torch engine "
+        "and 500K for Bayesian MF and SVD++; the numba MF engine uses every core).",
         show_default=False,
     ),
 ]

@@ -1,7 +1,7 @@
-"""Commands that use trained models: predict, recommend, rated, similar, evaluate, compare, plot, demo.
+"""Commands that use trained models: predict, recommend, rated, similar, evaluate, compare, plot.
 
 Each command parses its flags, calls the Python API (``deepmf.recommender``, ``deepmf.experiment``,
-``deepmf.evaluation.cross_validation``, ``deepmf.plots``, ``deepmf.demo``) and prints a rich table, or one
+``deepmf.evaluation.cross_validation``, ``deepmf.plots``) and prints a rich table, or one
 JSON object with ``--json``. Errors are DeepMFErrors: one line on stderr, exit code 2 (see ``cli/common.py``).
 """
 
@@ -21,7 +21,6 @@ from deepmf.cli.common import console, err_console, print_json
 from deepmf.cli.options import (
     DataArg,
     DeviceOpt,
-    DirOpt,
     EpochsOpt,
     JsonOpt,
     LoaderFlags,
@@ -296,6 +295,7 @@ def similar(
 
 
 @app.command()
+@option_groups
 def plot(
     model_dir: ModelDirArg,
     out: Annotated[
@@ -309,11 +309,11 @@ def plot(
             help="Ratings to draw the actual-vs-predicted "
             "histograms from, when the model folder holds "
             "no test evaluation (file, folder or "
-            "edition).",
+            "edition; read with the column flags).",
             show_default=False,
         ),
     ] = None,
-    dir: DirOpt = None,
+    loader: LoaderFlags = LoaderFlags(),
     json: JsonOpt = False,
 ) -> None:
     """Write learning curves, actual-vs-predicted histograms and an item-embedding map as PNGs."""
@@ -321,7 +321,7 @@ def plot(
 
     rec = _load(model_dir)
     if test is not None:
-        rec.evaluation = rec.evaluate(LoaderFlags(dir=dir).load(test))
+        rec.evaluation = rec.evaluate(loader.load(test))
     files = plot_recommender(rec, out if out is not None else model_dir / "plots")
     if json:
         print_json({"files": [str(f) for f in files]})
@@ -567,6 +567,8 @@ def compare(
                 "std": cv.std,
                 "cold_test_ratings": cv.folds[0].get("cold_test_ratings"),
                 "epochs_run": cv.folds[0].get("epochs_run"),
+                "engine": cv.folds[0].get("engine"),
+                "threads": cv.folds[0].get("threads"),
             }
         )
     report_path = None
@@ -595,55 +597,3 @@ def compare(
     )
     if report_path is not None:
         console.print(f"report: {report_path}")
-
-
-# ---- demo ------------------------------------------------------------------------------------------------
-@app.command()
-def demo(
-    out: Annotated[Path, typer.Option("--out", help="Folder for the report and the saved models.")] = Path(
-        "deepmf-report"
-    ),
-    dir: DirOpt = None,
-    json: JsonOpt = False,
-) -> None:
-    """Train MF and deep MF on ML-100K, compare them, recommend, find similar movies, write a report."""
-    from deepmf.demo import run_demo
-
-    say = (lambda _: None) if json else (lambda text: err_console.print(text, markup=False, soft_wrap=True))
-    result = run_demo(out, dir, say=say)
-    if json:
-        print_json(result.to_dict())
-        return
-    rows = [
-        {
-            "model": r.model_name,
-            **r.metrics,
-            "cold_test_ratings": r.cold["cold_test_ratings"],
-            "epochs_run": r.recommender.summary.get("epochs_run"),
-            "train_seconds": r.recommender.summary.get("train_seconds"),
-        }
-        for r in result.results
-    ]
-    k = result.results[0].metrics.get("k", 10)
-    console.print(_fold_table(f"{result.data_name}, split {result.split}: test metrics", rows, "model", k))
-    console.print(
-        _ranked_table(
-            f"Top 10 for user {result.user} ({result.top_model})",
-            result.top,
-            {"item": "item", "title": "title", "score": "predicted"},
-        )
-    )
-    console.print(
-        _ranked_table(
-            f"Most similar to {result.item_title or result.item} ({result.top_model}, cosine)",
-            result.similar,
-            {"item": "item", "title": "title", "score": "cosine"},
-        )
-    )
-    for note in result.notes:
-        console.print(f"note: {note}", markup=False)
-    console.print(
-        f"report: {result.report}   models: {', '.join(str(p) for p in result.models.values())}   "
-        f"({result.seconds:.1f} s)",
-        markup=False,
-    )

@@ -191,6 +191,18 @@ class Ratings(UserItemMaps):
     def __len__(self) -> int:
         return len(self.users)
 
+    def __repr__(self) -> str:
+        """One line: name, sizes, scale and which side data is present (not the arrays)."""
+        items = self.item_table
+        present = {"timestamps": self.timestamps is not None, "titles": items is not None,
+                   "genres": items is not None and items.genres is not None,
+                   "demographics": self.user_table is not None}
+        side = [name for name, here in present.items() if here]
+        scale = self.scale
+        return (f"Ratings({self.name or 'unnamed'!r}: {len(self):,} ratings, {self.n_users:,} users, "
+                f"{self.n_items:,} items, scale {scale.minimum:g}..{scale.maximum:g} by {scale.step:g}"
+                + (f", with {', '.join(side)}" if side else "") + ")")
+
     @property
     def global_mean(self) -> float:
         return float(self.ratings.mean(dtype=np.float64)) if len(self) else float("nan")

@@ -53,6 +53,11 @@ class Split:
     cold_items: int
     cold_test_ratings: int
 
+    def __repr__(self) -> str:
+        """One line: name, sizes and cold-start counts (not the arrays)."""
+        return (f"Split({self.name!r}: {len(self.train):,} train, {len(self.test):,} test; cold: "
+                f"{self.cold_users:,} users, {self.cold_items:,} items, {self.cold_test_ratings:,} test ratings)")
+
     def summary(self) -> dict[str, Any]:
         """Sizes and cold-start counts, JSON-ready."""
         return {

@@ -89,6 +89,15 @@ class Recommender(Similarity, Evaluating, Persistence):
         self._trained_items = seen.item_counts() > 0
         self._fallback: tuple[float, np.ndarray, np.ndarray] | None = None
 
+    def __repr__(self) -> str:
+        """One line: model, sizes, how it was trained and its test RMSE if one is kept (not the weights)."""
+        trained = f"{len(self.seen.items):,} training ratings"
+        engine = self.summary.get("engine")
+        metrics = self.evaluation.metrics if self.evaluation is not None else {}
+        return (f"Recommender({self.model_name!r}: {self.n_users:,} users, {self.n_items:,} items, {trained}"
+                + (f", engine {engine}" if engine else "")
+                + (f", test RMSE {metrics['rmse']:.4f}" if metrics.get("rmse") is not None else "") + ")")
+
     # ---- construction --------------------------------------------------------------------------------------
     @classmethod
     def from_trained(cls, trained: TrainedModel, data: Ratings, train: Ratings) -> Recommender:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,8 @@ class TrainConfig:
     """How to train. Model shapes and architecture live in the model's own config, not here.
 
     Attributes:
-        optimizer: one of OPTIMIZERS (torch engine); the numba engine always runs plain SGD.
+        optimizer: one of OPTIMIZERS (torch engine); what each engine honours is in
+            ``deepmf.training.engines.ENGINES``.
         lr: learning rate.
         weight_decay: optimizer weight decay (applies to all parameters every step).
         l2: per-batch L2 penalty on the embedding rows the batch used (the classic MF regularizer; the numba
@@ -35,9 +37,15 @@ class TrainConfig:
         device: "auto", "cpu", "cuda" or "cuda:N".
         lr_schedule: one of LR_SCHEDULES.
         engine: one of ENGINE_NAMES; "auto" lets the model pick (numba for MF on CPU).
-        threads: torch/numba threads; None = all cores, except that the Gibbs sampler and SVD++ use one
-            below ``deepmf.device.PARALLEL_FROM_RATINGS`` ratings (faster there, and reproducible).
+        threads: torch/numba threads; None = chosen by measurement (``deepmf.device``): the torch engine uses
+            ``default_torch_threads``, the Gibbs sampler and SVD++ ``default_cpu_threads``, the numba MF engine
+            every core.
         sparse: use sparse embedding gradients where the optimizer supports them.
+        chosen: the options the user set (command-line flags, a ``--config`` file, ``deepmf.fit`` keywords),
+            as opposed to a model's tuned defaults; an engine must honour every chosen option or not be used
+            (``deepmf.training.engines.select_engine``). None (a config built directly) counts every option
+            whose value is neither this class's default nor the model's tuned default. Not an option itself:
+            ``to_dict`` leaves it out.
     """
 
     optimizer: str = "adam"
@@ -54,6 +62,7 @@ class TrainConfig:
     engine: str = "auto"
     threads: int | None = None
     sparse: bool = False
+    chosen: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -80,6 +89,20 @@ class TrainConfig:
             raise ConfigError(f"unknown engine {self.engine!r}: choose one of {', '.join(ENGINE_NAMES)}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        if self.chosen is not None:
+            self.chosen = frozenset(self.chosen)
+            unknown = sorted(self.chosen - set(option_names()))
+            if unknown:
+                raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
+
+    def chosen_options(self, model_defaults: Mapping[str, Any] | None = None) -> frozenset[str]:
+        """The options the user set (see ``chosen``); ``model_defaults`` are the model's tuned values."""
+        if self.chosen is not None:
+            return self.chosen
+        plain, tuned = TrainConfig(), dict(model_defaults or {})
+        return frozenset(name for name in option_names()
+                         if getattr(self, name) != getattr(plain, name)
+                         and (name not in tuned or getattr(self, name) != tuned[name]))
 
     def _check_types(self) -> None:
         """Each field has its declared type (a --config file or the Python API may pass anything); NumPy
@@ -103,16 +126,21 @@ class TrainConfig:
         return self.patience > 0 or self.lr_schedule == "plateau"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The options as a JSON-able dict (``chosen`` is not an option and is left out)."""
+        return {name: getattr(self, name) for name in option_names()}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build from a dict, refusing unknown keys (typos in a --config file are errors, not silently ignored)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
+    def from_dict(cls, values: dict[str, Any], chosen: Iterable[str] | None = None) -> TrainConfig:
+        """Build from a dict, refusing unknown keys (typos in a --config file are errors, not silently ignored).
+
+        Args:
+            values: option values (absent ones take the class defaults).
+            chosen: which of them the user set (see the ``chosen`` attribute).
+        """
+        unknown = sorted(set(values) - set(option_names()))
         if unknown:
             raise ConfigError(f"unknown training option(s): {', '.join(unknown)}")
-        return cls(**values)
+        return cls(**values, chosen=None if chosen is None else frozenset(chosen))
 
 
 _LABELS = {"lr": "learning rate"}
@@ -122,3 +150,8 @@ _TYPES: dict[str, type] = {
     "patience": numbers.Integral, "seed": numbers.Integral, "device": str, "lr_schedule": str, "engine": str,
     "threads": numbers.Integral, "sparse": bool,
 }
+
+
+def option_names() -> tuple[str, ...]:
+    """Names of the training options (every TrainConfig field but ``chosen``)."""
+    return tuple(f.name for f in fields(TrainConfig) if f.name != "chosen")

@@ -27,7 +27,8 @@ class TrainedModel:
         model: the trained module (on the training device, eval mode).
         model_name: its registry name.
         model_options: the options it was created with (the model's ``config`` holds the resolved values).
-        train_config: the training configuration.
+        train_config: the training options as the engine carried them out (its implied values filled in:
+            the numba engine records optimizer "sgd" at batch size 1, whatever the model's torch defaults).
         result: history and timings.
     """
 
@@ -74,4 +75,4 @@ def train_model(model_name: str, data: Ratings, train: Ratings, valid: Ratings |
         require(weights * training_copies(train_config.optimizer), what, device)
     result = Trainer(train_config, **trainer_kwargs).fit(model, train, valid)
     model.eval()
-    return TrainedModel(model, model_name, dict(model_options), train_config, result)
+    return TrainedModel(model, model_name, dict(model_options), result.config or train_config, result)

@@ -17,11 +17,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import math
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,22 +30,24 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deepmf.device import resolve_device
+from deepmf.device import default_torch_threads, resolve_device
 from deepmf.errors import ConfigError
 from deepmf.training.checkpoint import Checkpoint, has_checkpoint, load_checkpoint, save_checkpoint
+from deepmf.training.config import TrainConfig
 from deepmf.training.distributed import DataParallel, cpu_threads, current_group, rank_seed
-from deepmf.training.engines import ENGINES, create_engine, select_engine
+from deepmf.training.engines import ENGINES, EngineChoice, create_engine, select_engine
 
 if TYPE_CHECKING:
     from deepmf.data.ratings import Ratings, RatingTensors
     from deepmf.models.base import RatingModel
-    from deepmf.training.config import TrainConfig
 
 # Train-config keys that may differ on resume: they change speed, not results.
 RESUME_FREE_KEYS = ("threads", "device")
 # Engines that can train one model in several processes (they implement ``distribute``).
 DATA_PARALLEL_ENGINES = ("torch",)
 EVAL_BATCH = 1 << 16
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -81,6 +84,11 @@ class TrainResult:
         resumed_from: the epoch a resumed run continued after (0 for a fresh run).
         run_id: identifies the run across resumes (kept in its checkpoints and in the saved model's summary).
         world_size: processes that trained the model together (1 outside torchrun).
+        threads: CPU threads the run used (the engine's own count, else torch's).
+        engine_note: why the model's preferred engine was passed over ("" when it was not).
+        unused_options: training options the engine does not read (none of them was chosen by the user).
+        config: the training options as the engine carried them out (``EngineChoice.config``); not part of
+            ``to_dict``, the Recommender keeps it as its ``train_config``.
     """
 
     history: list[EpochRecord] = field(default_factory=list)
@@ -93,9 +101,15 @@ class TrainResult:
     resumed_from: int = 0
     run_id: str = ""
     world_size: int = 1
+    threads: int = 0
+    engine_note: str = ""
+    unused_options: list[str] = field(default_factory=list)
+    config: TrainConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        values = asdict(self)
+        values.pop("config")
+        return values
 
 
 def evaluate_rmse(model: RatingModel, data: RatingTensors, low: float, high: float,
@@ -140,6 +154,19 @@ def _threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def _check_needs_no_validation(config: TrainConfig, chosen: frozenset[str]) -> None:
+    """Refuse a chosen option that acts on validation RMSE when there are no validation ratings (it would be
+    silently ignored): early stopping, and the plateau schedule."""
+    wanted = []
+    if "patience" in chosen and config.patience > 0:
+        wanted.append(f"patience={config.patience}")
+    if "lr_schedule" in chosen and config.lr_schedule == "plateau":
+        wanted.append("lr_schedule=plateau")
+    if wanted:
+        raise ConfigError(f"{' and '.join(wanted)} act on validation RMSE, and there are no validation ratings "
+                          "(a validation fraction of 0?)")
 
 
 @dataclass
@@ -189,21 +216,28 @@ class Trainer:
         """
         if self.resume and not has_checkpoint(self.checkpoint_dir):  # type: ignore[arg-type]
             raise ConfigError(f"nothing to resume: {self.checkpoint_dir} holds no checkpoint")
-        config = self.config
-        device = resolve_device(config.device)
+        device = resolve_device(self.config.device)
         group = current_group(device)
-        threads = config.threads
         if group is not None:
             device = group.device
-            if threads is None and device.type == "cpu":
-                threads = cpu_threads(group.env)
+        checkpoint = load_checkpoint(self.checkpoint_dir) if self.resume else None  # type: ignore[arg-type]
+        choice = self._choose_engine(model, device, group, checkpoint)
+        config = choice.config
+        if choice.note and (group is None or group.is_main):
+            logger.warning("%s: training with the %s engine (%s)", model.name, choice.name, choice.note)
+        if valid is None or len(valid) == 0:
+            _check_needs_no_validation(config, config.chosen_options(model.default_train))
         fork_devices = [device.index or 0] if device.type == "cuda" else []
+        threads = config.threads
+        if threads is None and device.type == "cpu":
+            threads = cpu_threads(group.env) if group is not None else default_torch_threads(len(train))
         with _threads(threads), torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(config.seed)
-            checkpoint = (load_checkpoint(self.checkpoint_dir) if self.resume and self.checkpoint_dir is not None
-                          and has_checkpoint(self.checkpoint_dir) else None)
-            engine_name = self._engine_name(model, device, group, checkpoint)
+            engine_name = choice.name
             engine = create_engine(engine_name, model, train, config, device)
+            threads_used = int(getattr(engine, "threads", torch.get_num_threads()))
+            logger.info("%s: %d training ratings, %d validation, engine %s, %d thread(s) on %s", model.name,
+                        len(train), 0 if valid is None else len(valid), engine_name, threads_used, device)
             info = {"model": {"name": model.name, "config": _canonical(model.config_dict())},
                     "train_config": config.to_dict(), "fingerprint": data_fingerprint(train),
                     "engine": engine_name, "run_id": uuid.uuid4().hex}
@@ -231,11 +265,15 @@ class Trainer:
             resumed_from=resumed_from,
             run_id=info["run_id"],
             world_size=1 if group is None else group.env.world_size,
+            threads=threads_used,
+            engine_note=choice.note,
+            unused_options=list(choice.unused),
+            config=config,
         )
 
-    def _engine_name(self, model: RatingModel, device: torch.device, group: DataParallel | None,
-                     checkpoint: Checkpoint | None) -> str:
-        """The configured engine; with ``auto``, the resumed run's engine, or under torchrun a data-parallel one.
+    def _choose_engine(self, model: RatingModel, device: torch.device, group: DataParallel | None,
+                       checkpoint: Checkpoint | None) -> EngineChoice:
+        """``select_engine``'s choice; with ``auto``, the resumed run's engine, or under torchrun a data-parallel one.
 
         Raises:
             ConfigError: no engine of the model can do what is asked (e.g. Bayesian MF under torchrun).
@@ -244,29 +282,34 @@ class Trainer:
         allowed: tuple[str, ...] = getattr(model, "engines", ("torch",))
         if config.engine == "auto" and checkpoint is not None:
             saved = checkpoint.info.get("engine")
-            if (saved in allowed and device.type in ENGINES[saved][2]
+            if (saved in allowed and device.type in ENGINES[saved].devices
                     and (group is None or saved in DATA_PARALLEL_ENGINES)):
-                return str(saved)
-        name = select_engine(model, config, device)
-        if group is None or name in DATA_PARALLEL_ENGINES:
-            return name
+                return self._pinned(model, device, str(saved))
+        choice = select_engine(model, config, device)
+        if group is None or choice.name in DATA_PARALLEL_ENGINES:
+            return choice
         parallel = [e for e in allowed if e in DATA_PARALLEL_ENGINES]
         tuned = getattr(model, "tuned_engines", None) or allowed
         switch = [e for e in parallel if e in tuned]
         if config.engine == "auto" and switch:
-            if group.is_main:
-                Console(stderr=True, highlight=False, soft_wrap=True).print(
-                    f"note: model {model.name!r} trains with the {switch[0]} engine in this {group.env.world_size}"
-                    f"-process job (its default engine, {name}, runs in one process)", markup=False)
-            return switch[0]
+            return self._pinned(model, device, switch[0],
+                                f"its default engine, {choice.name}, runs in one process; this job has "
+                                f"{group.env.world_size}")
         hint = ""
         if parallel and config.engine == "auto":
             hint = (f" (or pass --engine {parallel[0]}, whose results with this model's default settings are "
-                    f"worse: they were tuned for engine {name!r})")
+                    f"worse: they were tuned for engine {choice.name!r})")
         elif parallel:
             hint = f" (or pass --engine {parallel[0]})"
-        raise ConfigError(f"model {model.name!r} with engine {name!r} trains in one process: run it without "
-                          f"torchrun{hint}")
+        raise ConfigError(f"model {model.name!r} with engine {choice.name!r} trains in one process: run it "
+                          f"without torchrun{hint}")
+
+    def _pinned(self, model: RatingModel, device: torch.device, engine: str, note: str = "") -> EngineChoice:
+        """``select_engine`` held to ``engine`` (it still refuses options that engine cannot honour); the run
+        records the configured engine (``auto``), so a resumed run's options compare equal."""
+        choice = select_engine(model, replace(self.config, engine=engine), device)
+        config = replace(choice.config, engine=self.config.engine)
+        return replace(choice, config=config, note="; ".join(n for n in (choice.note, note) if n))
 
     def _join(self, group: DataParallel, engine: Any, info: dict[str, Any], resumed_from: int) -> None:
         """Check that every rank trains the same thing from the same epoch, then hand the engine the group."""
@@ -311,6 +354,7 @@ class Trainer:
                 if self.checkpoint_dir is not None and main:
                     self._save(model, engine, run, info, device)
                 status = f"train {train_rmse:.4f}" + (f"  val {val_rmse:.4f}" if val_rmse is not None else "")
+                logger.debug("epoch %d: %s, %.2f s", epoch, status, record.seconds)
                 bar.update(task, advance=1, status=status)
                 if self.on_epoch is not None:
                     self.on_epoch(record)
