@@ -142,7 +142,6 @@ def ratings_from_raw(
     duplicates: str = "error",
     scale: ScaleBounds | RatingScale | None = None,
     scale_source: str = "declared",
-    scale_owner: str = "the scale",
     name: str = "",
     user_ids: IdMap | None = None,
     item_ids: IdMap | None = None,
@@ -154,7 +153,6 @@ def ratings_from_raw(
         duplicates: "error" | "last" | "mean".
         scale: the declared scale (ratings outside it are refused); None infers it from the values.
         scale_source: what a given ``scale`` is, for ``meta["scale_source"]``: "declared", "edition", ...
-        scale_owner: how refusals name the scale ("the scale", "the training data's scale").
         name: ``Ratings.name``.
         user_ids, item_ids: existing maps to code the ids with (unknown ids raise DataError); None: build.
 
@@ -168,7 +166,7 @@ def ratings_from_raw(
     bounds = declared_scale(scale)
     warning = None
     if bounds is not None:
-        checked = scale_within(raw, bounds, scale_owner)
+        checked = scale_within(raw, bounds)
     else:
         checked, warning = inferred_scale(raw)
         scale_source = "inferred"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,11 +31,18 @@ MAX_CLASSES = 10_000
 @dataclass(frozen=True)
 class ScaleBounds:
     """A declared scale: every rating must lie in ``minimum..maximum`` and, when ``step`` is given, on its grid
-    from ``minimum``. Without a step, the step is detected from the values."""
+    from ``minimum``. Without a step, the step is detected from the values. ``owner`` names it in refusals
+    ("the scale", "the training data's scale")."""
 
     minimum: float
     maximum: float
     step: float | None = None
+    owner: str = "the scale"
+
+    @classmethod
+    def of(cls, scale: RatingScale, owner: str = "the scale") -> ScaleBounds:
+        """The bounds and step of a known scale, named ``owner`` in refusals."""
+        return cls(scale.minimum, scale.maximum, scale.step, owner)
 
     def __str__(self) -> str:
         return f"{self.minimum:g}..{self.maximum:g}" + ("" if self.step is None else f" by {self.step:g}")
@@ -50,7 +57,7 @@ def declared_scale(spec: object) -> ScaleBounds | None:
     if spec is None or isinstance(spec, ScaleBounds):
         return spec
     if isinstance(spec, RatingScale):
-        return ScaleBounds(spec.minimum, spec.maximum, spec.step)
+        return ScaleBounds.of(spec)
     parts: Sequence[object]
     if isinstance(spec, str):
         parts = [p.strip() for p in spec.replace("..", ",").split(",")]
@@ -78,39 +85,40 @@ def declared_scale(spec: object) -> ScaleBounds | None:
     return ScaleBounds(low, high, step)
 
 
-def check_scale(raw: RawRatings, bounds: ScaleBounds, owner: str = "the scale") -> None:
-    """Refuse ratings outside ``bounds`` or off its step, naming the first offending line.
+def check_values(values: np.ndarray, bounds: ScaleBounds, where: Callable[[int], str]) -> None:
+    """Refuse ratings outside ``bounds`` or off its step, naming the first offending one.
 
     Args:
-        raw: the ratings.
+        values: the ratings.
         bounds: the scale they must follow.
-        owner: how the message names the scale ("the scale", "the training data's scale").
+        where: names a row for the message ("u.data:12", "DataFrame row 3").
     """
+    owner = bounds.owner
     tol = 1e-6
     # In slices: float64 temporaries of a 20M-row column would cost several hundred MiB at once.
-    for begin in range(0, len(raw.ratings), CHECK_SLICE):
-        values = raw.ratings[begin : begin + CHECK_SLICE].astype(np.float64)
-        outside = (values < bounds.minimum - tol) | (values > bounds.maximum + tol)
+    for begin in range(0, len(values), CHECK_SLICE):
+        part = values[begin : begin + CHECK_SLICE].astype(np.float64)
+        outside = ~((part >= bounds.minimum - tol) & (part <= bounds.maximum + tol))  # NaN is outside too
         if outside.any():
             row = int(np.flatnonzero(outside)[0])
             raise DataError(
-                f"{raw.where(begin + row)}: rating {values[row]:g} is outside {owner} "
+                f"{where(begin + row)}: rating {part[row]:g} is outside {owner} "
                 f"{bounds.minimum:g}..{bounds.maximum:g}"
             )
         if bounds.step is None:
             continue
-        off = ~on_grid(values - bounds.minimum, bounds.step)
+        off = ~on_grid(part - bounds.minimum, bounds.step)
         if off.any():
             row = int(np.flatnonzero(off)[0])
             raise DataError(
-                f"{raw.where(begin + row)}: rating {values[row]:g} is not a multiple of the scale step "
+                f"{where(begin + row)}: rating {part[row]:g} is not a multiple of the scale step "
                 f"{bounds.step:g} from {bounds.minimum:g}" + ("" if owner == "the scale" else f" ({owner} {bounds})")
             )
 
 
-def scale_within(raw: RawRatings, bounds: ScaleBounds, owner: str = "the scale") -> RatingScale:
+def scale_within(raw: RawRatings, bounds: ScaleBounds) -> RatingScale:
     """The RatingScale of ratings checked against ``bounds``; a missing step is detected from the values."""
-    check_scale(raw, bounds, owner)
+    check_values(raw.ratings, bounds, raw.where)
     if bounds.step is not None:
         return RatingScale(bounds.minimum, bounds.maximum, bounds.step)
     distinct, _ = distinct_counts(raw.ratings)

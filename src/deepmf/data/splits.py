@@ -29,7 +29,7 @@ from deepmf.data.files import ratings_from_raw, read_user_file
 from deepmf.data.idmap import IdMap
 from deepmf.data.movielens import read_rating_file
 from deepmf.data.ratings import Ratings
-from deepmf.data.scale import declared_scale
+from deepmf.data.scale import ScaleBounds, declared_scale
 from deepmf.errors import ConfigError, DataError
 
 CANONICAL_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
@@ -258,7 +258,7 @@ def file_split(train_path: str | Path, test_path: str | Path, **load_kwargs: Any
         train = ratings_from_raw(raw_train, scale=bounds, **common)
     else:
         train = ratings_from_raw(raw_train, **common)
-    test = ratings_from_raw(raw_test, scale=train.scale, scale_owner="the training data's scale", **common)
+    test = ratings_from_raw(raw_test, scale=ScaleBounds.of(train.scale, "the training data's scale"), **common)
     for part, path in ((train, train_path), (test, test_path)):
         part.meta.update({"edition": None, "path": str(path)})
     return make_split(train, test, name)
