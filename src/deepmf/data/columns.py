@@ -335,7 +335,7 @@ def time_column(column: pa.ChunkedArray, source: Source, name: str) -> np.ndarra
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         raise DataError(f"{source.label}: the timestamp column holds {kind} values, not times")
     text = pd.Series(column.to_numpy(zero_copy_only=False), dtype=object)
-    numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+    numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, copy=True)
     dated = np.isnan(numbers)
     if dated.any():
         # Numbers first (unix seconds), then dates: "881250949" is a time, not a date string.

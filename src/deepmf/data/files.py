@@ -30,8 +30,8 @@ from deepmf.data.textfile import (
     check_file,
     check_text_head,
     compression,
+    head_lines,
     magic,
-    read_head,
     read_table,
     release_arrow_memory,
     sniff_separator,
@@ -296,7 +296,7 @@ def _first_line_is_header(path: Path, sep: str, any_flag: bool, encoding: str) -
     not a number while ids and ratings below it are numbers."""
     if any_flag:
         return True
-    lines = [line for line in read_head(path, encoding=encoding).splitlines() if line.strip()]
+    lines = head_lines(path, encoding)
     first = [f.strip().strip('"') for f in lines[0].split(sep)]
     if any(_fold(f) in alias for f in first for alias in COLUMN_ALIASES.values()):
         return True

@@ -165,6 +165,12 @@ def _load_path(
         ratings = ratings_from_raw(raw, duplicates=duplicates, scale=bounds, name=path.name)
         ratings.meta.update({"edition": None, "path": str(path)})
         return ratings
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # a loop of links: pathlib's exists() says False without the reason
+        raise DataFileError(f"{path}: cannot access ({exc.strerror or exc})") from None
     if text.startswith("ml-") or (os.sep not in text and "." not in text):
         raise DataError(
             f"unknown data set {text!r}: not an edition ({', '.join(EDITIONS)}) "

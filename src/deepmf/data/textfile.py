@@ -132,28 +132,37 @@ def _read_all(path: Path) -> bytes:
         raise DataFileError(f"{path}: cannot read ({exc})") from None
 
 
-def read_head(path: Path, n_bytes: int = 65536, encoding: str = "utf-8") -> str:
-    """First bytes of a text file decoded leniently (BOM removed), for sniffing."""
+def _head_bytes(path: Path, n_bytes: int = 65536) -> bytes:
     try:
         with open_bytes(path) as handle:
-            head = handle.read(n_bytes)
-    except (OSError, EOFError) as exc:
+            return handle.read(n_bytes)
+    except (OSError, EOFError) as exc:  # a truncated or corrupt gzip/bz2 stream
         raise DataFileError(f"{path}: cannot read ({exc})") from None
+
+
+def head_lines(path: Path, encoding: str = "utf-8") -> list[str]:
+    """The non-blank lines of the first 64 KiB, split where pyarrow splits them (\\n, \\r\\n, \\r: not at the
+    other line breaks ``str.splitlines`` knows, such as \\x85, which may sit inside a field)."""
+    return [line for line in re.split(r"\r\n|\r|\n", read_head(path, encoding=encoding)) if line.strip()]
+
+
+def read_head(path: Path, n_bytes: int = 65536, encoding: str = "utf-8") -> str:
+    """First bytes of a text file decoded leniently (BOM removed), for sniffing."""
+    head = _head_bytes(path, n_bytes)
     codec = "utf-8" if encoding == "auto" else encoding
     return head.decode(codec, errors="replace").lstrip("\ufeff")
 
 
 def check_text_head(path: Path, encoding: str) -> None:
     """Refuse, naming the line, a file whose first 64 KiB are not text: NUL bytes, or UTF-16 not asked for."""
-    with open_bytes(path) as handle:
-        head = handle.read(65536)
+    head = _head_bytes(path)
     if normal_encoding(encoding).startswith("utf16") or normal_encoding(encoding).startswith("utf32"):
         return
     if head.startswith(_UTF16_BOMS):
         raise DataError(f"{path}: is UTF-16 text: save it as UTF-8, or pass --encoding utf-16")
     nul = head.find(b"\x00")
     if nul >= 0:
-        line = head.count(b"\n", 0, nul) + 1
+        line = len(head[: nul + 1].splitlines())  # lines end at \n, \r\n or \r, as everywhere here
         raise DataError(f"{path}:{line}: NUL byte: not a text ratings file (binary or corrupted)")
 
 
@@ -183,7 +192,7 @@ def sniff_separator(path: Path, encoding: str = "utf-8") -> str:
     Raises:
         DataError: the file is empty or no candidate separator is consistent.
     """
-    lines = [line for line in read_head(path, encoding=encoding).splitlines() if line.strip()][:50]
+    lines = head_lines(path, encoding)[:50]
     if len(lines) > 1:
         lines = lines[:-1]  # the last line of the sample may be cut mid-way
     if not lines:
@@ -195,14 +204,12 @@ def sniff_separator(path: Path, encoding: str = "utf-8") -> str:
         share = counts.count(mode)
         if mode >= 1 and share * 2 >= len(lines) and share > agreeing:
             best, agreeing = sep, share
-    if best is not None and agreeing == len(lines):
+    if best is not None:
         return best
-    # Quoted fields (titles with commas) make counts differ between lines: let the csv module decide.
+    # No candidate agrees in half the lines (quoted fields full of commas?): let the csv module decide.
     try:
         return csv.Sniffer().sniff("\n".join(lines), delimiters=",\t;|").delimiter
     except csv.Error:
-        if best is not None:
-            return best
         raise DataError(f"{path}: cannot detect the column separator; pass --sep") from None
 
 
@@ -303,11 +310,14 @@ def release_arrow_memory() -> None:
 
 
 # ---- the slow pass: records as pyarrow sees them, with their line numbers ----------------------------------------
-def _physical_lines(handle: BinaryIO, chunk: int = 1 << 20) -> Iterator[bytes]:
+def _physical_lines(handle: BinaryIO, path: Path, chunk: int = 1 << 20) -> Iterator[bytes]:
     """Lines ended by \\n, \\r\\n or a lone \\r (as pyarrow ends them), terminators kept, read in chunks."""
     rest = b""
     while True:
-        block = handle.read(chunk)
+        try:
+            block = handle.read(chunk)
+        except (OSError, EOFError) as exc:  # a truncated or corrupt gzip/bz2 stream
+            raise DataFileError(f"{path}: cannot read ({exc})") from None
         if not block:
             if rest:
                 yield rest
@@ -366,7 +376,7 @@ def records(path: Path, fmt: TextFormat) -> Iterator[tuple[int, int, bytes]]:
     with source as handle:
         number = start = 0
         pending: list[bytes] | None = None
-        for line in _physical_lines(handle):
+        for line in _physical_lines(handle, path):
             number += 1
             body = line.rstrip(b"\r\n")
             if number == 1 and body.startswith(_BOM):
@@ -386,9 +396,15 @@ def records(path: Path, fmt: TextFormat) -> Iterator[tuple[int, int, bytes]]:
 
 def split_fields(text: str, fmt: TextFormat) -> list[str]:
     """The fields of one decoded record."""
-    if fmt.quoted and len(fmt.sep) == 1:
+    if not (fmt.quoted and len(fmt.sep) == 1):
+        return text.split(fmt.sep)
+    limit = csv.field_size_limit()
+    # The csv module refuses fields over 128 KiB; pyarrow reads longer ones, so lift the limit for this record.
+    csv.field_size_limit(max(limit, len(text) + 1))
+    try:
         return next(csv.reader([text], delimiter=fmt.sep, quotechar='"', doublequote=True, strict=False), [""])
-    return text.split(fmt.sep)
+    finally:
+        csv.field_size_limit(limit)
 
 
 def data_records(path: Path, fmt: TextFormat) -> Iterator[tuple[int, list[str]]]:
@@ -446,8 +462,8 @@ def first_problem(
         where = f"{path}:{first}"
         if len(body) >= BLOCK_BYTES:
             return DataError(
-                f"{where}: a line of {len(body):,} bytes (the longest a line may be is {BLOCK_BYTES:,}): "
-                "not a ratings file?"
+                f"{where}: a line of {len(body):,} bytes, longer than the {BLOCK_BYTES:,}-byte blocks the file "
+                "is parsed in: not a ratings file?"
             )
         try:
             text = body.decode(_line_encoding(fmt))
