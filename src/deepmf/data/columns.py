@@ -16,7 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from deepmf.data.textfile import TextFormat, line_of_row
+from deepmf.data.locate import line_of_row
+from deepmf.data.textfile import TextFormat
 from deepmf.errors import DataError
 
 _INT64_MAX = np.iinfo(np.int64).max

@@ -3,7 +3,8 @@
 ``read_user_file`` reads CSV/TSV/any separator (plain, gzip or bz2) or parquet: column flags or header aliases,
 a sniffed separator, positional columns for header-less files. ``ratings_from_raw`` builds Ratings from checked
 raw columns: the scale (declared, or inferred with a warning for odd values), id maps, the duplicates policy.
-Parsing lives in ``textfile``, value checks in ``columns``, scale rules in ``scale``.
+Opening and sniffing live in ``textfile``, parsing in ``parsing``, naming lines in ``locate``, value checks in
+``columns``, scale rules in ``scale``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 
 from deepmf.data.columns import FrameSource, RawRatings, TableSource, TextSource, raw_from_table
 from deepmf.data.idmap import IdMap
+from deepmf.data.parsing import read_table, release_arrow_memory
 from deepmf.data.ratings import Ratings, RatingScale
 from deepmf.data.scale import ScaleBounds, declared_scale, inferred_scale, scale_within
 from deepmf.data.textfile import (
@@ -32,8 +34,6 @@ from deepmf.data.textfile import (
     compression,
     head_lines,
     magic,
-    read_table,
-    release_arrow_memory,
     sniff_separator,
 )
 from deepmf.errors import ConfigError, DataError

@@ -26,9 +26,10 @@ import pyarrow as pa
 from deepmf.data.columns import RawRatings, TextSource, raw_from_table
 from deepmf.data.files import ratings_from_raw
 from deepmf.data.idmap import IdMap
+from deepmf.data.parsing import read_table
 from deepmf.data.ratings import ItemTable, Ratings, RatingScale, UserTable
 from deepmf.data.scale import ScaleBounds
-from deepmf.data.textfile import TextFormat, read_table
+from deepmf.data.textfile import TextFormat
 from deepmf.errors import DataError
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens"
