@@ -115,7 +115,7 @@ def train(
     ratings = loader.load(data)
     if test is not None:
         # Test ratings follow the training data's scale: a model never scores a 7 against 1..5 stars.
-        held_out = loader.load(str(test), scale=ScaleBounds.of(ratings.scale, "the training data's scale"))
+        held_out = loader.load(str(test), scale=ScaleBounds.of(ratings.scale, "the training data's scale", step=False))
         chosen = _test_file_split(ratings, held_out, test)
     else:
         splits = parse_split(split or "random:0.2", ratings, seed=train_config.seed)

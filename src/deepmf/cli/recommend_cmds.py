@@ -325,7 +325,7 @@ def plot(
     if test is not None:
         from deepmf.data.scale import ScaleBounds
 
-        held_out = LoaderFlags(dir=dir).load(test, scale=ScaleBounds.of(rec.scale, "the model's scale"))
+        held_out = LoaderFlags(dir=dir).load(test, scale=ScaleBounds.of(rec.scale, "the model's scale", step=False))
         rec.evaluation = rec.evaluate(held_out)
     files = plot_recommender(rec, out if out is not None else model_dir / "plots")
     if json:

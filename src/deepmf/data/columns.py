@@ -260,7 +260,7 @@ def id_column(column: pa.ChunkedArray, what: str, source: Source, name: str) -> 
         blank = pc.equal(trimmed, "")
         if pc.any(blank).as_py():
             raise DataError(f"{source.where(_first(blank))}: empty {what} id")
-        control = pc.match_substring_regex(trimmed, r"[\x00-\x1f\x7f]")
+        control = pc.match_substring_regex(trimmed, r"[\x00-\x1f\x7f-\x9f]")
         if pc.any(control).as_py():
             row = _first(control)
             raise DataError(

@@ -40,9 +40,13 @@ class ScaleBounds:
     owner: str = "the scale"
 
     @classmethod
-    def of(cls, scale: RatingScale, owner: str = "the scale") -> ScaleBounds:
-        """The bounds and step of a known scale, named ``owner`` in refusals."""
-        return cls(scale.minimum, scale.maximum, scale.step, owner)
+    def of(cls, scale: RatingScale, owner: str = "the scale", *, step: bool = True) -> ScaleBounds:
+        """The bounds (and, with ``step``, the step) of a known scale, named ``owner`` in refusals.
+
+        Held-out ratings are held to the bounds only: a model cannot score a 7 on 1..5 stars, but a 3.5 it can,
+        and the step of continuous ratings (0.01 "for reporting") is no grid at all.
+        """
+        return cls(scale.minimum, scale.maximum, scale.step if step else None, owner)
 
     def __str__(self) -> str:
         return f"{self.minimum:g}..{self.maximum:g}" + ("" if self.step is None else f" by {self.step:g}")

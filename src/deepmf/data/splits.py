@@ -258,7 +258,8 @@ def file_split(train_path: str | Path, test_path: str | Path, **load_kwargs: Any
         train = ratings_from_raw(raw_train, scale=bounds, **common)
     else:
         train = ratings_from_raw(raw_train, **common)
-    test = ratings_from_raw(raw_test, scale=ScaleBounds.of(train.scale, "the training data's scale"), **common)
+    held_to = ScaleBounds.of(train.scale, "the training data's scale", step=False)
+    test = ratings_from_raw(raw_test, scale=held_to, **common)
     for part, path in ((train, train_path), (test, test_path)):
         part.meta.update({"edition": None, "path": str(path)})
     return make_split(train, test, name)

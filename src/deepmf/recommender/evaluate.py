@@ -56,7 +56,7 @@ class Evaluating(Ranking):
         if len(ratings) == 0:
             raise ConfigError("cannot evaluate on an empty set of ratings")
         # A model never scores ratings on another scale than it was trained on (a 7 against 1..5 stars).
-        check_values(ratings.ratings, ScaleBounds.of(self.scale, "the model's scale"),
+        check_values(ratings.ratings, ScaleBounds.of(self.scale, "the model's scale", step=False),
                      lambda row: f"{ratings.name or 'ratings'}: row {row + 1}")
         threshold = self.default_relevant() if relevant_threshold is None else float(relevant_threshold)
         users = self._lookup(
