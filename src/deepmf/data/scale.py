@@ -111,11 +111,14 @@ def check_values(values: np.ndarray, bounds: ScaleBounds, where: Callable[[int],
             )
         if bounds.step is None:
             continue
-        off = ~on_grid(part - bounds.minimum, bounds.step)
+        part -= bounds.minimum
+        part /= bounds.step  # in steps from the minimum, in place: the check runs on every rating of an edition
+        off = np.abs(part - np.rint(part)) > 1e-4
         if off.any():
             row = int(np.flatnonzero(off)[0])
+            value = float(values[begin + row])
             raise DataError(
-                f"{where(begin + row)}: rating {part[row]:g} is not a multiple of the scale step "
+                f"{where(begin + row)}: rating {value:g} is not a multiple of the scale step "
                 f"{bounds.step:g} from {bounds.minimum:g}" + ("" if owner == "the scale" else f" ({owner} {bounds})")
             )
 
