@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from deepmf.cli.app import _register, app
 from deepmf.cli.common import run_app
 from deepmf.data import load
-from deepmf.data.ratings import Ratings, RatingScale
+from deepmf.data.ratings import Ratings
 from deepmf.data.splits import parse_split
 from deepmf.errors import ConfigError
 from deepmf.models.registry import create_model, default_train_options
@@ -33,8 +33,8 @@ CPU = torch.device("cpu")
 
 
 def _ratings(users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> Ratings:
-    return Ratings.from_frame(pd.DataFrame({"user": users, "item": items, "rating": ratings}),
-                              scale=RatingScale(1.0, 5.0, 1.0))
+    # Bounds only: some tests draw continuous ratings, so the step is detected.
+    return Ratings.from_frame(pd.DataFrame({"user": users, "item": items, "rating": ratings}), scale=(1.0, 5.0))
 
 
 def _random_ratings(n_users: int, n_items: int, n: int, seed: int) -> Ratings:

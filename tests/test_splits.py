@@ -214,7 +214,7 @@ def test_file_split_builds_maps_on_the_union(tmp_path: Path) -> None:
     train = tmp_path / "train.csv"
     test = tmp_path / "test.csv"
     train.write_text("user,item,rating\nu1,a,4\nu2,a,3\nu1,b,5\n")
-    test.write_text("user,item,rating\nu2,b,2\nu3,c,1\n")
+    test.write_text("user,item,rating\nu2,b,3\nu3,c,4\n")
     split = file_split(train, test)
     assert split.train.n_items == 3 and split.train.item_ids is split.test.item_ids
     assert split.train.user_ids.to_list() == ["u1", "u2", "u3"]
@@ -223,3 +223,8 @@ def test_file_split_builds_maps_on_the_union(tmp_path: Path) -> None:
     assert len(same.test) == 2
     with pytest.raises(ConfigError, match="unknown option"):
         file_split(train, test, seperator=",")
+    # The test file is held to the scale the training file spans (3..5 here): a model never scores a 1.
+    test.write_text("user,item,rating\nu2,b,3\nu3,c,1\n")
+    with pytest.raises(DataError, match=r"test\.csv:3: rating 1 is outside the training data's scale 3\.\.5"):
+        file_split(train, test)
+    assert len(file_split(train, test, scale="1,5").test) == 2

@@ -123,7 +123,8 @@ def test_blend_passes_timestamps_to_its_members(dated: Ratings) -> None:
 def test_time_aware_blend_weights_do_not_depend_on_test_ratings() -> None:
     data = conformance_data()  # has timestamps: the Bayesian member uses its date feature
     split = random_split(data, 0.2, seed=0)
-    hidden = make_split(split.train, split.test.with_ratings(np.full(len(split.test), np.nan)), split.name)
+    hidden_ratings = np.full(len(split.test), data.scale.minimum)  # any in-scale value: training never sees them
+    hidden = make_split(split.train, split.test.with_ratings(hidden_ratings), split.name)
     options = {"members": "mf,bayes", "member_options": {"mf": {"factors": 4}, "bayes": BAYES},
                "member_train": {"mf": {"epochs": 10, "patience": 2}, "bayes": {"epochs": 15}}}
     config = train_config_for("blend", {"seed": 3, "threads": 1})  # one Hogwild! thread: reproducible

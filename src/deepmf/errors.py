@@ -10,11 +10,21 @@ class DeepMFError(Exception):
     """Base class of every error deepmf raises on purpose (bad input, bad config, bad file)."""
 
 
-class DataError(DeepMFError):
+class DataError(DeepMFError, ValueError):
     """A ratings source is malformed, empty, out of range, missing, or has the wrong columns.
 
-    Messages name the file and, where there is one, the 1-based line number.
+    Messages name the file and, where there is one, the 1-based line number. A ``ValueError``, so callers that
+    already catch bad values catch it too.
     """
+
+
+class DataFileError(DataError, OSError):
+    """A ratings source cannot be opened: missing, a folder or device where a file was expected, unreadable,
+    compressed in a format deepmf does not read, or a path the system refuses (too long). Also an ``OSError``."""
+
+
+class DataWarning(UserWarning):
+    """Data that loads but looks wrong (a few ratings far outside the rest); the CLI prints it as one line."""
 
 
 class UnknownIdError(DeepMFError, KeyError):

@@ -19,8 +19,8 @@ from deepmf.recommender import Recommender
 from deepmf.training.config import TrainConfig
 
 FIT_MISUSE: list[tuple[str, dict[str, Any], str]] = [
-    ("train is a name", {"train": "ml-100k"}, "train must be Ratings"),
-    ("train is None", {"train": None}, "train must be Ratings"),
+    ("train is a number", {"train": 42}, "expected Ratings"),
+    ("train is None", {"train": None}, "expected Ratings"),
     ("model is a number", {"model": 3}, "model must be a model name"),
     ("unknown model", {"model": "gpt"}, "unknown model"),
     ("factors a string", {"factors": "abc"}, "factors"),

@@ -8,17 +8,20 @@ import math
 import os
 import sys
 import traceback
+import warnings
 from typing import Any
 
 import numpy as np
 import typer
 from rich.console import Console
 
-from deepmf.errors import DeepMFError, DistributedError
+from deepmf.errors import DataWarning, DeepMFError, DistributedError
 
-# Human output goes to stderr-free stdout via rich; --json output is written raw so it stays one JSON object.
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Human output goes to stdout via rich; --json output is written raw so it stays one JSON object. Every print is
+# literal: user text (titles, ids, file names, messages) never goes through rich markup ("[x]" would vanish) or
+# emoji codes (u.data:100: would print as u.data💯); styles are given with ``style=`` or ``rich.text.Text``.
+console = Console(highlight=False, markup=False, emoji=False)
+err_console = Console(stderr=True, highlight=False, markup=False, emoji=False)
 
 # Exit codes of every command (the README lists them).
 OK = 0
@@ -90,6 +93,15 @@ def _is_usage_error(exc: BaseException) -> bool:
     return all(hasattr(exc, name) for name in ("format_message", "exit_code", "show"))
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """deepmf's own warnings as one literal line on stderr; others as Python prints them."""
+    if issubclass(category, DataWarning):
+        err_console.print(f"warning: {message}", style="yellow", soft_wrap=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def run_app(app: typer.Typer) -> int:
     """Run the typer app and return the exit code (``EXIT_CODES``).
 
@@ -98,30 +110,33 @@ def run_app(app: typer.Typer) -> int:
     ...}``, as is an unexpected error (exit code 1, its traceback on stderr). KeyboardInterrupt exits 130.
     """
     as_json = _wants_json(sys.argv)
-    try:
-        result = app(standalone_mode=False)
-    except DeepMFError as exc:
-        return _report_error(str(exc), JOB_FAILED if isinstance(exc, DistributedError) else USAGE_ERROR, as_json)
-    except OSError as exc:  # a system refusal no library call turned into a DeepMFError: still one line
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        return _report_error(f"{exc.filename}: {reason}" if exc.filename else reason, USAGE_ERROR, as_json)
-    except MemoryError:
-        return _report_error("out of memory", USAGE_ERROR, as_json)
-    except (KeyboardInterrupt, typer.Abort):
-        err_console.print("interrupted")
-        return INTERRUPTED
-    except Exception as exc:
-        if _is_usage_error(exc):
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DataWarning)
+        warnings.showwarning = _show_warning
+        try:
+            result = app(standalone_mode=False)
+        except DeepMFError as exc:
+            return _report_error(str(exc), JOB_FAILED if isinstance(exc, DistributedError) else USAGE_ERROR, as_json)
+        except OSError as exc:  # a system refusal no library call turned into a DeepMFError: still one line
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            return _report_error(f"{exc.filename}: {reason}" if exc.filename else reason, USAGE_ERROR, as_json)
+        except MemoryError:
+            return _report_error("out of memory", USAGE_ERROR, as_json)
+        except (KeyboardInterrupt, typer.Abort):
+            err_console.print("interrupted")
+            return INTERRUPTED
+        except Exception as exc:
+            if _is_usage_error(exc):
+                if not as_json:
+                    exc.show()  # type: ignore[attr-defined]  # usage line, hint and the error, as click prints them
+                    return int(exc.exit_code)  # type: ignore[attr-defined]
+                return _report_error(exc.format_message(), int(exc.exit_code), as_json)  # type: ignore[attr-defined]
             if not as_json:
-                exc.show()  # type: ignore[attr-defined]  # usage line, hint and the error, as click prints them
-                return int(exc.exit_code)  # type: ignore[attr-defined]
-            return _report_error(exc.format_message(), int(exc.exit_code), as_json)  # type: ignore[attr-defined]
-        if not as_json:
-            raise
-        traceback.print_exc()
-        return _report_error(f"internal error: {type(exc).__name__}: {exc}", INTERNAL_ERROR, as_json)
-    # standalone_mode=False returns typer.Exit's code (e.g. 0 after --help) or the command's return value.
-    return result if isinstance(result, int) else 0
+                raise
+            traceback.print_exc()
+            return _report_error(f"internal error: {type(exc).__name__}: {exc}", INTERNAL_ERROR, as_json)
+        # standalone_mode=False returns typer.Exit's code (e.g. 0 after --help) or the command's return value.
+        return result if isinstance(result, int) else 0
 
 
 def configure_logging(verbose: bool = False) -> None:

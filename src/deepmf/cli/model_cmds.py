@@ -26,7 +26,9 @@ from deepmf.cli.options import (
     given,
     option_groups,
 )
+from deepmf.data.describe import scale_record, scale_text
 from deepmf.data.ratings import Ratings
+from deepmf.data.scale import ScaleBounds
 from deepmf.data.splits import Split, parse_split
 from deepmf.errors import ConfigError
 from deepmf.folders import CHECKPOINT_DIR, check_run_folder
@@ -130,7 +132,9 @@ def train(
 
     ratings = loader.load(data)
     if test is not None:
-        chosen = _test_file_split(ratings, loader.load(str(test)), test)
+        # Test ratings follow the training data's scale: a model never scores a 7 against 1..5 stars.
+        held_out = loader.load(str(test), scale=ScaleBounds.of(ratings.scale, "the training data's scale", step=False))
+        chosen = _test_file_split(ratings, held_out, test)
     else:
         splits = parse_split(split or "random:0.2", ratings, seed=train_config.seed)
         if len(splits) != 1:
@@ -160,7 +164,7 @@ def train(
 
         write_report(report, {model_name: result.recommender}, data_name=ratings.name,
                      split_name=chosen.name)
-    summary = {**result.to_dict(), "nothing_to_do": nothing_to_do}
+    summary = {**result.to_dict(), "scale": scale_record(ratings), "nothing_to_do": nothing_to_do}
     if json:
         print_json(summary)
         return
@@ -209,6 +213,7 @@ def _print_summary(summary: dict[str, Any], out: Path | None, report: Path | Non
     test = summary["test"]
     rows = [("ratings", f"{summary['n_train']:,} train, {summary['n_valid']:,} validation, "
                         f"{summary['n_test']:,} test ({summary['cold_test_ratings']:,} cold)"),
+            ("rating scale", scale_text(summary["scale"])),
             ("test RMSE", _fmt(test.get("rmse"))), ("test MAE", _fmt(test.get("mae")))]
     if test.get("scored_at_rating_time"):
         rows.append(("scored", "at each test rating's time (the model uses the day of a rating)"))

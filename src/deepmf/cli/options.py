@@ -1,9 +1,9 @@
 """Options shared by several commands: ``Annotated`` aliases, the loader flags as one group, option helpers.
 
-A command declares a shared option by its alias (``json: JsonOpt = False``). The seven loader flags
-(``--dir``, ``--user-col``, ``--item-col``, ``--rating-col``, ``--time-col``, ``--sep``, ``--duplicates``) are
-declared once, as the fields of ``LoaderFlags``; a command takes them as one parameter, and ``option_groups``
-spreads that parameter into the seven flags, in place, for typer::
+A command declares a shared option by its alias (``json: JsonOpt = False``). The loader flags (``--dir``,
+``--user-col``, ``--item-col``, ``--rating-col``, ``--time-col``, ``--sep``, ``--duplicates``, ``--scale``,
+``--encoding``) are declared once, as the fields of ``LoaderFlags``; a command takes them as one parameter, and
+``option_groups`` spreads that parameter into those flags, in place, for typer::
 
     @app.command()
     @option_groups
@@ -25,6 +25,7 @@ import typer
 
 if TYPE_CHECKING:
     from deepmf.data.ratings import Ratings
+    from deepmf.data.scale import ScaleBounds
 
 DataArg = Annotated[
     str,
@@ -65,6 +66,19 @@ DuplicatesOpt = Annotated[
     str,
     typer.Option("--duplicates", help="Duplicate (user, item) ratings: error, last (keep the last) or mean (average)."),
 ]
+ScaleOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scale",
+        help="Rating scale MIN,MAX or MIN,MAX,STEP (e.g. 1,5 or 0.5,5,0.5): a rating outside it is an error "
+        "naming its line (default: the edition's, else inferred from the ratings).",
+        show_default=False,
+    ),
+]
+EncodingOpt = Annotated[
+    str | None,
+    typer.Option("--encoding", help="Text encoding of your file (default utf-8; e.g. latin-1).", show_default=False),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Maximum epochs.", show_default=False)]
 DeviceOpt = Annotated[
@@ -92,9 +106,15 @@ class LoaderFlags:
     time_col: TimeColOpt = None
     sep: SepOpt = None
     duplicates: DuplicatesOpt = "error"
+    scale: ScaleOpt = None
+    encoding: EncodingOpt = None
 
-    def load(self, data: str) -> Ratings:
-        """Load DATA (edition name, MovieLens folder or ratings file); errors propagate as DeepMFError."""
+    def load(self, data: str, scale: ScaleBounds | None = None) -> Ratings:
+        """Load DATA (edition name, MovieLens folder or ratings file); errors propagate as DeepMFError.
+
+        ``scale`` replaces ``--scale``: test ratings must follow the scale of the model that scores them
+        (``ScaleBounds.of(model.scale, "the model's scale")``).
+        """
         from deepmf.data import load
 
         return load(
@@ -106,6 +126,8 @@ class LoaderFlags:
             time_col=self.time_col,
             sep=self.sep,
             duplicates=self.duplicates,
+            scale=self.scale if scale is None else scale,
+            encoding=self.encoding,
         )
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 import typer
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from deepmf.cli.app import app
 from deepmf.cli.common import console, err_console, print_json
@@ -205,7 +206,8 @@ def predict(
         return
     title = rec.title(rec.item_ids.index(item)) if item in rec.item_ids else ""
     label = f"item {prediction.item}" + (f" ({title})" if title else "")
-    console.print(f"user {prediction.user}, {label}: predicted rating [bold]{prediction.prediction:.3f}[/]")
+    console.print(Text.assemble(f"user {prediction.user}, {label}: predicted rating ",
+                                (f"{prediction.prediction:.3f}", "bold")))
     if prediction.cold_start:
         console.print(
             f"cold start: unknown {prediction.cold_start}, answered with the global mean plus the known "
@@ -321,7 +323,10 @@ def plot(
 
     rec = _load(model_dir)
     if test is not None:
-        rec.evaluation = rec.evaluate(loader.load(test))
+        from deepmf.data.scale import ScaleBounds
+
+        held_out = loader.load(test, scale=ScaleBounds.of(rec.scale, "the model's scale", step=False))
+        rec.evaluation = rec.evaluate(held_out)
     files = plot_recommender(rec, out if out is not None else model_dir / "plots")
     if json:
         print_json({"files": [str(f) for f in files]})

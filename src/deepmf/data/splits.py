@@ -24,10 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from deepmf.data.files import RawRatings, ratings_from_raw, read_user_file
+from deepmf.data.columns import RawRatings
+from deepmf.data.files import ratings_from_raw, read_user_file
 from deepmf.data.idmap import IdMap
 from deepmf.data.movielens import read_rating_file
-from deepmf.data.ratings import Ratings, RatingScale
+from deepmf.data.ratings import Ratings
+from deepmf.data.scale import ScaleBounds, declared_scale
 from deepmf.errors import ConfigError, DataError
 
 CANONICAL_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
@@ -230,19 +232,21 @@ def canonical_split(r: Ratings, name: str) -> Split:
 def file_split(train_path: str | Path, test_path: str | Path, **load_kwargs: Any) -> Split:
     """A predefined split given as two files (like Surprise's ``load_from_folds``).
 
-    Id maps are built on the union of both files, so every test id has an embedding row.
+    Id maps are built on the union of both files, so every test id has an embedding row. The scale is the
+    declared one, else the one the training file spans: a test rating outside it is an error naming its line
+    (a model never scores ratings on another scale than it was trained on).
 
     Args:
         train_path, test_path: the two rating files (same layout).
-        **load_kwargs: ``user_col``, ``item_col``, ``rating_col``, ``time_col``, ``sep``, ``duplicates``,
-            ``scale`` as for ``deepmf.data.load``.
+        **load_kwargs: ``user_col``, ``item_col``, ``rating_col``, ``time_col``, ``sep``, ``encoding``,
+            ``duplicates``, ``scale`` as for ``deepmf.data.load``.
     """
-    allowed = {"user_col", "item_col", "rating_col", "time_col", "sep", "duplicates", "scale"}
+    allowed = {"user_col", "item_col", "rating_col", "time_col", "sep", "encoding", "duplicates", "scale"}
     unknown = set(load_kwargs) - allowed
     if unknown:
         raise ConfigError(f"file_split: unknown option(s) {', '.join(sorted(unknown))}")
     duplicates = load_kwargs.pop("duplicates", "error")
-    scale = load_kwargs.pop("scale", None)
+    bounds = declared_scale(load_kwargs.pop("scale", None))
     raw_train = read_user_file(train_path, **load_kwargs)
     raw_test = read_user_file(test_path, **load_kwargs)
     if (raw_train.timestamps is None) != (raw_test.timestamps is None):
@@ -253,17 +257,17 @@ def file_split(train_path: str | Path, test_path: str | Path, **load_kwargs: Any
     # Maps on the union of both files; each part is then coded with them (duplicates judged within a file).
     user_ids, _ = IdMap.build(np.concatenate([raw_train.users, raw_test.users]), name="user")
     item_ids, _ = IdMap.build(np.concatenate([raw_train.items, raw_test.items]), name="item")
-    scale = scale or RatingScale.detect(np.concatenate([raw_train.ratings, raw_test.ratings]))
     name = f"files:{Path(train_path).name},{Path(test_path).name}"
-    parts = [
-        ratings_from_raw(
-            raw, duplicates=duplicates, scale=scale, user_ids=user_ids, item_ids=item_ids, name=name
-        )
-        for raw in (raw_train, raw_test)
-    ]
-    for part, path in zip(parts, (train_path, test_path), strict=True):
+    common = {"duplicates": duplicates, "user_ids": user_ids, "item_ids": item_ids, "name": name}
+    if bounds is not None:
+        train = ratings_from_raw(raw_train, scale=bounds, **common)
+    else:
+        train = ratings_from_raw(raw_train, **common)
+    held_to = ScaleBounds.of(train.scale, "the training data's scale", step=False)
+    test = ratings_from_raw(raw_test, scale=held_to, **common)
+    for part, path in ((train, train_path), (test, test_path)):
         part.meta.update({"edition": None, "path": str(path)})
-    return make_split(parts[0], parts[1], name)
+    return make_split(train, test, name)
 
 
 def validation_split(train: Ratings, fraction: float = 0.05, seed: int = 0) -> tuple[Ratings, Ratings]:
@@ -293,6 +297,9 @@ def parse_split(spec: str, r: Ratings, seed: int = 0) -> list[Split]:
         ConfigError: a malformed spec.
         DataError: the data cannot be split that way (no timestamps, no canonical files).
     """
+    if not isinstance(spec, str):
+        raise ConfigError(f"a split is named by a string such as 'u1' or 'random:0.2', not {spec!r}")
+    check_seed(seed)
     text = spec.strip()
     if text in CANONICAL_SPLITS:
         return [canonical_split(r, text)]
@@ -322,6 +329,13 @@ def parse_split(spec: str, r: Ratings, seed: int = 0) -> list[Split]:
         f"unknown split {spec!r}; use u1..u5, ua, ub, canonical, random:0.2, user:0.2, user:leave3, "
         "time:0.2, usertime:last2, kfold:5 or files:TRAIN,TEST"
     )
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` itself when it is a non-negative integer (what numpy's generators take); ConfigError otherwise."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"a seed is a non-negative integer, not {seed!r}")
+    return int(seed)
 
 
 def _is_fraction(text: str) -> bool:

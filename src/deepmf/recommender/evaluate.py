@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from deepmf.data.ratings import Ratings
+from deepmf.data.scale import ScaleBounds, check_values
 from deepmf.errors import ConfigError
 from deepmf.evaluation.ranking import ranking_metrics, relevant_csr
 from deepmf.recommender import base
@@ -50,8 +51,13 @@ class Evaluating(Ranking):
         from deepmf.evaluation.metrics import accuracy, mae, rmse
 
         self._check_n(k)
+        if not isinstance(ratings, Ratings):
+            raise ConfigError(f"evaluate() takes Ratings (from deepmf.load), not {type(ratings).__name__}")
         if len(ratings) == 0:
             raise ConfigError("cannot evaluate on an empty set of ratings")
+        # A model never scores ratings on another scale than it was trained on (a 7 against 1..5 stars).
+        check_values(ratings.ratings, ScaleBounds.of(self.scale, "the model's scale", step=False),
+                     lambda row: f"{ratings.name or 'ratings'}: row {row + 1}")
         threshold = self.default_relevant() if relevant_threshold is None else float(relevant_threshold)
         users = self._lookup(
             ratings.user_ids.raw(ratings.users), self.user_ids, self._trained_users, cold_start
