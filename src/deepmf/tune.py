@@ -14,14 +14,15 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import optuna
+from typing import TYPE_CHECKING, Any
 
 from deepmf.data.ratings import Ratings
 from deepmf.data.splits import Split, validation_split
 from deepmf.errors import ConfigError
 from deepmf.fsutil import atomic_write_text
+
+if TYPE_CHECKING:
+    import optuna
 
 Options = tuple[dict[str, Any], dict[str, Any]]
 
@@ -128,6 +129,10 @@ def tune(data: Ratings, splits: list[Split], model: str, trials: int, *, valid_f
         raise ConfigError(f"validation fraction must be in (0, 1), got {valid_fraction}")
     if not splits:
         raise ConfigError("tune needs at least one split")
+    try:  # here, not at the top: deepmf imports and trains on machines without Optuna (only tune needs it)
+        import optuna
+    except ImportError:
+        raise ConfigError("tune needs Optuna, which is not installed here: pip install optuna") from None
     carves = [validation_split(split.train, valid_fraction, seed=seed) for split in splits]
     space = SEARCH_SPACES[model]
     records: list[dict[str, Any]] = []

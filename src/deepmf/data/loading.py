@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import platformdirs
-
 from deepmf.data.files import DUPLICATE_POLICIES, ratings_from_raw, read_user_file
 from deepmf.data.movielens import EDITIONS, detect_layout, load_movielens
 from deepmf.data.ratings import Ratings, RatingScale
@@ -25,7 +23,21 @@ def data_dir(explicit: str | Path | None = None) -> Path:
     env = os.environ.get(DATA_ENV)
     if env:
         return Path(env).expanduser()
-    return Path(platformdirs.user_cache_dir("deepmf")) / "data"
+    return user_cache_dir() / "data"
+
+
+def user_cache_dir() -> Path:
+    """deepmf's folder in the user's cache: platformdirs' answer, or the XDG rule where it is not installed.
+
+    platformdirs knows every OS's convention; it is imported here, not at the top, so that a machine without it
+    (a GPU box with a fixed image) can still import deepmf and train.
+    """
+    try:
+        import platformdirs
+    except ImportError:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base).expanduser() / "deepmf"
+    return Path(platformdirs.user_cache_dir("deepmf"))
 
 
 def edition_path(name: str, data_dir_: str | Path | None = None) -> Path:
