@@ -153,6 +153,7 @@ class ExperimentResult:
             "train_seconds": summary.get("train_seconds"),
             "ratings_per_second": summary.get("ratings_per_second"),
             "engine": summary.get("engine"),
+            "device": summary.get("device"),
             "stopped_early": summary.get("stopped_early"),
             "seconds": self.seconds,
             "history": self.recommender.history,

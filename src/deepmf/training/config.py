@@ -9,7 +9,7 @@ from deepmf.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "sparse_adam")
 LR_SCHEDULES = ("none", "cosine", "step", "plateau")
-ENGINE_NAMES = ("auto", "torch", "numba", "gibbs", "autorec", "svdpp", "blend")
+ENGINE_NAMES = ("auto", "torch", "numba", "cuda-sgd", "gibbs", "gibbs-torch", "autorec", "svdpp", "blend")
 
 
 @dataclass
@@ -28,9 +28,10 @@ class TrainConfig:
         patience: stop after this many epochs without a better validation RMSE, then restore the best
             weights; 0 disables early stopping.
         seed: one seed for initialization, shuffling and sampling.
-        device: "auto", "cpu", "cuda" or "cuda:N".
+        device: "auto", "cpu", "cuda" or "cuda:N"; "auto" puts each model where it trains faster (see
+            ``deepmf.training.engines.place``).
         lr_schedule: one of LR_SCHEDULES.
-        engine: one of ENGINE_NAMES; "auto" lets the model pick (numba for MF on CPU).
+        engine: one of ENGINE_NAMES; "auto" lets the model pick (numba for MF on CPU, cuda-sgd on CUDA).
         threads: torch/numba threads; None = all cores, except that the Gibbs sampler and SVD++ use one
             below ``deepmf.device.PARALLEL_FROM_RATINGS`` ratings (faster there, and reproducible).
         sparse: use sparse embedding gradients where the optimizer supports them.

@@ -22,10 +22,9 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deepmf.device import resolve_device
 from deepmf.errors import ConfigError
 from deepmf.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from deepmf.training.engines import create_engine, select_engine
+from deepmf.training.engines import create_engine, place
 
 if TYPE_CHECKING:
     from deepmf.data.ratings import Ratings, RatingTensors
@@ -67,6 +66,7 @@ class TrainResult:
         train_seconds: total wall time of all epochs.
         ratings_per_second: training ratings per second over all training passes.
         engine: name of the engine used.
+        device: the device it trained on ("cpu", "cuda:0").
         stopped_early: patience ran out before ``epochs``.
         resumed_from: the epoch a resumed run continued after (0 for a fresh run).
     """
@@ -77,6 +77,7 @@ class TrainResult:
     train_seconds: float = 0.0
     ratings_per_second: float = 0.0
     engine: str = ""
+    device: str = ""
     stopped_early: bool = False
     resumed_from: int = 0
 
@@ -173,11 +174,10 @@ class Trainer:
             ModelFormatError: a damaged checkpoint folder.
         """
         config = self.config
-        device = resolve_device(config.device)
+        device, engine_name = place(model, config, len(train))
         fork_devices = [device.index or 0] if device.type == "cuda" else []
         with _threads(config.threads), torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(config.seed)
-            engine_name = select_engine(model, config, device)
             engine = create_engine(engine_name, model, train, config, device)
             info = {"model": {"name": model.name, "config": _canonical(model.config_dict())},
                     "train_config": config.to_dict(), "fingerprint": data_fingerprint(train),
@@ -200,6 +200,7 @@ class Trainer:
             train_seconds=sum(r.seconds for r in history),
             ratings_per_second=len(train) * len(history) / train_time if train_time > 0 else 0.0,
             engine=engine_name,
+            device=str(device) if device.type == "cpu" else f"{device.type}:{device.index or 0}",
             stopped_early=run.stopped_early,
             resumed_from=resumed_from,
         )

@@ -6,20 +6,25 @@ Trainer does epochs, validation, early stopping, progress, history and checkpoin
 - "torch": minibatch PyTorch with any optimizer and any RatingModel (CPU or CUDA).
 - "numba": compiled lock-free parallel SGD for biased MF on CPU (training/engines/numba_mf.py). It writes into
   the same parameter tensors as the torch MF (``tensor.numpy()`` shares memory), so the saved model is identical.
-- "gibbs", "autorec": model-specific engines (Bayesian MF sampling; full-batch AutoRec).
+- "cuda-sgd": the same SGD as "numba" as one Triton kernel per epoch on a CUDA GPU (training/engines/cuda_sgd.py).
+- "gibbs", "gibbs-torch": Bayesian MF sampling, with numba kernels on the CPU or batched torch on any device.
+- "autorec": full-batch AutoRec.
 
 Every engine class is constructed as ``Engine(model, train, config, device)`` with ``train`` a Ratings and
 ``config`` a TrainConfig. A model class lists the engines it can use in ``engines`` (class attribute, preferred
-first); ``select_engine`` picks one.
+first); ``select_engine`` picks one for a device, and ``place`` picks the device too when it is "auto": with
+CUDA present each model goes where it is expected to be faster (``deepmf.device.gpu_pays_off``).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from deepmf.device import auto_device_requested, gpu_pays_off, resolve_device
 from deepmf.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -49,11 +54,26 @@ class Engine(Protocol):
 ENGINES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "torch": ("deepmf.training.engines.torch_engine", "TorchEngine", ("cpu", "cuda")),
     "numba": ("deepmf.training.engines.numba_mf", "NumbaMFEngine", ("cpu",)),
+    "cuda-sgd": ("deepmf.training.engines.cuda_sgd", "CudaSGDEngine", ("cuda",)),
     "svdpp": ("deepmf.training.engines.numba_svdpp", "NumbaSVDppEngine", ("cpu",)),
     "gibbs": ("deepmf.training.engines.gibbs", "GibbsEngine", ("cpu",)),
+    "gibbs-torch": ("deepmf.training.engines.gibbs_torch", "TorchGibbsEngine", ("cpu", "cuda")),
     "autorec": ("deepmf.training.engines.autorec", "AutoRecEngine", ("cpu", "cuda")),
     "blend": ("deepmf.training.engines.blend", "BlendEngine", ("cpu", "cuda")),
 }
+
+
+# Engines written in Triton: its interpreter (TRITON_INTERPRET=1) runs them on CPU tensors, which is how CI
+# tests them. An explicit request may then use the CPU; "auto" never picks them there.
+_TRITON_ENGINES = ("cuda-sgd",)
+
+
+def runs_on(name: str, device: torch.device) -> bool:
+    """Whether engine ``name`` can run on ``device`` (Triton engines also on the CPU under the interpreter)."""
+    if device.type in ENGINES[name][2]:
+        return True
+    interpreted = os.environ.get("TRITON_INTERPRET", "0").strip() == "1"
+    return name in _TRITON_ENGINES and device.type == "cpu" and interpreted
 
 
 def select_engine(model: RatingModel, config: TrainConfig, device: torch.device) -> str:
@@ -63,7 +83,7 @@ def select_engine(model: RatingModel, config: TrainConfig, device: torch.device)
         if config.engine not in allowed:
             raise ConfigError(f"engine {config.engine!r} cannot train model {model.name!r} "
                               f"(it supports: {', '.join(allowed)})")
-        if device.type not in ENGINES[config.engine][2]:
+        if not runs_on(config.engine, device):
             raise ConfigError(f"engine {config.engine!r} does not run on {device.type}")
         return config.engine
     for name in allowed:
@@ -72,8 +92,37 @@ def select_engine(model: RatingModel, config: TrainConfig, device: torch.device)
     raise ConfigError(f"no engine can train model {model.name!r} on {device.type}")
 
 
+def place(model: RatingModel, config: TrainConfig, n_ratings: int) -> tuple[torch.device, str]:
+    """(device, engine) to train ``model`` on ``n_ratings`` ratings: the one place that decides both.
+
+    A device named by ``config.device`` or ``$DEEPMF_DEVICE`` is used as given. "auto" without CUDA is the
+    CPU. "auto" with CUDA compares the engine the model would use on the GPU with the one it would use on the
+    CPU and takes the GPU only where ``deepmf.device.gpu_pays_off`` expects it to be faster (MF on ML-100K,
+    say, stays on the numba CPU engine); an engine named in ``config.engine`` decides the device by where it
+    runs.
+
+    Raises:
+        ConfigError: an unknown device, CUDA asked for without CUDA, or no engine can train the model there.
+    """
+    if not auto_device_requested(config.device) or not torch.cuda.is_available():
+        device = resolve_device(config.device)
+        return device, select_engine(model, config, device)
+    gpu, cpu = resolve_device("cuda"), torch.device("cpu")
+    choices = {}
+    for device in (gpu, cpu):
+        try:
+            choices[device.type] = select_engine(model, config, device)
+        except ConfigError:
+            continue
+    if not choices:  # neither works: let the GPU's refusal say why
+        select_engine(model, config, gpu)
+    if "cuda" in choices and ("cpu" not in choices or gpu_pays_off(choices["cuda"], choices["cpu"], n_ratings)):
+        return gpu, choices["cuda"]
+    return cpu, choices["cpu"]
+
+
 # The compiled SGD engines run plain SGD with per-row L2: they cannot honour another optimizer or weight decay.
-_SGD_ENGINES = ("numba", "svdpp")
+_SGD_ENGINES = ("numba", "svdpp", "cuda-sgd")
 
 
 def _asks_for_torch_only_options(engine: str, model: RatingModel, config: TrainConfig) -> bool:
