@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from deepmf import device
 from deepmf.data.synthetic import synthetic_ratings
 from deepmf.errors import ConfigError
 from deepmf.models.registry import create_model
 from deepmf.training.config import TrainConfig
-from deepmf.training.engines import select_engine
+from deepmf.training.engines import place, select_engine
 
 CPU = torch.device("cpu")
 
@@ -43,9 +44,56 @@ def test_deep_model_refuses_numba(data):
 def test_small_data_runs_on_one_thread_large_data_on_every_core(monkeypatch) -> None:
     import numba
 
-    from deepmf import device
-
     monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 4)
     assert device.default_cpu_threads(0) == 1
     assert device.default_cpu_threads(device.PARALLEL_FROM_RATINGS - 1) == 1
     assert device.default_cpu_threads(device.PARALLEL_FROM_RATINGS) == 4
+
+
+# ---- place(): the device and engine "auto" gives, as on a CUDA machine (CUDA faked: nothing runs there) ------
+@pytest.fixture()
+def cuda_present(monkeypatch):
+    """A machine with CUDA, as far as ``place`` can tell, and no device forced by the environment."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv("DEEPMF_DEVICE", raising=False)
+
+
+def test_auto_keeps_small_mf_on_the_numba_cpu_engine_and_sends_large_mf_to_cuda_sgd(data, cuda_present):
+    mf = create_model("mf", data)
+    config = TrainConfig(optimizer="sgd")
+    threshold = device.GPU_FROM_RATINGS[("cuda-sgd", "numba")]
+    assert place(mf, config, threshold - 1) == (torch.device("cpu"), "numba")
+    assert place(mf, config, threshold) == (torch.device("cuda"), "cuda-sgd")
+
+
+def test_auto_sends_deep_models_to_the_gpu_at_any_size(data, cuda_present):
+    assert place(create_model("deepmf", data), TrainConfig(), 100) == (torch.device("cuda"), "torch")
+
+
+def test_auto_bayes_uses_the_torch_sampler_on_the_gpu_from_its_threshold(data, cuda_present):
+    bayes = create_model("bayes", data)
+    threshold = device.GPU_FROM_RATINGS[("gibbs-torch", "gibbs")]
+    assert place(bayes, TrainConfig(), threshold - 1) == (torch.device("cpu"), "gibbs")
+    assert place(bayes, TrainConfig(), threshold) == (torch.device("cuda"), "gibbs-torch")
+
+
+def test_a_named_engine_decides_the_device_under_auto(data, cuda_present):
+    mf = create_model("mf", data)
+    assert place(mf, TrainConfig(engine="numba"), 10**9) == (torch.device("cpu"), "numba")
+    assert place(mf, TrainConfig(engine="cuda-sgd"), 10) == (torch.device("cuda"), "cuda-sgd")
+
+
+def test_a_named_device_is_used_as_given(data, cuda_present, monkeypatch):
+    mf = create_model("mf", data)
+    assert place(mf, TrainConfig(device="cpu"), 10**9) == (torch.device("cpu"), "numba")
+    assert place(mf, TrainConfig(device="cuda"), 10) == (torch.device("cuda"), "cuda-sgd")
+    monkeypatch.setenv("DEEPMF_DEVICE", "cpu")
+    assert place(mf, TrainConfig(), 10**9) == (torch.device("cpu"), "numba")
+
+
+def test_without_cuda_auto_is_the_cpu(data, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("DEEPMF_DEVICE", raising=False)
+    assert place(create_model("mf", data), TrainConfig(), 10**9) == (torch.device("cpu"), "numba")
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        place(create_model("mf", data), TrainConfig(device="cuda"), 10)

@@ -253,6 +253,22 @@ def rating_days(timestamps: np.ndarray, first_day: int, n_days: int) -> np.ndarr
     return np.clip(timestamps // SECONDS_PER_DAY - first_day, 0, n_days - 1).astype(np.int32)
 
 
+def check_sampler_options(model: BayesMF, train: Ratings, config: TrainConfig) -> None:
+    """Refuse what no Gibbs sampler can run: another model, no kept sample, or dates without timestamps.
+
+    Raises:
+        ConfigError: with the reason.
+    """
+    if getattr(model, "name", "") != "bayes":
+        raise ConfigError(f"the gibbs engines sample Bayesian MF only, not {getattr(model, 'name', model)!r}")
+    cfg = model.config
+    if cfg.burn_in >= config.epochs:
+        raise ConfigError(f"burn_in ({cfg.burn_in}) must be below the number of sweeps (epochs, "
+                          f"{config.epochs}), or no sample is ever kept")
+    if cfg.date and train.timestamps is None:
+        raise ConfigError("the date feature needs rating timestamps: these ratings have none (set date=False)")
+
+
 class GibbsEngine:
     """Engine "gibbs": one Gibbs sweep per epoch for a ``BayesMF`` model (see the module docstring).
 
@@ -277,16 +293,8 @@ class GibbsEngine:
     def __init__(self, model: BayesMF, train: Ratings, config: TrainConfig, device: torch.device) -> None:
         if torch.device(device).type != "cpu":
             raise ConfigError(f"the gibbs engine runs on cpu, not {device}")
-        if getattr(model, "name", "") != "bayes":
-            raise ConfigError(f"the gibbs engine samples Bayesian MF only, "
-                              f"not {getattr(model, 'name', model)!r}")
+        check_sampler_options(model, train, config)
         cfg = model.config
-        if cfg.burn_in >= config.epochs:
-            raise ConfigError(f"burn_in ({cfg.burn_in}) must be below the number of sweeps (epochs, "
-                              f"{config.epochs}), or no sample is ever kept")
-        if cfg.date and train.timestamps is None:
-            raise ConfigError("the date feature needs rating timestamps: these ratings have none "
-                              "(set date=False)")
         self.model = model
         self.rank = cfg.rank
         self.threads = min(config.threads or default_cpu_threads(len(train)), numba.config.NUMBA_NUM_THREADS)
