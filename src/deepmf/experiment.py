@@ -154,6 +154,7 @@ class ExperimentResult:
             "ratings_per_second": summary.get("ratings_per_second"),
             "engine": summary.get("engine"),
             "device": summary.get("device"),
+            "effective_options": summary.get("effective_options"),
             "stopped_early": summary.get("stopped_early"),
             "seconds": self.seconds,
             "history": self.recommender.history,

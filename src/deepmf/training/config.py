@@ -35,6 +35,10 @@ class TrainConfig:
         threads: torch/numba threads; None = all cores, except that the Gibbs sampler and SVD++ use one
             below ``deepmf.device.PARALLEL_FROM_RATINGS`` ratings (faster there, and reproducible).
         sparse: use sparse embedding gradients where the optimizer supports them.
+        gpu_batch_scaling: on CUDA only (torch engine), grow the batch with the data up to a device-sized batch,
+            the learning rate by the square root of that growth, with a linear warm-up over the first epoch
+            (see ``deepmf.training.engines.torch_engine.device_batch``); the values used are reported in the
+            result's ``effective_options``. The CPU ignores it by design: its defaults are its own.
     """
 
     optimizer: str = "adam"
@@ -51,6 +55,7 @@ class TrainConfig:
     engine: str = "auto"
     threads: int | None = None
     sparse: bool = False
+    gpu_batch_scaling: bool = False
 
     def __post_init__(self) -> None:
         self.optimizer = self.optimizer.lower()

@@ -67,6 +67,8 @@ class TrainResult:
         ratings_per_second: training ratings per second over all training passes.
         engine: name of the engine used.
         device: the device it trained on ("cpu", "cuda:0").
+        effective_options: options the engine derived from the configuration and the device (the torch
+            engine's batch size, learning rate and warm-up under ``gpu_batch_scaling``), or empty.
         stopped_early: patience ran out before ``epochs``.
         resumed_from: the epoch a resumed run continued after (0 for a fresh run).
     """
@@ -78,6 +80,7 @@ class TrainResult:
     ratings_per_second: float = 0.0
     engine: str = ""
     device: str = ""
+    effective_options: dict[str, Any] = field(default_factory=dict)
     stopped_early: bool = False
     resumed_from: int = 0
 
@@ -201,6 +204,7 @@ class Trainer:
             ratings_per_second=len(train) * len(history) / train_time if train_time > 0 else 0.0,
             engine=engine_name,
             device=str(device) if device.type == "cpu" else f"{device.type}:{device.index or 0}",
+            effective_options=dict(getattr(engine, "effective_options", {})),
             stopped_early=run.stopped_early,
             resumed_from=resumed_from,
         )
