@@ -59,9 +59,14 @@ def auto_device_requested(device: str | torch.device | None) -> bool:
 # - Bayesian MF: a GPU sweep is a few dozen launches whatever the size (batched Cholesky over every row at
 #   once, a conjugate-gradient draw of the implicit rows), while the CPU sampler's sweep grows with the data;
 #   ML-100K sweeps take 25 ms on one core. Same threshold until measured.
+# - SVD++: no GPU engine of its own; the torch engine's minibatch steps are no substitute for the compiled
+#   per-rating SGD (on tests/test_svdpp.py's low-rank data, with the same lr, l2 and epochs, test RMSE 1.34
+#   against 0.12 here, which is what failed on the H200 when "auto" sent it there), so it stays on the CPU.
+NEVER = 2**62
 GPU_FROM_RATINGS: dict[tuple[str, str], int] = {
     ("cuda-sgd", "numba"): 1_000_000,
     ("gibbs-torch", "gibbs"): 1_000_000,
+    ("torch", "svdpp"): NEVER,
 }
 
 

@@ -87,7 +87,8 @@ def select_engine(model: RatingModel, config: TrainConfig, device: torch.device)
             raise ConfigError(f"engine {config.engine!r} does not run on {device.type}")
         return config.engine
     for name in allowed:
-        if device.type in ENGINES[name][2] and not _asks_for_torch_only_options(name, model, config):
+        if (device.type in ENGINES[name][2] and not _asks_for_torch_only_options(name, model, config)
+                and _fits(name, model)):
             return name
     raise ConfigError(f"no engine can train model {model.name!r} on {device.type}")
 
@@ -119,6 +120,18 @@ def place(model: RatingModel, config: TrainConfig, n_ratings: int) -> tuple[torc
     if "cuda" in choices and ("cpu" not in choices or gpu_pays_off(choices["cuda"], choices["cpu"], n_ratings)):
         return gpu, choices["cuda"]
     return cpu, choices["cpu"]
+
+
+# The largest latent dimension the cuda-sgd kernel holds in one tile; "auto" passes larger MF to the next engine.
+CUDA_SGD_MAX_FACTORS = 256
+
+
+def _fits(engine: str, model: RatingModel) -> bool:
+    """Whether the model's shapes fit the engine (only cuda-sgd has a limit)."""
+    if engine != "cuda-sgd":
+        return True
+    factors = getattr(getattr(model, "config", None), "factors", 0)
+    return factors <= CUDA_SGD_MAX_FACTORS
 
 
 # The compiled SGD engines run plain SGD with per-row L2: they cannot honour another optimizer or weight decay.

@@ -55,8 +55,6 @@ if TYPE_CHECKING:
 
 # In-flight ratings = min(n_users, n_items) / this (see the module docstring); provisional until measured.
 ROWS_PER_RATING_IN_FLIGHT = 8
-# The largest latent dimension one tile holds (k is padded to a power of two); larger k needs a k-loop.
-MAX_FACTORS = 256
 MF_PARAMETERS = ("user_factors", "item_factors", "user_bias", "item_bias", "global_bias")
 
 
@@ -124,13 +122,13 @@ class CudaSGDEngine:
 
     Raises:
         ConfigError: the device cannot run it, Triton is missing, the model is not biased MF, k exceeds
-            MAX_FACTORS, or an option it cannot honour is set (weight decay, a learning-rate schedule).
+            CUDA_SGD_MAX_FACTORS, or an option it cannot honour is set (weight decay, a learning-rate schedule).
     """
 
     name = "cuda-sgd"
 
     def __init__(self, model: RatingModel, train: Ratings, config: TrainConfig, device: torch.device) -> None:
-        from deepmf.training.engines import runs_on
+        from deepmf.training.engines import CUDA_SGD_MAX_FACTORS, runs_on
 
         device = torch.device(device)
         if not runs_on(self.name, device):
@@ -147,8 +145,8 @@ class CudaSGDEngine:
         if len(train) == 0:
             raise ConfigError("no training ratings")
         factors = model.user_factors.weight.shape[1]
-        if factors > MAX_FACTORS:
-            raise ConfigError(f"the cuda-sgd engine handles up to {MAX_FACTORS} factors, got {factors}: "
+        if factors > CUDA_SGD_MAX_FACTORS:  # one tile holds a whole row (k padded to a power of two)
+            raise ConfigError(f"the cuda-sgd engine handles up to {CUDA_SGD_MAX_FACTORS} factors, got {factors}: "
                               f"use the numba or torch engine")
         if triton is None:
             raise ConfigError("the cuda-sgd engine needs Triton (it ships with CUDA builds of torch): "
