@@ -13,6 +13,7 @@ Rows, each measured in this process, CPU engines on all cores of the same machin
   the GPU at the CPU's batch of 4096, to give the time-to-RMSE target.
 - Bayesian MF (rank 10, implicit features, the date feature where times exist): numba sampler vs
   gibbs-torch.
+- Last, if time is left: deep MF's GPU defaults with ``DEEPMF_COMPILE=1`` (torch.compile, cold compile counted).
 - What ``--device auto`` picks for each model at each size (``deepmf.training.engines.place``).
 
 Columns: wall seconds of the whole fit (engine construction, data transfer and kernel loading included,
@@ -312,6 +313,24 @@ def deep_rows(bench: Bench, train: Any, test: Any, data: str, epochs: int, big: 
     bench.save()
 
 
+def compile_row(bench: Bench, train: Any, test: Any, data: str, epochs: int) -> None:
+    """Deep MF GPU defaults with ``DEEPMF_COMPILE=1``: does torch.compile pay on the GPU (compile time counted)?"""
+    if not bench.cuda or bench.left() < 90:  # a cold Inductor compile alone can take a minute
+        return
+    base = {"data": data, "model": "deepmf", "settings": "GPU defaults + DEEPMF_COMPILE=1 (cold compile in fit s)",
+            "device": str(bench.device)}
+    overrides = {"device": str(bench.device), "epochs": epochs}
+
+    def measure() -> dict[str, Any]:
+        os.environ["DEEPMF_COMPILE"] = "1"
+        try:
+            return fit(train, test, "deepmf", {"factors": 32, "layers": [64, 64]}, overrides, curve=True)
+        finally:
+            del os.environ["DEEPMF_COMPILE"]
+
+    bench.run(base, measure)
+
+
 def bayes_rows(bench: Bench, train: Any, test: Any, data: str, sweeps: dict[str, int]) -> None:
     dev = engines_for(bench)
     for engine, role in (("gibbs", "cpu"), ("gibbs-torch", "gpu")):
@@ -389,6 +408,7 @@ def main() -> None:
         mf_rows(bench, train, test, name, 64, 0.015, 0.08, 2 if args.quick else 3, big=True)
         deep_rows(bench, train, test, name, 2 if args.quick else 3, big=True)
         bayes_rows(bench, train, test, name, {"cpu": 2, "gpu": 3 if args.quick else 5})
+        compile_row(bench, train, test, name, 2 if args.quick else 3)
     auto_rows(bench, {**sizes, "1M": 1_000_000})
     table = markdown_table(HEADERS, [_cells(row) for row in bench.rows])
     auto = markdown_table(["model", "data", "training ratings", "auto device", "auto engine"],

@@ -176,14 +176,14 @@ class CudaSGDEngine:
         self._launch(self.users[:0], self.items[:0], self.ratings[:0], 1, self.per_tile)
 
     def _launch(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor, programs: int,
-                per_tile: int) -> torch.Tensor:
+                per_tile: int, warps: int | None = None) -> torch.Tensor:
         model = self.model
         sse = self.sse[:programs]
         mf_sgd_epoch[(programs,)](
             users, items, ratings, users.shape[0], model.user_factors.weight.data, model.item_factors.weight.data,
             model.user_bias.weight.data, model.item_bias.weight.data, float(model.global_bias.detach()),
             self.lr, self.reg, sse, K=model.user_factors.weight.shape[1], KP=self.padded, R=per_tile,
-            num_warps=self.warps)
+            num_warps=warps or self.warps)
         return sse
 
     def train_epoch(self, epoch: int, order: torch.Tensor | None = None) -> float:
@@ -202,7 +202,10 @@ class CudaSGDEngine:
             if perm.ndim != 1 or perm.shape[0] != self.n:
                 raise ConfigError(f"order must list all {self.n} training rows, got shape {tuple(perm.shape)}")
             programs, per_tile = 1, 1
-        sse = self._launch(self.users[perm], self.items[perm], self.ratings[perm], programs, per_tile)
+        # One warp for the serial pass: its instructions run in order, so a row stored for one rating is what
+        # the next rating's load sees (with several warps, one could run ahead to the next tile's loads).
+        warps = 1 if order is not None else None
+        sse = self._launch(self.users[perm], self.items[perm], self.ratings[perm], programs, per_tile, warps)
         rmse = math.sqrt(float(sse.double().sum()) / self.n)
         if not math.isfinite(rmse):
             raise ConfigError(f"training diverged in epoch {epoch} (error is NaN or infinite): "
