@@ -32,6 +32,11 @@ divisor is provisional until ``bench/gpu.py`` (which sweeps it) has measured RMS
 GPU. With one program and ``R = 1`` the kernel is exactly the serial update (tests compare it with the numba
 engine's serial pass).
 
+**Not SVD++.** SVD++'s update is not this kernel's shape: each user's implicit sum is built once from all
+his items, his ratings are then updated in sequence against it, and his items' implicit rows get one
+accumulated step (training/engines/numba_svdpp.py), i.e. one program per user walking a variable-length
+segment, not independent ratings. It stays on the numba engine (``--device auto`` keeps it there).
+
 **Per epoch.** ``torch.randperm`` on the device (the engine's own generator, seeded by ``config.seed`` and
 saved in checkpoints) shuffles the resident ratings, one launch runs the epoch, and each program writes its
 squared-error sum to its own slot: the only host sync is reading that sum at the epoch's end. Runs with more
