@@ -243,7 +243,7 @@ def mf_rows(bench: Bench, train: Any, test: Any, data: str, factors: int | None,
 
         default_divisor = cuda_sgd.ROWS_PER_RATING_IN_FLIGHT
         runs += [("cuda-sgd", "gpu", {"divisor": d}, settings + f", in-flight = min rows / {d}")
-                 for d in (2, 4, 16, 32) if d != default_divisor]
+                 for d in (1, 2, 4, 16, 32) if d != default_divisor]
         runs += [("torch", "gpu", {"batch_size": b, "optimizer": "adam"},
                   f"k={factors}, adam lr 0.02, l2 0.1, batch {b:,}") for b in (65_536, 262_144)]
     else:
