@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-out}"
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
+# The source tree first on the path: if the editable install fails (an old setuptools, say), deepmf still imports.
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 PY="${PYTHON:-python3}"
 if [ -z "${DEEPMF_DATA:-}" ] && [ -d .devdata/ml-100k ]; then
     export DEEPMF_DATA="$PWD/.devdata"
@@ -35,12 +37,18 @@ echo "install: exit $? after $(elapsed) s"
 timeout 150 "$PY" -m pytest -q -p no:cacheprovider -m cuda -ra > "$OUT/pytest_cuda.log" 2>&1
 echo "pytest -m cuda: exit $? after $(elapsed) s: $(tail -n 1 "$OUT/pytest_cuda.log")"
 
-timeout 330 "$PY" bench/gpu.py --out "$OUT" --budget 280 > "$OUT/bench.log" 2>&1
+# BENCH_ARGS adds options (e.g. "--device cpu --quick" to try this script on a machine without a GPU).
+# shellcheck disable=SC2086
+timeout 330 "$PY" bench/gpu.py --out "$OUT" --budget 280 ${BENCH_ARGS:-} > "$OUT/bench.log" 2>&1
 echo "bench/gpu.py: exit $? after $(elapsed) s"
 
 left=$(( 570 - $(elapsed) ))
+# pytest-xdist, where the image has it, runs the rest on 4 processes (one file per worker at a time).
+parallel=""
+if "$PY" -c "import xdist" 2>/dev/null; then parallel="-n 4 --dist loadfile"; fi
 if [ "$left" -gt 30 ]; then
-    timeout "$left" "$PY" -m pytest -q -p no:cacheprovider -m "not cuda" -ra > "$OUT/pytest.log" 2>&1
+    # shellcheck disable=SC2086
+    timeout "$left" "$PY" -m pytest -q -p no:cacheprovider -m "not cuda" -ra $parallel > "$OUT/pytest.log" 2>&1
     echo "pytest -m 'not cuda': exit $? after $(elapsed) s: $(tail -n 1 "$OUT/pytest.log")"
 else
     echo "pytest -m 'not cuda': not run, no time left" | tee "$OUT/pytest.log"
