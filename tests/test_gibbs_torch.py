@@ -114,8 +114,12 @@ def test_resume_continues_the_same_chain(gpu, lowrank, tmp_path: Path) -> None:
     resumed = fresh()
     result = Trainer(config, checkpoint_dir=tmp_path, resume=True, progress=False).fit(resumed, lowrank)
     assert result.resumed_from == 2 and result.engine == "gibbs-torch"
+    # Same random numbers either way. On the CPU the sums run in a fixed order, so the chains match to the last
+    # bits; a GPU's atomic scatter-adds sum in any order, and rounding differences then move the
+    # conjugate-gradient draws by a tiny fraction of their spread.
+    tolerance = {} if gpu.type == "cpu" else {"rtol": 1e-3, "atol": 1e-3}
     for name, value in straight.state_dict().items():
-        torch.testing.assert_close(resumed.state_dict()[name], value, msg=name)
+        torch.testing.assert_close(resumed.state_dict()[name], value, msg=name, **tolerance)
 
 
 def test_posterior_mean_predicts_as_well_as_the_numba_samplers(gpu, lowrank) -> None:
