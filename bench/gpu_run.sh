@@ -34,7 +34,7 @@ elapsed() { echo $(( $(date +%s) - start )); }
 } > "$OUT/install.log" 2>&1
 echo "install: exit $? after $(elapsed) s"
 
-timeout 150 "$PY" -m pytest -q -p no:cacheprovider -m cuda -ra > "$OUT/pytest_cuda.log" 2>&1
+timeout 180 "$PY" -m pytest -q -p no:cacheprovider -m cuda -ra > "$OUT/pytest_cuda.log" 2>&1
 echo "pytest -m cuda: exit $? after $(elapsed) s: $(tail -n 1 "$OUT/pytest_cuda.log")"
 
 # BENCH_ARGS adds options (e.g. "--device cpu --quick" to try this script on a machine without a GPU).
