@@ -138,6 +138,19 @@ def _fits(engine: str, model: RatingModel) -> bool:
 _SGD_ENGINES = ("numba", "svdpp", "cuda-sgd")
 
 
+def check_plain_sgd(engine: str, config: TrainConfig) -> None:
+    """Refuse options a compiled per-rating SGD engine cannot honour (rather than ignore them silently).
+
+    Raises:
+        ConfigError: weight decay or a learning-rate schedule is set.
+    """
+    if config.weight_decay > 0:
+        raise ConfigError(f"the {engine} engine regularizes with l2, not weight_decay: set weight_decay to 0")
+    if config.lr_schedule != "none":
+        raise ConfigError(f"the {engine} engine uses a constant learning rate; lr_schedule "
+                          f"{config.lr_schedule!r} needs the torch engine")
+
+
 def _asks_for_torch_only_options(engine: str, model: RatingModel, config: TrainConfig) -> bool:
     """True when ``config`` sets something a compiled SGD engine would silently ignore.
 

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from deepmf.errors import ConfigError
+from deepmf.training.engines import CUDA_SGD_MAX_FACTORS, check_plain_sgd, runs_on
 
 if TYPE_CHECKING:
     from deepmf.data.ratings import Ratings
@@ -133,16 +134,10 @@ class CudaSGDEngine:
     name = "cuda-sgd"
 
     def __init__(self, model: RatingModel, train: Ratings, config: TrainConfig, device: torch.device) -> None:
-        from deepmf.training.engines import CUDA_SGD_MAX_FACTORS, runs_on
-
         device = torch.device(device)
         if not runs_on(self.name, device):
             raise ConfigError(f"the cuda-sgd engine runs on cuda, not {device}")
-        if config.weight_decay > 0:
-            raise ConfigError("the cuda-sgd engine regularizes with l2, not weight_decay: set weight_decay to 0")
-        if config.lr_schedule != "none":
-            raise ConfigError(f"the cuda-sgd engine uses a constant learning rate; lr_schedule "
-                              f"{config.lr_schedule!r} needs the torch engine")
+        check_plain_sgd(self.name, config)
         missing = [name for name in MF_PARAMETERS if getattr(model, name, None) is None]
         if missing or getattr(getattr(model, "config", None), "sigmoid", False):
             raise ConfigError(f"the cuda-sgd engine trains biased MF only; model {getattr(model, 'name', model)!r} "

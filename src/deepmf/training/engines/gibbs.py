@@ -269,6 +269,33 @@ def check_sampler_options(model: BayesMF, train: Ratings, config: TrainConfig) -
         raise ConfigError("the date feature needs rating timestamps: these ratings have none (set date=False)")
 
 
+def draw_hyperparameters(rng: np.random.Generator, n: int, mean: np.ndarray,
+                         spread: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(precision, mean) per dimension from a group's Normal-Gamma posterior, given its ``n`` rows' ``mean``
+    and summed squared deviation ``spread`` per dimension (both samplers draw them here, on the host)."""
+    shape = PRIOR_SHAPE + 0.5 * n
+    rate = PRIOR_RATE + 0.5 * (spread + PRIOR_MEAN_STRENGTH * n * mean**2 / (PRIOR_MEAN_STRENGTH + n))
+    precision = rng.gamma(shape, 1.0 / rate)
+    strength = PRIOR_MEAN_STRENGTH + n
+    spread_of_mean = 1.0 / np.sqrt(strength * precision)
+    return precision, n * mean / strength + rng.standard_normal(len(mean)) * spread_of_mean
+
+
+def sample_slot(sweeps: int, burn_in: int, thin: int, kept: int, samples: int) -> int | None:
+    """The model slot the sample of sweep ``sweeps`` (0-based) goes to, or None when it is not kept.
+
+    During burn-in every sample replaces slot 0 (so the model shows the chain's state); after it every
+    ``thin``-th is averaged in as sample number ``kept``, until the ``samples`` slots are full (a run resumed
+    with more epochs than planned).
+    """
+    after = sweeps - burn_in
+    if after < 0:
+        return 0
+    if after % thin != 0 or kept >= samples:
+        return None
+    return kept
+
+
 class GibbsEngine:
     """Engine "gibbs": one Gibbs sweep per epoch for a ``BayesMF`` model (see the module docstring).
 
@@ -411,17 +438,10 @@ class GibbsEngine:
     def _sample_hyper(self, group: str) -> None:
         """Draw a group's Normal-Gamma hyperparameters (mean and precision per dimension) given its values."""
         values = self.state[group].reshape(len(self.state[group]), -1)
-        n = values.shape[0]
         mean = values.mean(axis=0)
         spread = ((values - mean) ** 2).sum(axis=0)
-        shape = PRIOR_SHAPE + 0.5 * n
-        rate = PRIOR_RATE + 0.5 * (spread + PRIOR_MEAN_STRENGTH * n * mean**2 / (PRIOR_MEAN_STRENGTH + n))
-        precision = self.rng.gamma(shape, 1.0 / rate)
-        strength = PRIOR_MEAN_STRENGTH + n
-        self.state[f"{group}_prior_prec"] = precision
-        spread_of_mean = 1.0 / np.sqrt(strength * precision)
-        draw = self.rng.standard_normal(len(mean))
-        self.state[f"{group}_prior_mean"] = n * mean / strength + draw * spread_of_mean
+        self.state[f"{group}_prior_prec"], self.state[f"{group}_prior_mean"] = draw_hyperparameters(
+            self.rng, values.shape[0], mean, spread)
 
     def _sample_noise_and_biases(self) -> None:
         s = self.state
@@ -467,12 +487,9 @@ class GibbsEngine:
     def _keep(self, epoch: int) -> None:
         """Fold the current sample into the model: in burn-in it replaces slot 0, later it is averaged."""
         cfg = self.model.config
-        after = self.sweeps - cfg.burn_in
-        if after >= 0 and after % self.thin != 0:
+        kept = sample_slot(self.sweeps, cfg.burn_in, self.thin, self.kept, cfg.samples)
+        if kept is None:
             return
-        kept = self.kept if after >= 0 else 0
-        if after >= 0 and kept >= cfg.samples:
-            return  # more sweeps than planned (resumed with a larger epochs): the slots are full
         s = self.state
         means = {"global_bias": s["mu"], "user_bias": s["user_bias"], "item_bias": s["item_bias"]}
         vectors = {"user_factors": self.user_vecs, "item_factors": self.item_vecs}
@@ -490,7 +507,7 @@ class GibbsEngine:
             vectors.update(user_factors=self.user_vecs + day_mix, day_factors=s["day_factors"],
                            user_day_mix=day_mix)
         self.model.add_sample(kept, means, vectors)
-        if after >= 0:
+        if self.sweeps >= cfg.burn_in:
             self.kept += 1
 
     # ---- checkpointing -------------------------------------------------------------------------------------

@@ -41,11 +41,12 @@ from deepmf.errors import ConfigError
 from deepmf.training.engines.gibbs import (
     BIAS_GROUPS,
     FACTOR_GROUPS,
-    PRIOR_MEAN_STRENGTH,
     PRIOR_RATE,
     PRIOR_SHAPE,
     check_sampler_options,
+    draw_hyperparameters,
     rating_days,
+    sample_slot,
 )
 
 if TYPE_CHECKING:
@@ -316,18 +317,10 @@ class TorchGibbsEngine:
     def _sample_hyper(self, group: str) -> None:
         """A group's Normal-Gamma hyperparameters given its values (as the numba sampler, on the host RNG)."""
         values = self.state[group].reshape(self.state[group].shape[0], -1)
-        n = values.shape[0]
-        mean_t = values.mean(0)
-        spread = ((values - mean_t) ** 2).sum(0).cpu().numpy()
-        mean = mean_t.cpu().numpy()
-        shape = PRIOR_SHAPE + 0.5 * n
-        rate = PRIOR_RATE + 0.5 * (spread + PRIOR_MEAN_STRENGTH * n * mean**2 / (PRIOR_MEAN_STRENGTH + n))
-        precision = self.rng.gamma(shape, 1.0 / rate)
-        strength = PRIOR_MEAN_STRENGTH + n
-        self.state[f"{group}_prior_prec"] = precision
-        spread_of_mean = 1.0 / np.sqrt(strength * precision)
-        draw = self.rng.standard_normal(len(mean))
-        self.state[f"{group}_prior_mean"] = n * mean / strength + draw * spread_of_mean
+        mean = values.mean(0)
+        spread = ((values - mean) ** 2).sum(0)
+        self.state[f"{group}_prior_prec"], self.state[f"{group}_prior_mean"] = draw_hyperparameters(
+            self.rng, values.shape[0], mean.cpu().numpy(), spread.cpu().numpy())
 
     def _sample_noise_and_biases(self) -> None:
         s = self.state
@@ -356,11 +349,8 @@ class TorchGibbsEngine:
     def _keep(self) -> None:
         """Fold the current sample into the model: in burn-in it replaces slot 0, later it is averaged."""
         cfg = self.model.config
-        after = self.sweeps - cfg.burn_in
-        if after >= 0 and after % self.thin != 0:
-            return
-        kept = self.kept if after >= 0 else 0
-        if after >= 0 and kept >= cfg.samples:
+        kept = sample_slot(self.sweeps, cfg.burn_in, self.thin, self.kept, cfg.samples)
+        if kept is None:
             return
         s = self.state
         means: dict[str, Any] = {"global_bias": s["mu"], "user_bias": s["user_bias"], "item_bias": s["item_bias"]}
@@ -376,7 +366,7 @@ class TorchGibbsEngine:
             vectors.update(user_factors=self.user_vecs + day_mix, day_factors=s["day_factors"],
                            user_day_mix=day_mix)
         self.model.add_sample(kept, means, vectors)
-        if after >= 0:
+        if self.sweeps >= cfg.burn_in:
             self.kept += 1
 
     # ---- checkpointing -------------------------------------------------------------------------------------

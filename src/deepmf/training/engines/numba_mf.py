@@ -47,6 +47,7 @@ import torch
 from numba import njit, prange
 
 from deepmf.errors import ConfigError
+from deepmf.training.engines import check_plain_sgd
 
 if TYPE_CHECKING:
     from deepmf.data.ratings import Ratings
@@ -238,11 +239,7 @@ class NumbaMFEngine:
     def __init__(self, model: RatingModel, train: Ratings, config: TrainConfig, device: torch.device) -> None:
         if torch.device(device).type != "cpu":
             raise ConfigError(f"the numba engine runs on cpu, not {device}")
-        if config.weight_decay > 0:
-            raise ConfigError("the numba engine regularizes with l2, not weight_decay: set weight_decay to 0")
-        if config.lr_schedule != "none":
-            raise ConfigError(f"the numba engine uses a constant learning rate; lr_schedule "
-                              f"{config.lr_schedule!r} needs the torch engine")
+        check_plain_sgd("numba", config)
         mf_arrays(model)  # validate the model now, not at the first epoch
         self.model = model
         self.train = train  # kept (not copied) only for train_epoch(order=...)
