@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from deepmf.errors import ConfigError
-from deepmf.training.engines.gibbs import (
+from deepmf.training.engines.gibbs_common import (
     BIAS_GROUPS,
     FACTOR_GROUPS,
     PRIOR_RATE,
@@ -47,6 +47,7 @@ from deepmf.training.engines.gibbs import (
     draw_hyperparameters,
     rating_days,
     sample_slot,
+    sample_tables,
 )
 
 if TYPE_CHECKING:
@@ -353,18 +354,13 @@ class TorchGibbsEngine:
         if kept is None:
             return
         s = self.state
-        means: dict[str, Any] = {"global_bias": s["mu"], "user_bias": s["user_bias"], "item_bias": s["item_bias"]}
-        vectors = {"user_factors": self.user_vecs, "item_factors": self.item_vecs}
-        if cfg.date:
-            # As the numba sampler: a prediction without a time averages the user's training days.
+        day_mix = day_bias_mix = None
+        if cfg.date:  # as the numba sampler: a prediction without a time averages the user's training days
             day_mix = self.user_share[:, None] * self._sum_rows(self.users, s["day_factors"][self.days],
                                                                 cfg.n_users)
             day_bias_mix = (self._sum_rows(self.users, s["day_bias"][self.days], cfg.n_users) * self.user_share
                             + (self.user_vecs * day_mix).sum(1))
-            means.update(user_bias=s["user_bias"] + day_bias_mix, day_bias=s["day_bias"],
-                         user_day_bias=day_bias_mix)
-            vectors.update(user_factors=self.user_vecs + day_mix, day_factors=s["day_factors"],
-                           user_day_mix=day_mix)
+        means, vectors = sample_tables(s, self.user_vecs, self.item_vecs, day_mix, day_bias_mix)
         self.model.add_sample(kept, means, vectors)
         if self.sweeps >= cfg.burn_in:
             self.kept += 1
