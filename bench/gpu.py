@@ -1,6 +1,6 @@
 """GPU benchmark: every GPU engine next to its CPU engine, in one run, on ML-100K u1 and a 20M-rating set.
 
-    python bench/gpu.py --out "$OUT"            # on a CUDA machine: about 5 minutes on one H200, 16 cores
+    python bench/gpu.py --out "$OUT"            # on a CUDA machine (budgeted for ~5 min on an H200; not run yet)
     python bench/gpu.py --device cpu --quick    # CPU-only smoke run of this script (GPU-only rows skipped)
 
 (``bash bench/gpu_run.sh`` wraps the first line with the install and the test suite: see BENCHMARKS.md, "GPU".)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command for a machine with a CUDA GPU (BENCHMARKS.md, "GPU", says how it is run and what it measures):
 #
-#     bash bench/gpu_run.sh        # logs and results under $OUT (default ./gpu-out); about 9 minutes on an H200
+#     bash bench/gpu_run.sh        # logs and results under $OUT (default ./gpu-out); limited to 570 s in all
 #
 # 1. installs this checkout without touching the machine's packages (torch, triton, numba... are the image's),
 # 2. runs the GPU-engine tests (pytest -m cuda: the Triton kernel and the torch sampler for real),
