@@ -76,7 +76,9 @@ def train(
                                                help="none, cosine, step or plateau.")] = None,
     seed: Annotated[int | None, _option("--seed", help="Seed of split, init, shuffling, dropout.")] = None,
     device: DeviceOpt = None,
-    engine: Annotated[str | None, _option("--engine", help="auto, torch or numba.")] = None,
+    engine: Annotated[str | None, _option(
+        "--engine", help="auto (the model's best where it trains), torch, numba, cuda-sgd (MF on a GPU), svdpp, "
+                         "gibbs, gibbs-torch (Bayesian MF on a GPU), autorec, blend.")] = None,
     threads: ThreadsOpt = None,
     val_fraction: Annotated[float | None, typer.Option(
         "--val-fraction", help="Share of the training part carved off for validation (default: 0.05 with "
