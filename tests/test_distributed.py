@@ -191,7 +191,7 @@ def _choice(model_name: str, ratings, rank: int = 0, **train_options: object):
     model = create_model(model_name, ratings)
     group = DataParallel(DistEnv(rank, rank, 2, 2), torch.device("cpu"))
     config = train_config_for(model_name, train_options)  # the model's tuned defaults, as the CLI does
-    return Trainer(config)._choose_engine(model, torch.device("cpu"), group, None)
+    return Trainer(config)._choose_engine(model, torch.device("cpu"), group, None, len(ratings))[1]
 
 
 def test_mf_switches_to_the_torch_engine_and_says_so(tiny_ratings) -> None:
@@ -224,10 +224,13 @@ def test_resuming_with_auto_continues_with_the_checkpoints_engine(tiny_ratings) 
     model = create_model("mf", tiny_ratings)
     written_by_torch = Checkpoint({"engine": "torch"}, {}, None, {})
     trainer = Trainer(TrainConfig())
-    assert trainer._choose_engine(model, torch.device("cpu"), None, None).name == "numba"
-    assert trainer._choose_engine(model, torch.device("cpu"), None, written_by_torch).name == "torch"
+    def engine(checkpoint: Checkpoint | None) -> str:
+        return trainer._choose_engine(model, torch.device("cpu"), None, checkpoint, len(tiny_ratings))[1].name
+
+    assert engine(None) == "numba"
+    assert engine(written_by_torch) == "torch"
     written_by_numba = Checkpoint({"engine": "numba"}, {}, None, {})
-    assert trainer._choose_engine(model, torch.device("cpu"), None, written_by_numba).name == "numba"
+    assert engine(written_by_numba) == "numba"
 
 
 # ---- the engine's data-parallel path, in this process ----------------------------------------------------------

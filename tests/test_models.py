@@ -78,7 +78,7 @@ def test_sigmoid_mf_starts_at_the_training_mean() -> None:
 
 def test_mf_engines_follow_the_options() -> None:
     data = make_ratings()
-    assert create_model("mf", data).engines == ("numba", "torch")
+    assert create_model("mf", data).engines == ("cuda-sgd", "numba", "torch")
     assert create_model("mf", data, sigmoid=True).engines == ("torch",)
     assert create_model("mf", data, bias=False).engines == ("torch",)
     assert create_model("deepmf", data).engines == ("torch",)

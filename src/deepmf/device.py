@@ -1,7 +1,10 @@
-"""Choose the torch device (explicit argument > $DEEPMF_DEVICE > cuda if present > cpu) and CPU thread counts.
+"""Choose the torch device (explicit argument > $DEEPMF_DEVICE > cuda if present > cpu), whether a model's GPU
+engine pays off against its CPU engine, and CPU thread counts.
 
-The one place that decides how many CPU threads a run uses when it names none: ``default_cpu_threads`` for the
-compiled (numba) samplers, ``default_torch_threads`` for the torch engine; both chosen by measurement.
+``resolve_device`` answers "which device is 'auto' here"; ``deepmf.training.engines.place`` uses it and
+``gpu_pays_off`` to put each model on the device where it trains faster. This is also the one place that decides
+how many CPU threads a run uses when it names none: ``default_cpu_threads`` for the compiled (numba) samplers,
+``default_torch_threads`` for the torch engine; both chosen by measurement.
 """
 
 from __future__ import annotations
@@ -42,6 +45,39 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     if resolved.type not in ("cpu", "cuda"):
         raise ConfigError(f"unsupported device {name!r}: use cpu, cuda, cuda:N or auto")
     return resolved
+
+
+def auto_device_requested(device: str | torch.device | None) -> bool:
+    """Whether ``device`` leaves the choice to deepmf: None or "auto", with ``$DEEPMF_DEVICE`` unset or "auto"."""
+    if isinstance(device, torch.device):
+        return False
+    name = (device or "auto").strip().lower()
+    return name == "auto" and (os.environ.get("DEEPMF_DEVICE", "auto").strip().lower() or "auto") == "auto"
+
+
+# With CUDA present and the device left to deepmf, (engine on the GPU, engine on the CPU) -> training ratings
+# from which the GPU engine is expected to be faster; pairs not listed take the GPU at any size. PROVISIONAL:
+# chosen from first principles until bench/gpu.py measures them on an H200 (see BENCHMARKS.md, "GPU").
+# - MF: a CUDA context and loading the Triton kernel cost a few tenths of a second once per process, while
+#   the numba engine trains ML-100K u1 (80K ratings) in a few ms per epoch on one core; the GPU's per-epoch
+#   advantage covers that start-up from about a million ratings (20-40 epochs at ~20M ratings/s per 2 cores).
+# - Bayesian MF: a GPU sweep is a few dozen launches whatever the size (batched Cholesky over every row at
+#   once, a conjugate-gradient draw of the implicit rows), while the CPU sampler's sweep grows with the data;
+#   ML-100K sweeps take 25 ms on one core. Same threshold until measured.
+# - SVD++: no GPU engine of its own; the torch engine's minibatch steps are no substitute for the compiled
+#   per-rating SGD (on tests/test_svdpp.py's low-rank data, with the same lr, l2 and epochs, test RMSE 1.34
+#   against 0.12 here, which is what failed on the H200 when "auto" sent it there), so it stays on the CPU.
+NEVER = 2**62
+GPU_FROM_RATINGS: dict[tuple[str, str], int] = {
+    ("cuda-sgd", "numba"): 1_000_000,
+    ("gibbs-torch", "gibbs"): 1_000_000,
+    ("torch", "svdpp"): NEVER,
+}
+
+
+def gpu_pays_off(gpu_engine: str, cpu_engine: str, n_ratings: int) -> bool:
+    """Whether training on the GPU with ``gpu_engine`` is expected to beat ``cpu_engine`` on the CPU."""
+    return n_ratings >= GPU_FROM_RATINGS.get((gpu_engine, cpu_engine), 0)
 
 
 # Below this many training ratings the compiled CPU samplers and SGD kernels that would race or gain nothing

@@ -184,6 +184,8 @@ class ExperimentResult:
             "engine": summary.get("engine"),
             "engine_note": summary.get("engine_note") or None,
             "threads": summary.get("threads"),
+            "device": summary.get("device"),
+            "effective_options": summary.get("effective_options"),
             "stopped_early": summary.get("stopped_early"),
             "world_size": summary.get("world_size", 1),
             "seconds": self.seconds,

@@ -76,7 +76,9 @@ def train(
                                                help="none, cosine, step or plateau.")] = None,
     seed: Annotated[int | None, _option("--seed", help="Seed of split, init, shuffling, dropout.")] = None,
     device: DeviceOpt = None,
-    engine: Annotated[str | None, _option("--engine", help="auto, torch or numba.")] = None,
+    engine: Annotated[str | None, _option(
+        "--engine", help="auto (the model's best where it trains), torch, numba, cuda-sgd (MF on a GPU), svdpp, "
+                         "gibbs, gibbs-torch (Bayesian MF on a GPU), autorec, blend.")] = None,
     threads: ThreadsOpt = None,
     val_fraction: Annotated[float | None, typer.Option(
         "--val-fraction", help="Share of the training part carved off for validation (default: 0.05 with "
@@ -225,7 +227,9 @@ def _print_summary(summary: dict[str, Any], out: Path | None, report: Path | Non
     rows += [("epochs", f"{summary['epochs_run']} (best {summary['best_epoch']}"
                         f"{', stopped early' if summary['stopped_early'] else ''})"),
              ("training", f"{summary['train_seconds']:.2f} s, {summary['ratings_per_second']:,.0f} ratings/s, "
-                          f"engine {summary['engine']}, {summary['threads']} thread(s)"
+                          f"engine {summary['engine']}"
+                          + (f" on {summary['device']}" if summary.get("device") else "")
+                          + f", {summary['threads']} thread(s)"
                           + (f", {summary['world_size']} processes" if summary["world_size"] > 1 else ""))]
     if summary.get("engine_note"):
         rows.append(("engine", f"{summary['engine']}: {summary['engine_note']}"))

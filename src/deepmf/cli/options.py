@@ -82,7 +82,8 @@ EncodingOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Maximum epochs.", show_default=False)]
 DeviceOpt = Annotated[
-    str | None, typer.Option("--device", help="cpu, cuda, cuda:N or auto.", show_default=False)
+    str | None, typer.Option("--device", help="cpu, cuda, cuda:N or auto (default: each model where it is "
+                                              "expected to train faster).", show_default=False)
 ]
 ThreadsOpt = Annotated[
     int | None,

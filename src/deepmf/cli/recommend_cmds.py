@@ -89,7 +89,8 @@ SeedOpt = Annotated[
     typer.Option("--seed", help="Seed for split, initialisation and shuffling.", show_default=False),
 ]
 EngineOpt = Annotated[
-    str | None, typer.Option("--engine", help="auto, torch, numba, ...", show_default=False)
+    str | None, typer.Option("--engine", help="auto, torch, numba, cuda-sgd, gibbs, gibbs-torch, ...",
+                             show_default=False)
 ]
 ValFractionOpt = Annotated[
     float | None,

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pandas as pd
-import platformdirs
 
 from deepmf.data.files import (
     DUPLICATE_POLICIES,
@@ -35,7 +34,21 @@ def data_dir(explicit: str | Path | None = None) -> Path:
     env = os.environ.get(DATA_ENV)
     if env:
         return Path(env).expanduser()
-    return Path(platformdirs.user_cache_dir("deepmf")) / "data"
+    return user_cache_dir() / "data"
+
+
+def user_cache_dir() -> Path:
+    """deepmf's folder in the user's cache: platformdirs' answer, or the XDG rule where it is not installed.
+
+    platformdirs knows every OS's convention; it is imported here, not at the top, so that a machine without it
+    (a GPU box with a fixed image) can still import deepmf and train.
+    """
+    try:
+        import platformdirs
+    except ImportError:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base).expanduser() / "deepmf"
+    return Path(platformdirs.user_cache_dir("deepmf"))
 
 
 def edition_path(name: str, data_dir_: str | Path | None = None) -> Path:

@@ -14,7 +14,7 @@ from deepmf.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "sparse_adam")
 LR_SCHEDULES = ("none", "cosine", "step", "plateau")
-ENGINE_NAMES = ("auto", "torch", "numba", "gibbs", "autorec", "svdpp", "blend")
+ENGINE_NAMES = ("auto", "torch", "numba", "cuda-sgd", "gibbs", "gibbs-torch", "autorec", "svdpp", "blend")
 
 
 @dataclass
@@ -34,13 +34,18 @@ class TrainConfig:
         patience: stop after this many epochs without a better validation RMSE, then restore the best
             weights; 0 disables early stopping.
         seed: one seed for initialization, shuffling and sampling.
-        device: "auto", "cpu", "cuda" or "cuda:N".
+        device: "auto", "cpu", "cuda" or "cuda:N"; "auto" puts each model where it trains faster (see
+            ``deepmf.training.engines.place``).
         lr_schedule: one of LR_SCHEDULES.
-        engine: one of ENGINE_NAMES; "auto" lets the model pick (numba for MF on CPU).
+        engine: one of ENGINE_NAMES; "auto" lets the model pick (numba for MF on CPU, cuda-sgd on CUDA).
         threads: torch/numba threads; None = chosen by measurement (``deepmf.device``): the torch engine uses
             ``default_torch_threads``, the Gibbs sampler and SVD++ ``default_cpu_threads``, the numba MF engine
             every core.
         sparse: use sparse embedding gradients where the optimizer supports them.
+        gpu_batch_scaling: on CUDA only (torch engine), grow the batch with the data up to a device-sized batch,
+            the learning rate by the square root of that growth, with a linear warm-up over the first epoch
+            (see ``deepmf.training.engines.torch_engine.device_batch``); the values used are reported in the
+            result's ``effective_options``. The CPU ignores it by design: its defaults are its own.
         chosen: the options the user set (command-line flags, a ``--config`` file, ``deepmf.fit`` keywords),
             as opposed to a model's tuned defaults; an engine must honour every chosen option or not be used
             (``deepmf.training.engines.select_engine``). None (a config built directly) counts every option
@@ -62,6 +67,7 @@ class TrainConfig:
     engine: str = "auto"
     threads: int | None = None
     sparse: bool = False
+    gpu_batch_scaling: bool = False
     chosen: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:

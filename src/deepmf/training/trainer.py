@@ -30,12 +30,12 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deepmf.device import default_torch_threads, resolve_device
+from deepmf.device import auto_device_requested, default_torch_threads, resolve_device
 from deepmf.errors import ConfigError
 from deepmf.training.checkpoint import Checkpoint, has_checkpoint, load_checkpoint, save_checkpoint
 from deepmf.training.config import TrainConfig
 from deepmf.training.distributed import DataParallel, cpu_threads, current_group, rank_seed
-from deepmf.training.engines import ENGINES, EngineChoice, create_engine, select_engine
+from deepmf.training.engines import EngineChoice, create_engine, place, runs_on, select_engine
 
 if TYPE_CHECKING:
     from deepmf.data.ratings import Ratings, RatingTensors
@@ -80,6 +80,9 @@ class TrainResult:
         train_seconds: total wall time of all epochs.
         ratings_per_second: training ratings per second over all training passes.
         engine: name of the engine used.
+        device: the device it trained on ("cpu", "cuda:0").
+        effective_options: options the engine derived from the configuration and the device (the torch
+            engine's batch size, learning rate and warm-up under ``gpu_batch_scaling``), or empty.
         stopped_early: patience ran out before ``epochs``.
         resumed_from: the epoch a resumed run continued after (0 for a fresh run).
         run_id: identifies the run across resumes (kept in its checkpoints and in the saved model's summary).
@@ -97,6 +100,8 @@ class TrainResult:
     train_seconds: float = 0.0
     ratings_per_second: float = 0.0
     engine: str = ""
+    device: str = ""
+    effective_options: dict[str, Any] = field(default_factory=dict)
     stopped_early: bool = False
     resumed_from: int = 0
     run_id: str = ""
@@ -221,7 +226,7 @@ class Trainer:
         if group is not None:
             device = group.device
         checkpoint = load_checkpoint(self.checkpoint_dir) if self.resume else None  # type: ignore[arg-type]
-        choice = self._choose_engine(model, device, group, checkpoint)
+        device, choice = self._choose_engine(model, device, group, checkpoint, len(train))
         config = choice.config
         if choice.note and (group is None or group.is_main):
             logger.warning("%s: training with the %s engine (%s)", model.name, choice.name, choice.note)
@@ -261,6 +266,8 @@ class Trainer:
             train_seconds=sum(r.seconds for r in history),
             ratings_per_second=len(train) * len(history) / train_time if train_time > 0 else 0.0,
             engine=engine_name,
+            device=str(device) if device.type == "cpu" else f"{device.type}:{device.index or 0}",
+            effective_options=dict(getattr(engine, "effective_options", {})),
             stopped_early=run.stopped_early,
             resumed_from=resumed_from,
             run_id=info["run_id"],
@@ -272,8 +279,9 @@ class Trainer:
         )
 
     def _choose_engine(self, model: RatingModel, device: torch.device, group: DataParallel | None,
-                       checkpoint: Checkpoint | None) -> EngineChoice:
-        """``select_engine``'s choice; with ``auto``, the resumed run's engine, or under torchrun a data-parallel one.
+                       checkpoint: Checkpoint | None, n_ratings: int) -> tuple[torch.device, EngineChoice]:
+        """(device, engine): ``place``'s choice; with ``auto``, the resumed run's engine; under torchrun a
+        data-parallel one on the group's device.
 
         Raises:
             ConfigError: no engine of the model can do what is asked (e.g. Bayesian MF under torchrun).
@@ -281,20 +289,25 @@ class Trainer:
         config = self.config
         allowed: tuple[str, ...] = getattr(model, "engines", ("torch",))
         if config.engine == "auto" and checkpoint is not None:
-            saved = checkpoint.info.get("engine")
-            if (saved in allowed and device.type in ENGINES[saved].devices
-                    and (group is None or saved in DATA_PARALLEL_ENGINES)):
-                return self._pinned(model, device, str(saved))
+            saved = str(checkpoint.info.get("engine"))
+            if saved in allowed and (group is None or saved in DATA_PARALLEL_ENGINES):
+                cpu = torch.device("cpu")
+                if runs_on(saved, device):
+                    return device, self._pinned(model, device, saved)
+                if group is None and auto_device_requested(config.device) and runs_on(saved, cpu):
+                    return cpu, self._pinned(model, cpu, saved)
+        if group is None:
+            return place(model, config, n_ratings)
         choice = select_engine(model, config, device)
-        if group is None or choice.name in DATA_PARALLEL_ENGINES:
-            return choice
+        if choice.name in DATA_PARALLEL_ENGINES:
+            return device, choice
         parallel = [e for e in allowed if e in DATA_PARALLEL_ENGINES]
         tuned = getattr(model, "tuned_engines", None) or allowed
         switch = [e for e in parallel if e in tuned]
         if config.engine == "auto" and switch:
-            return self._pinned(model, device, switch[0],
-                                f"its default engine, {choice.name}, runs in one process; this job has "
-                                f"{group.env.world_size}")
+            return device, self._pinned(model, device, switch[0],
+                                        f"its default engine, {choice.name}, runs in one process; this job "
+                                        f"has {group.env.world_size}")
         hint = ""
         if parallel and config.engine == "auto":
             hint = (f" (or pass --engine {parallel[0]}, whose results with this model's default settings are "

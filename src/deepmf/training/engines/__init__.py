@@ -6,25 +6,30 @@ Trainer does epochs, validation, early stopping, progress, history and checkpoin
 - "torch": minibatch PyTorch with any optimizer and any RatingModel (CPU or CUDA).
 - "numba": compiled lock-free parallel SGD for biased MF on CPU (training/engines/numba_mf.py). It writes into
   the same parameter tensors as the torch MF (``tensor.numpy()`` shares memory), so the saved model is identical.
-- "gibbs", "autorec": model-specific engines (Bayesian MF sampling; full-batch AutoRec).
+- "cuda-sgd": the same SGD as "numba" as one Triton kernel per epoch on a CUDA GPU (training/engines/cuda_sgd.py).
+- "gibbs", "gibbs-torch": Bayesian MF sampling, with numba kernels on the CPU or batched torch on any device.
+- "autorec": full-batch AutoRec.
 
 Every engine class is constructed as ``Engine(model, train, config, device)`` with ``train`` a Ratings and
 ``config`` a TrainConfig. A model class lists the engines it can use in ``engines`` (class attribute, preferred
-first); ``select_engine`` picks one. ``ENGINES`` says, for every engine and every training option, whether the
-engine honours it: an option the user chose is never silently ignored. Either the model's next engine that
-honours it is used, and the choice says why (``EngineChoice.note``, shown by the CLI and in ``--json`` as
-``engine_note``), or it is an error.
+first); ``select_engine`` picks one for a device, and ``place`` picks the device too when it is "auto": with
+CUDA present each model goes where it is expected to be faster (``deepmf.device.gpu_pays_off``). ``ENGINES``
+says, for every engine and every training option, whether the engine honours it: an option the user chose is
+never silently ignored. Either the model's next engine that honours it is used, and the choice says why
+(``EngineChoice.note``, shown by the CLI and in ``--json`` as ``engine_note``), or it is an error.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from deepmf.device import auto_device_requested, gpu_pays_off, resolve_device
 from deepmf.errors import ConfigError
 from deepmf.training.config import TrainConfig, option_names
 
@@ -111,11 +116,16 @@ ENGINES: dict[str, EngineSpec] = {
     # Per-rating SGD with per-row L2 (lr, l2 = reg).
     "numba": EngineSpec("deepmf.training.engines.numba_mf", "NumbaMFEngine", ("cpu",),
                         frozenset({"lr", "l2"}), _PER_RATING_SGD),
+    # The numba engine's update as a Triton kernel on the GPU (lock-free, one program per rating).
+    "cuda-sgd": EngineSpec("deepmf.training.engines.cuda_sgd", "CudaSGDEngine", ("cuda",),
+                           frozenset({"lr", "l2"}), _PER_RATING_SGD),
     "svdpp": EngineSpec("deepmf.training.engines.numba_svdpp", "NumbaSVDppEngine", ("cpu",),
                         frozenset({"lr", "l2"}), _PER_RATING_SGD),
     # Sampling: no learning rate, penalty, optimizer or batches.
     "gibbs": EngineSpec("deepmf.training.engines.gibbs", "GibbsEngine", ("cpu",), frozenset(),
                         _NO_GRADIENT_OPTIONS),
+    "gibbs-torch": EngineSpec("deepmf.training.engines.gibbs_torch", "TorchGibbsEngine", ("cpu", "cuda"),
+                              frozenset(), _NO_GRADIENT_OPTIONS),
     # Full-batch Rprop: lr is its initial step, l2 its weight penalty; no other optimizer, no batches.
     "autorec": EngineSpec("deepmf.training.engines.autorec", "AutoRecEngine", ("cpu", "cuda"),
                           frozenset({"lr", "l2"}), _NO_GRADIENT_OPTIONS),
@@ -123,6 +133,29 @@ ENGINES: dict[str, EngineSpec] = {
     "blend": EngineSpec("deepmf.training.engines.blend", "BlendEngine", ("cpu", "cuda"), frozenset(),
                         {**_NO_GRADIENT_OPTIONS, "epochs": 1, "patience": 0}),
 }
+
+
+# Engines written in Triton: its interpreter (TRITON_INTERPRET=1) runs them on CPU tensors, which is how CI
+# tests them. An explicit request may then use the CPU; "auto" never picks them there.
+_TRITON_ENGINES = ("cuda-sgd",)
+# The largest latent dimension the cuda-sgd kernel holds in one tile; "auto" passes larger MF to the next engine.
+CUDA_SGD_MAX_FACTORS = 256
+
+
+def runs_on(name: str, device: torch.device) -> bool:
+    """Whether engine ``name`` can run on ``device`` (Triton engines also on the CPU under the interpreter)."""
+    if device.type in ENGINES[name].devices:
+        return True
+    interpreted = os.environ.get("TRITON_INTERPRET", "0").strip() == "1"
+    return name in _TRITON_ENGINES and device.type == "cpu" and interpreted
+
+
+def _fits(engine: str, model: RatingModel) -> bool:
+    """Whether the model's shapes fit the engine (only cuda-sgd has a limit)."""
+    if engine != "cuda-sgd":
+        return True
+    factors = getattr(getattr(model, "config", None), "factors", 0)
+    return factors <= CUDA_SGD_MAX_FACTORS
 
 
 @dataclass(frozen=True)
@@ -163,11 +196,11 @@ def select_engine(model: RatingModel, config: TrainConfig, device: torch.device)
         if config.engine not in allowed:
             raise ConfigError(f"engine {config.engine!r} cannot train model {model.name!r} "
                               f"(it supports: {', '.join(allowed)})")
-        if device.type not in ENGINES[config.engine].devices:
+        if not runs_on(config.engine, device):
             raise ConfigError(f"engine {config.engine!r} does not run on {device.type}")
         candidates = [config.engine]
     else:
-        candidates = [name for name in allowed if device.type in ENGINES[name].devices]
+        candidates = [name for name in allowed if device.type in ENGINES[name].devices and _fits(name, model)]
         if not candidates:
             raise ConfigError(f"no engine can train model {model.name!r} on {device.type}")
     passed_over: list[str] = []
@@ -178,6 +211,37 @@ def select_engine(model: RatingModel, config: TrainConfig, device: torch.device)
             return EngineChoice(name, spec.effective(config), tuple(spec.unused(config)), "; ".join(passed_over))
         passed_over.append(f"the {name} engine cannot honour {', '.join(refused)}")
     raise ConfigError(f"model {model.name!r}: {'; '.join(passed_over)}")
+
+
+def place(model: RatingModel, config: TrainConfig, n_ratings: int) -> tuple[torch.device, EngineChoice]:
+    """(device, engine) to train ``model`` on ``n_ratings`` ratings: the one place that decides both.
+
+    A device named by ``config.device`` or ``$DEEPMF_DEVICE`` is used as given. "auto" without CUDA is the
+    CPU. "auto" with CUDA compares the engine the model would use on the GPU with the one it would use on the
+    CPU and takes the GPU only where ``deepmf.device.gpu_pays_off`` expects it to be faster (MF on ML-100K,
+    say, stays on the numba CPU engine); an engine named in ``config.engine`` decides the device by where it
+    runs.
+
+    Raises:
+        ConfigError: an unknown device, CUDA asked for without CUDA, or no engine can train the model there.
+    """
+    if not auto_device_requested(config.device) or not torch.cuda.is_available():
+        device = resolve_device(config.device)
+        return device, select_engine(model, config, device)
+    gpu, cpu = resolve_device("cuda"), torch.device("cpu")
+    choices: dict[str, EngineChoice] = {}
+    for device in (gpu, cpu):
+        try:
+            choices[device.type] = select_engine(model, config, device)
+        except ConfigError:
+            continue
+    if not choices:  # neither works: let the GPU's refusal say why
+        select_engine(model, config, gpu)
+    if "cuda" in choices and (
+        "cpu" not in choices or gpu_pays_off(choices["cuda"].name, choices["cpu"].name, n_ratings)
+    ):
+        return gpu, choices["cuda"]
+    return cpu, choices["cpu"]
 
 
 def create_engine(name: str, model: RatingModel, train: Ratings, config: TrainConfig,

@@ -21,6 +21,14 @@ same test RMSE. It is off by default because compiling costs more than it saves 
 first time on this 2-core machine and about 4 s once Inductor's on-disk cache has the kernels, against
 0.33 s saved per million ratings trained: at that rate it pays beyond about 100M ratings per run from a
 cold cache, 12M from a warm one. The optimizer step stays eager (fused Adam is one kernel already).
+
+On CUDA, ``gpu_batch_scaling`` (the deep models' default) sizes the batch for the device: a GPU step costs
+about the same for 4K or 64K ratings, so a small batch leaves it idle, but a batch too large for the data
+leaves too few steps per epoch and the RMSE per epoch collapses. ``device_batch`` grows the batch to about
+1/MIN_STEPS_PER_EPOCH of the training ratings (never below the configured batch, never above
+GPU_MAX_BATCH), scales the learning rate by the square root of the growth (the usual rule for Adam) and warms
+it up linearly over the first epoch's steps; ML-100K keeps its CPU settings, ML-20M-sized data trains at
+65,536. Provisional until bench/gpu.py has measured time-to-RMSE on an H200.
 """
 
 from __future__ import annotations
@@ -42,6 +50,10 @@ if TYPE_CHECKING:
     from deepmf.models.base import RatingModel
     from deepmf.training.config import TrainConfig
     from deepmf.training.distributed import DataParallel
+
+# gpu_batch_scaling (see the module docstring); provisional until measured on a GPU.
+GPU_MAX_BATCH = 1 << 16
+MIN_STEPS_PER_EPOCH = 256
 
 # Optimizers that accept sparse embedding gradients (SparseAdam only accepts sparse ones).
 SPARSE_CAPABLE = ("sgd", "adagrad", "sparse_adam")
@@ -88,6 +100,19 @@ def compile_requested() -> bool:
     if choice not in ("0", "1"):
         raise ConfigError(f"DEEPMF_COMPILE must be 0 or 1, got {choice!r}")
     return choice == "1"
+
+
+def device_batch(config: TrainConfig, n_ratings: int, device: torch.device) -> tuple[int, float, int]:
+    """(batch size, learning-rate factor, warm-up steps) the torch engine uses (see the module docstring).
+
+    The configured batch and rate, with no warm-up, unless ``gpu_batch_scaling`` is on and ``device`` is CUDA.
+    """
+    if not config.gpu_batch_scaling or device.type != "cuda":
+        return config.batch_size, 1.0, 0
+    fitting = 1 << max(0, (n_ratings // MIN_STEPS_PER_EPOCH).bit_length() - 1)  # a power of two
+    batch = max(config.batch_size, min(GPU_MAX_BATCH, fitting))
+    growth = batch / config.batch_size
+    return batch, math.sqrt(growth), (-(-n_ratings // batch) if growth > 1 else 0)
 
 
 def _dense_optimizer(name: str, params: list[nn.Parameter], config: TrainConfig, weight_decay: float,
@@ -159,7 +184,16 @@ class TorchEngine:
         self.precision = "fp32" if self.autocast is None else "bf16"
         self._forward_context = (contextlib.nullcontext if self.autocast is None
                                  else functools.partial(torch.autocast, device.type, dtype=self.autocast))
+        self.batch_size, lr_factor, self.warmup_steps = device_batch(config, self.n, device)
         self.optimizers = self._build_optimizers()
+        for optimizer in self.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] *= lr_factor  # before the schedulers are built, so they start from the scaled rate
+        self.peak_lrs = [[group["lr"] for group in o.param_groups] for o in self.optimizers]
+        self.steps = 0
+        # What the Trainer reports beside the configuration, so the switch is visible.
+        self.effective_options = {"batch_size": self.batch_size, "lr": config.lr * lr_factor,
+                                  "warmup_steps": self.warmup_steps}
         self.schedulers = [s for s in (_scheduler(o, config) for o in self.optimizers) if s is not None]
         self.outputs: nn.Module = _Outputs(self.model, config.l2 > 0)
         self.group: DataParallel | None = None
@@ -210,7 +244,7 @@ class TorchEngine:
 
     def train_epoch(self, epoch: int) -> float:
         """One shuffled pass in minibatches; returns the training RMSE of the pass (model in train mode)."""
-        model, data, batch_size = self.model, self.data, self.config.batch_size
+        model, data, batch_size = self.model, self.data, self.batch_size
         model.train()
         order = torch.randperm(self.n, generator=self.generator, device=self.device)
         order, steps = epoch_steps(order, batch_size, self.group)
@@ -223,8 +257,11 @@ class TorchEngine:
             for optimizer in self.optimizers:
                 optimizer.zero_grad(set_to_none=True)
             (total if step.weight == 1.0 else total * step.weight).backward()
+            if self.steps < self.warmup_steps:
+                self._warm_up()
             for optimizer in self.optimizers:
                 optimizer.step()
+            self.steps += 1
             if not step.scored:
                 continue
             with torch.no_grad():
@@ -240,6 +277,13 @@ class TorchEngine:
                               f"lower the learning rate (now {self.config.lr})")
         return rmse
 
+    def _warm_up(self) -> None:
+        """Linear warm-up: step t of W runs at (t + 1) / W of the scaled rate (the last one at the full rate)."""
+        fraction = (self.steps + 1) / self.warmup_steps
+        for optimizer, peaks in zip(self.optimizers, self.peak_lrs, strict=True):
+            for group, peak in zip(optimizer.param_groups, peaks, strict=True):
+                group["lr"] = peak * fraction
+
     def step_schedule(self, val_rmse: float | None) -> None:
         """Advance the LR schedule at the end of an epoch (plateau needs the validation RMSE)."""
         for scheduler in self.schedulers:
@@ -252,7 +296,7 @@ class TorchEngine:
     def state_dict(self) -> dict[str, Any]:
         return {"optimizers": [o.state_dict() for o in self.optimizers],
                 "schedulers": [s.state_dict() for s in self.schedulers],
-                "generator": self.generator.get_state()}
+                "generator": self.generator.get_state(), "steps": self.steps}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         saved_shape = (len(state["optimizers"]), len(state["schedulers"]))
@@ -263,3 +307,4 @@ class TorchEngine:
         for scheduler, saved in zip(self.schedulers, state["schedulers"], strict=True):
             scheduler.load_state_dict(saved)
         self.generator.set_state(state["generator"].cpu())
+        self.steps = int(state.get("steps", 0))  # checkpoints from before warm-up existed have no count
