@@ -142,6 +142,41 @@ def test_cold_start_counts_by_hand() -> None:
     assert warm.train is split.train
 
 
+def test_cold_counts_are_distinct_users_and_items_not_test_ratings() -> None:
+    """A cold item (or user) with several test ratings counts once in cold_items (cold_users)."""
+    frame = pd.DataFrame(
+        {
+            "user": ["a", "b", "a", "b", "c", "d", "d", "d", "a"],
+            "item": [1, 1, 7, 7, 7, 1, 2, 7, 2],
+            "rating": [1.0, 2.0, 3.0, 4.0, 5.0, 1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    r = Ratings.from_frame(frame)
+    test_mask = np.array([False, False, True, True, True, True, True, True, True])
+    # Train: users a, b; item 1. Test: item 7 (cold) rated by a, b, c, d; item 2 (cold) by d and a;
+    # user c (cold) once, user d (cold) three times. Rows with a cold user or item: all seven.
+    split = make_split(r.subset(~test_mask), r.subset(test_mask), "hand")
+    assert (split.cold_users, split.cold_items, split.cold_test_ratings) == (2, 2, 7)
+    assert split.summary()["cold_items"] == 2 and split.summary()["cold_users"] == 2
+    assert len(drop_cold(split).test) == 0  # every test row involves a cold user or item
+
+
+def test_drop_cold_keeps_exactly_the_warm_test_ratings() -> None:
+    frame = pd.DataFrame(
+        {"user": [1, 1, 2, 2, 1, 2, 3, 2], "item": [10, 20, 10, 30, 30, 40, 10, 20],
+         "rating": [1.0, 2.0, 3.0, 4.0, 5.0, 1.0, 2.0, 3.0]}
+    )
+    r = Ratings.from_frame(frame)
+    test_mask = np.array([False, False, False, False, True, True, True, True])
+    # Train: users 1, 2; items 10, 20, 30. Test rows: (1,30) warm, (2,40) cold item, (3,10) cold user, (2,20) warm.
+    split = make_split(r.subset(~test_mask), r.subset(test_mask), "hand")
+    assert (split.cold_users, split.cold_items, split.cold_test_ratings) == (1, 1, 2)
+    warm = drop_cold(split)
+    users, items = warm.test.user_ids.raw(warm.test.users), warm.test.item_ids.raw(warm.test.items)
+    assert list(zip(users.tolist(), items.tolist(), strict=True)) == [(1, 30), (2, 20)]
+    assert warm.test.ratings.tolist() == [5.0, 3.0] and warm.name == "hand"
+
+
 def test_validation_carved_from_training_only() -> None:
     r = _ratings(30, 30, 400, seed=3)
     split = random_split(r, 0.2, seed=1)
