@@ -19,7 +19,8 @@ def test_fit_learns_low_rank_data_and_answers_in_raw_ids(lowrank):
     # the factors leave their small initial values (seeds 1, 3 and 4 then score 1.57, the ratings' std).
     rec = deepmf.fit(split.train, model="mf", factors=8, epochs=60, patience=0, engine="torch", threads=1, seed=0)
     rmse = rec.evaluate(split.test).metrics["rmse"]
-    # Measured 0.40..0.48 over seeds 0..4; the test ratings' std is 1.56 and biases-only scores 1.62.
+    # Measured 0.40..0.48 over seeds 0..4; the test ratings' std is 1.56 and biases-only scores 1.62
+    # (bench/bounds.py --only fit).
     assert rmse < 0.6
     user = lowrank.user_ids.raw(0)
     top = rec.recommend(user, n=5)

@@ -57,7 +57,7 @@ def test_classification_head_accuracy_and_both_rmses_on_u1(u1) -> None:
     most_likely, actual = _test_predictions(trained, test, most_likely=True)
     expected, _ = _test_predictions(trained, test)
     # Bounds between what training seeds 0..11 measured and what a trivial predictor scores on u1.test
-    # (u1.base's global mean 3.528, its mode 4, biases-only ALS as Surprise's BaselineOnly: reg 15/10, 10 sweeps).
+    # (u1.base's global mean 3.528, its mode 4, biases-only ALS as Surprise's BaselineOnly): bench/bounds.py.
     # Accuracy measured 0.442..0.451; always 4 scores 0.339 and the rounded biases-only rating 0.400.
     assert accuracy(most_likely, actual) >= 0.43
     # Expected rating measured 0.937..0.945; biases-only scores 0.960.
