@@ -123,6 +123,8 @@ def test_no_relevant_rows_gives_nan_not_crash() -> None:
 
 def test_coverage_of_empty_catalogue_is_nan() -> None:
     assert math.isnan(catalogue_coverage(np.zeros((0, 3), dtype=np.int64), 0))
+    assert catalogue_coverage(np.array([[0, -1]]), 1) == 1.0  # a one-item catalogue, recommended
+    assert catalogue_coverage(np.array([[-1, -1]]), 1) == 0.0
 
 
 @settings(max_examples=60, deadline=None)

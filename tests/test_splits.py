@@ -80,6 +80,13 @@ def test_single_splits_are_disjoint_complete_and_seeded(r: Ratings, fraction: fl
         again = make(seed)
         np.testing.assert_array_equal(split.test.users, again.test.users)
         np.testing.assert_array_equal(split.test.items, again.test.items)
+    # Global holdouts: round(fraction * n) test ratings, at least one, never all.
+    n_test = min(max(round(fraction * len(r)), 1), len(r) - 1)
+    assert len(random_split(r, fraction, seed).test) == n_test == len(temporal_split(r, fraction).test)
+    # Per-user holdout: rint(fraction * count) of each user's ratings, keeping one for training.
+    counts = r.user_counts()
+    expected = np.minimum(np.rint(fraction * counts), np.maximum(counts - 1, 0))
+    np.testing.assert_array_equal(user_split(r, test_fraction=fraction, seed=seed).test.user_counts(), expected)
 
 
 @settings(max_examples=30, deadline=None)
@@ -137,6 +144,8 @@ def test_cold_start_counts_by_hand() -> None:
     # Train: users a, b; items 1, 2. Test: (c,1) cold user, (c,3) cold user+item, (b,4) cold item.
     split = make_split(r.subset(~test_mask), r.subset(test_mask), "hand")
     assert (split.cold_users, split.cold_items, split.cold_test_ratings) == (1, 2, 3)
+    assert split.summary() == {"name": "hand", "n_train": 3, "n_test": 3, "cold_users": 1, "cold_items": 2,
+                               "cold_test_ratings": 3}
     warm = drop_cold(split)
     assert len(warm.test) == 0 and (warm.cold_users, warm.cold_items, warm.cold_test_ratings) == (0, 0, 0)
     assert warm.train is split.train
@@ -235,6 +244,37 @@ def test_parse_split_grammar() -> None:
     ):
         with pytest.raises(ConfigError):
             parse_split(bad, r)
+
+
+def test_fractions_outside_zero_one_and_non_numbers_are_refused() -> None:
+    r = _ratings(10, 10, 40, seed=0)
+    for bad in (0.0, 1.0, -0.5, 1.5, "0.2"):
+        for split in (lambda f: random_split(r, f), lambda f: temporal_split(r, f),
+                      lambda f: user_split(r, test_fraction=f), lambda f: validation_split(r, f)):
+            with pytest.raises(ConfigError, match="between 0 and 1"):
+                split(bad)
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        random_split(r, None)  # type: ignore[arg-type]
+    for bad in (0, -1, 1.0, "2"):
+        with pytest.raises(ConfigError, match="leave_k"):
+            user_split(r, leave_k=bad)
+        with pytest.raises(ConfigError, match="last_k"):
+            user_temporal_split(r, bad)
+    with pytest.raises(ConfigError, match="exactly one"):
+        user_split(r, test_fraction=0.2, leave_k=1)
+
+
+def test_smallest_cases_and_default_seeds() -> None:
+    two = _ratings(1, 2, 2, seed=0)  # one user, two ratings: the least a split takes
+    assert (len(random_split(two, 0.5).train), len(random_split(two, 0.5).test)) == (1, 1)
+    assert len(random_split(two, 0.01).test) == 1 and len(random_split(two, 0.99).train) == 1
+    assert len(user_split(two, leave_k=1).test) == 1 and len(user_temporal_split(two, 1).test) == 1
+    assert len(kfold_splits(two, 2)) == 2
+    r = _ratings(10, 10, 40, seed=1)
+    for split, seeded in ((random_split(r, 0.3), random_split(r, 0.3, seed=0)),
+                          (user_split(r, test_fraction=0.3), user_split(r, test_fraction=0.3, seed=0)),
+                          (kfold_splits(r, 3)[0], kfold_splits(r, 3, seed=0)[0])):
+        np.testing.assert_array_equal(_keys(split.test), _keys(seeded.test))  # the default seed is 0
 
 
 def test_temporal_split_without_timestamps() -> None:
