@@ -211,9 +211,29 @@ def test_canonical_splits(ml100k_dir: Path) -> None:
     assert len(ua.test) == 943 * 10  # ua/ub: exactly 10 test ratings per user
 
 
-def test_canonical_split_needs_ml100k_files() -> None:
+def test_canonical_split_needs_ml100k_files(tmp_path: Path) -> None:
+    r = _ratings(5, 5, 10, seed=0)
     with pytest.raises(DataError, match=r"split u1 needs u1\.base and u1\.test"):
-        parse_split("u1", _ratings(5, 5, 10, seed=0))
+        parse_split("u1", r)
+    (tmp_path / "u1.base").write_text("1\t1\t5\t0\n")
+    r.meta["path"] = str(tmp_path)
+    with pytest.raises(DataError, match=r"needs u1\.base and u1\.test of ML-100K in"):
+        parse_split("u1", r)  # the folder has u1.base but no u1.test
+
+
+def test_canonical_split_codes_its_files_with_the_datas_maps(tmp_path: Path) -> None:
+    """User and item ids are coded with their own maps (on ML-100K both run 1..N, which hides a mix-up)."""
+    base = pd.DataFrame({"user": [3, 3, 70, 70], "item": [500, 8, 8, 42], "rating": [1, 2, 3, 4], "ts": [1, 2, 3, 4]})
+    test = pd.DataFrame({"user": [3, 70], "item": [42, 500], "rating": [5, 1], "ts": [5, 6]})
+    base.to_csv(tmp_path / "u1.base", sep="\t", header=False, index=False)
+    test.to_csv(tmp_path / "u1.test", sep="\t", header=False, index=False)
+    r = Ratings.from_frame(pd.concat([base, test]), time_col="ts")
+    r.meta["path"] = str(tmp_path)
+    (split,) = parse_split("u1", r)
+    assert split.train.user_ids is r.user_ids and split.test.item_ids is r.item_ids
+    assert split.test.user_ids.raw(split.test.users).tolist() == [3, 70]
+    assert split.test.item_ids.raw(split.test.items).tolist() == [42, 500]
+    assert split.train.ratings.tolist() == [1, 2, 3, 4] and split.test.timestamps.tolist() == [5, 6]
 
 
 def test_parse_split_grammar() -> None:
@@ -241,6 +261,7 @@ def test_parse_split_grammar() -> None:
         "nonsense",
         "time:",
         "usertime:first2",
+        "random:0.2,0.3",
     ):
         with pytest.raises(ConfigError):
             parse_split(bad, r)
@@ -275,6 +296,14 @@ def test_smallest_cases_and_default_seeds() -> None:
                           (user_split(r, test_fraction=0.3), user_split(r, test_fraction=0.3, seed=0)),
                           (kfold_splits(r, 3)[0], kfold_splits(r, 3, seed=0)[0])):
         np.testing.assert_array_equal(_keys(split.test), _keys(seeded.test))  # the default seed is 0
+    assert [s.name for s in kfold_splits(r)] == [f"kfold:5#{i}" for i in range(1, 6)]
+    np.testing.assert_array_equal(_keys(kfold_splits(r)[2].test), _keys(kfold_splits(r, 5, seed=0)[2].test))
+    assert user_temporal_split(r).name == "usertime:last1"
+    _, valid = validation_split(r)
+    assert len(valid) == round(0.05 * len(r))
+    np.testing.assert_array_equal(_keys(valid), _keys(validation_split(r, 0.05, seed=0)[1]))
+    (parsed,) = parse_split("random:0.3", r)
+    np.testing.assert_array_equal(_keys(parsed.test), _keys(random_split(r, 0.3, seed=0).test))
 
 
 def test_temporal_split_without_timestamps() -> None:
@@ -294,6 +323,9 @@ def test_file_split_builds_maps_on_the_union(tmp_path: Path) -> None:
     assert split.train.n_items == 3 and split.train.item_ids is split.test.item_ids
     assert split.train.user_ids.to_list() == ["u1", "u2", "u3"]
     assert (split.cold_users, split.cold_items, split.cold_test_ratings) == (1, 1, 1)
+    # One scale for both parts, detected on their union (train alone spans 3..5, test alone 1..2).
+    assert split.train.scale == split.test.scale and split.train.scale.minimum == 1
+    assert split.train.scale.maximum == 5
     (same,) = parse_split(f"files:{train},{test}", split.train)
     assert len(same.test) == 2
     with pytest.raises(ConfigError, match="unknown option"):
