@@ -98,6 +98,11 @@ def test_unknown_and_untrained_ids_raise_by_default(tiny) -> None:
         rec.predict(10, "nope")
     with pytest.raises(UnknownIdError, match="no training ratings"):
         rec.predict(10, 108)  # in the id map, but never trained
+    # Bulk lookups name the first bad id as written, not as a numpy scalar (np.int64(999)).
+    with pytest.raises(UnknownIdError, match=r"^unknown user id 999$"):
+        rec.predict_frame(pd.DataFrame({"user": [10, 999, 998], "item": [100, 100, 100]}))
+    with pytest.raises(UnknownIdError, match=r"^item id 108 has no training ratings"):
+        rec.predict_many(np.array([10, 20]), np.array([101, 108]))
     with pytest.raises(UnknownIdError):
         rec.recommend(999)
     with pytest.raises(UnknownIdError):
