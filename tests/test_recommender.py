@@ -88,6 +88,33 @@ def test_predict_many_and_frame_agree_with_predict(tiny) -> None:
     np.testing.assert_allclose(frame["prediction"].to_numpy(), single, rtol=1e-6)
     with pytest.raises(ConfigError, match="column 'user'"):
         rec.predict_frame(pd.DataFrame({"u": users}))
+    with pytest.raises(ConfigError, match="column 'item'"):
+        rec.predict_frame(pd.DataFrame({"user": users}))
+    with pytest.raises(ConfigError, match="got 2 users but 1 items"):
+        rec.predict_many([10, 20], [100])
+    # Timestamps: one per pair (MF ignores them), else an error.
+    np.testing.assert_array_equal(rec.predict_many(users, items, timestamps=[0, 1, 2, 3]), many)
+    with pytest.raises(ConfigError, match="got 1 timestamps for 4 pairs"):
+        rec.predict_many(users, items, timestamps=[0])
+
+
+def test_predict_many_across_chunks(tiny, monkeypatch) -> None:
+    rec, data, _ = tiny
+    monkeypatch.setattr(recommender_base, "MATMUL_CELLS", 4)  # 4 pairs per chunk
+    users = np.repeat(data.user_ids.raw(np.arange(N_USERS)), 8)
+    items = np.tile(data.item_ids.raw(np.arange(8)), N_USERS)
+    expected = np.clip(_brute_force_scores(rec)[np.repeat(np.arange(N_USERS), 8), np.tile(np.arange(8), N_USERS)],
+                       1, 5)
+    np.testing.assert_allclose(rec.predict_many(users, items), expected, rtol=1e-5)
+
+
+def test_predictions_keep_each_maps_id_type() -> None:
+    frame = pd.DataFrame({"user": ["042", "042", "7", "7"], "item": [5, 6, 5, 6], "rating": [1.0, 2.0, 4.0, 5.0]})
+    data = Ratings.from_frame(frame)
+    rec = Recommender(_mf(data), "mf", data.user_ids, data.item_ids, data.scale, None,
+                      SeenRatings.from_ratings(data))
+    prediction = rec.predict("042", "6")
+    assert (prediction.user, prediction.item) == ("042", 6)
 
 
 def test_unknown_and_untrained_ids_raise_by_default(tiny) -> None:
@@ -118,6 +145,11 @@ def test_cold_start_bias_falls_back_and_says_so(tiny) -> None:
     cold_item = rec.predict(20, 108, cold_start="bias")
     assert cold_item.cold_start == "item"
     assert cold_item.prediction == pytest.approx(np.clip(g + bu[data.user_ids.index(20)], 1, 5), abs=1e-5)
+    # The first user and the first item (index 0) have biases too.
+    assert rec.predict(10, 108, cold_start="bias").prediction == pytest.approx(
+        np.clip(g + bu[0], 1, 5), abs=1e-5)
+    assert rec.predict(999, 100, cold_start="bias").prediction == pytest.approx(
+        np.clip(g + bi[0], 1, 5), abs=1e-5)
     both = rec.predict(999, 555, cold_start="bias")
     assert both.cold_start == "both" and both.prediction == pytest.approx(np.clip(g, 1, 5))
     assert both.to_dict()["cold_start"] == "both"
@@ -142,6 +174,13 @@ def test_empirical_fallback_without_model_biases() -> None:
     item_ratings = train.ratings[train.items == i]
     expected = mean + (item_ratings - mean).sum() / (len(item_ratings) + 10.0)
     assert rec.predict(999, 102, cold_start="bias").prediction == pytest.approx(expected, abs=1e-5)
+    # A known user and an untrained item: the user's damped mean offset of what the item offsets leave.
+    counts = np.bincount(train.items, minlength=N_ITEMS)
+    item_offsets = np.bincount(train.items, train.ratings - mean, N_ITEMS) / (counts + 10.0)
+    u = data.user_ids.index(30)
+    residual = (train.ratings - mean - item_offsets[train.items])[train.users == u]
+    expected = mean + residual.sum() / (len(residual) + 10.0)
+    assert rec.predict(30, 108, cold_start="bias").prediction == pytest.approx(expected, abs=1e-5)
 
 
 def test_recommend_equals_brute_force_ranking_and_excludes_seen(tiny) -> None:
@@ -220,6 +259,8 @@ def test_users_without_training_ratings_are_cold() -> None:
         rec.recommend(70)
     with pytest.raises(UnknownIdError, match="user id 70 has no training ratings"):
         rec.recommend_many([10, 70])
+    with pytest.raises(UnknownIdError, match="user id 70 has no training ratings"):
+        rec.predict(70, 101)
     fallback = rec.recommend(70, n=3, cold_start="bias")
     assert fallback.attrs["cold_start"] == "user"
     _, _, _, bi, _ = _weights(rec)
