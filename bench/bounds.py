@@ -103,6 +103,15 @@ def u1_checks(seeds: range, only: set[str] | None) -> list[tuple[str, str, list[
             rows.append((f"demo {name}", "rmse", [run_experiment(
                 data, split, name, options, train_config_for(name, {**overrides, "seed": s}),
                 progress=False).metrics["rmse"] for s in seeds]))
+    if wanted("numba-u1"):  # tests/test_numba_engine.py: k=100, 20 epochs on all of u1.base, no validation
+        from deepmf.training.trainer import evaluate_rmse
+
+        values = []
+        for s in seeds:
+            config = train_config_for("mf", {"engine": "numba", "epochs": 20, "patience": 0, "seed": s})
+            run = train_model("mf", data, split.train, None, {"factors": 100}, config, progress=False)
+            values.append(evaluate_rmse(run.model, tensors, low, high))
+        rows.append(("mf k=100, numba, 20 epochs", "rmse", values))
     if wanted("bayes-u1"):
         rows.append(("bayes, 120 sweeps", "rmse", [run_experiment(
             data, split, "bayes", {"samples": 50}, train_config_for("bayes", {"epochs": 120, "seed": s}),
@@ -147,8 +156,8 @@ def lowrank_checks(seeds: range, only: set[str] | None) -> list[tuple[str, dict[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--seeds", type=int, default=5, help="training seeds 0..N-1 (default 5)")
-    parser.add_argument("--only", help="comma-separated: mf, deep, cls, demo, bayes-u1, bayes, svdpp, autorec, "
-                                       "fit, baselines")
+    parser.add_argument("--only", help="comma-separated: mf, deep, cls, demo, numba-u1, bayes-u1, bayes, svdpp, "
+                                       "autorec, fit, baselines")
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
     seeds = range(args.seeds)
