@@ -186,9 +186,8 @@ def mutants_of(module: str) -> list[Mutant]:
             snippet = ast.unparse(replacement)
             if isinstance(node, ast.Slice):
                 snippet = snippet.strip("()")
-            else:
-                snippet = f"({snippet})" if not isinstance(replacement, (ast.Name, ast.Constant, ast.Attribute)) \
-                    else snippet
+            elif not isinstance(replacement, (ast.Name, ast.Constant, ast.Attribute)):
+                snippet = f"({snippet})"  # keeps the precedence the node had where it stood
             source = text[:start] + snippet + text[end:]
             try:
                 ast.parse(source)
