@@ -246,6 +246,10 @@ def test_items_rated_once_are_offered_by_default_and_min_ratings_2_drops_them() 
     lists = rec.recommend_many(data.user_ids.raw(np.array(others)), n=N_ITEMS)
     assert lists.groupby("user")["item"].apply(lambda items: 100 in set(items)).all()
     assert 100 not in rec.recommend_many([10, 20], n=N_ITEMS, min_ratings=2)["item"].tolist()
+    # evaluate ranks over the same candidates: a relevant once-rated item is found in a full-length list.
+    user = data.user_ids.raw(others[0])
+    held_out = Ratings.from_frame(pd.DataFrame({"user": [user], "item": [100], "rating": [5.0]}), scale=data.scale)
+    assert rec.evaluate(held_out, k=N_ITEMS).metrics["recall"] == 1.0
 
 
 def test_users_without_training_ratings_are_cold() -> None:

@@ -328,5 +328,9 @@ def test_file_split_builds_maps_on_the_union(tmp_path: Path) -> None:
     assert split.train.scale.maximum == 5
     (same,) = parse_split(f"files:{train},{test}", split.train)
     assert len(same.test) == 2
+    commas = tmp_path / "test,v2.csv"  # only the first comma separates the two paths
+    commas.write_text(test.read_text())
+    (same,) = parse_split(f"files:{train},{commas}", split.train)
+    assert len(same.test) == 2 and same.name == "files:train.csv,test,v2.csv"
     with pytest.raises(ConfigError, match="unknown option"):
         file_split(train, test, seperator=",")
