@@ -181,7 +181,10 @@ def test_evaluate_table_and_saved_folds(run, ratings_csv: Path, tmp_path: Path) 
     assert code == 0 and "mean" in out and "std" in out and "RMSE" in out
     saved = sorted(p.name for p in (tmp_path / "folds").iterdir())
     assert len(saved) == 2
-    Recommender.load(tmp_path / "folds" / saved[0])
+    folds = [Recommender.load(tmp_path / "folds" / name) for name in saved]
+    assert all(fold.model_name == "mf" and len(fold.history) == 1 for fold in folds)
+    # Two folds of kfold:2 train on the two halves of the data: together they saw every rating once.
+    assert sum(int(fold.seen.user_counts().sum()) for fold in folds) == len(pd.read_csv(ratings_csv))
 
 
 def test_compare_json(run, ratings_csv: Path, tmp_path: Path) -> None:
@@ -190,7 +193,15 @@ def test_compare_json(run, ratings_csv: Path, tmp_path: Path) -> None:
     assert code == 0
     payload = json.loads(out)
     assert [row["model"] for row in payload["models"]] == ["mf", "deepmf"]
-    assert all(row["rmse"] > 0 and row["folds"] == 1 for row in payload["models"])
+    assert all(row["folds"] == 1 and row["epochs_run"] == 2 for row in payload["models"])
+    # Each row is the run the Python API makes with the same options on the same split (seed 0).
+    data = Ratings.from_frame(pd.read_csv(ratings_csv))
+    (split,) = parse_split(payload["split"], data, seed=0)
+    for row, (name, options) in zip(payload["models"], [("mf", {"factors": 4}),
+                                                        ("deepmf", {"factors": 4, "layers": [8]})], strict=True):
+        result = run_experiment(data, split, name, options, train_config_for(name, {"epochs": 2}), progress=False)
+        for metric in ("rmse", "mae", "precision", "ndcg", "coverage"):
+            assert row[metric] == pytest.approx(result.metrics[metric], rel=1e-6), (name, metric)
     assert (tmp_path / "report" / "report.md").read_text().count("## ") >= 3
     import numba
 

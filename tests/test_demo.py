@@ -101,7 +101,9 @@ def test_demo_on_ml100k(data_root: Path, tmp_path: Path) -> None:
     result = demo.run_demo(tmp_path / "report", data_root)
     assert result.data_name == "ml-100k" and result.split == "u1" and result.notes == []
     rmse = {r.model_name: r.metrics["rmse"] for r in result.results}
-    assert rmse["mf"] <= 0.95 and rmse["deepmf"] <= 0.96
+    # Measured over training seeds 0..4: mf 0.929..0.931, deepmf 0.947..0.950; biases-only scores 0.960 on u1
+    # (bench/bounds.py --only demo,baselines).
+    assert rmse["mf"] <= 0.94 and rmse["deepmf"] <= 0.955
     mf = result.results[0].recommender
     assert result.user == 1 and len(result.top["mf"]) == len(result.top["deepmf"]) == 10
     assert not set(result.top["mf"]["item"]) & set(mf.rated_vs_predicted(1)["item"])

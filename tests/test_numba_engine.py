@@ -230,7 +230,8 @@ def test_default_settings_beat_surprise_svd_on_ml100k_u1(u1) -> None:
     trained = train_model("mf", data, split.train, None, {"factors": 100}, config, progress=False)
     assert trained.result.engine == "numba"
     scale = data.scale
-    assert evaluate_rmse(trained.model, split.test.to(), scale.minimum, scale.maximum) < 0.94
+    # Measured 0.924..0.927 over seeds 0..4 (bench/bounds.py --only numba-u1); biases-only scores 0.960.
+    assert evaluate_rmse(trained.model, split.test.to(), scale.minimum, scale.maximum) < 0.935
 
 
 def test_saved_model_does_not_depend_on_the_engine(u1, tmp_path) -> None:

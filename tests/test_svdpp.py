@@ -99,7 +99,9 @@ def test_learns_a_low_rank_matrix(lowrank) -> None:
     split = random_split(lowrank, 0.2, seed=0)
     config = train_config_for("svdpp", {"lr": 0.02, "l2": 0.05, "epochs": 100, "patience": 0})
     result = run_experiment(lowrank, split, "svdpp", {"factors": 2}, config, progress=False)
-    assert result.metrics["rmse"] < 0.5 * float(np.std(split.test.ratings))
+    # Measured 0.122..0.135 over seeds 0..4 against a noise floor of 0.1; the test ratings' std is 1.31 and
+    # biases-only scores 1.37 (bench/bounds.py --only svdpp).
+    assert result.metrics["rmse"] < 0.17
 
 
 SIXTEEN_WORKERS = """

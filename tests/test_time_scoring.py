@@ -156,18 +156,21 @@ def test_bayes_trains_on_every_training_rating_by_default(bayes_run, tmp_path: P
     assert result.n_valid == 0 and result.n_train == len(split.train)
     history = result.to_dict()["history"]
     assert history and all(record["val_rmse"] is None for record in history)
-    assert plot_learning_curves(history, tmp_path / "curves.png").stat().st_size > 0
+    assert plot_learning_curves(history, tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize(("flags", "carved"), [((), True), (("--patience", "0"), False),
-                                               (("--patience", "0", "--val-fraction", "0.1"), True)])
-def test_cli_val_fraction_default_follows_patience(run, dated: Ratings, tmp_path: Path, flags, carved) -> None:
+@pytest.mark.parametrize(("flags", "carved"), [((), 0.05), (("--patience", "0"), 0.0),
+                                               (("--patience", "0", "--val-fraction", "0.1"), 0.1)])
+def test_cli_val_fraction_default_follows_patience(run, dated: Ratings, tmp_path: Path, flags,
+                                                   carved: float) -> None:
     path = tmp_path / "ratings.csv"
     dated.to_frame().to_csv(path, index=False)
     code, out, _ = run("train", path, "--model", "mf", "--factors", "3", "--epochs", "2", "--threads", "1",
                        "--json", "--quiet", *flags)
     assert code == 0
-    assert (json.loads(out)["n_valid"] > 0) == carved
+    payload = json.loads(out)
+    training_part = payload["n_train"] + payload["n_valid"]
+    assert payload["n_valid"] == round(carved * training_part)
 
 
 def test_trainer_validates_a_time_aware_model_at_the_ratings_times(dated: Ratings) -> None:

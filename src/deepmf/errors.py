@@ -5,6 +5,8 @@ Library code never calls ``sys.exit`` or ``input()``, and never uses ``assert`` 
 
 from __future__ import annotations
 
+import numpy as np
+
 
 class DeepMFError(Exception):
     """Base class of every error deepmf raises on purpose (bad input, bad config, bad file)."""
@@ -32,8 +34,9 @@ class UnknownIdError(DeepMFError, KeyError):
 
     def __init__(self, kind: str, raw_id: object, message: str | None = None) -> None:
         self.kind = kind
-        self.raw_id = raw_id
-        super().__init__(message or f"unknown {kind} id {raw_id!r}")
+        # Ids looked up in bulk arrive as numpy scalars, whose repr (np.int64(99)) is not the id the user wrote.
+        self.raw_id = raw_id.item() if isinstance(raw_id, np.generic) else raw_id
+        super().__init__(message or f"unknown {kind} id {self.raw_id!r}")
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])

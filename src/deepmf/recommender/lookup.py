@@ -65,7 +65,7 @@ class IdLookup(RecommenderBase):
         cold[known] = ~trained[indices[known]]
         if cold.any() and cold_start == "error":
             first = int(np.argmax(cold))
-            raw = values[first]
+            raw = values[first].item() if isinstance(values[first], np.generic) else values[first]  # not np.int64(7)
             if known[first]:
                 raise UnknownIdError(
                     id_map.name,
