@@ -220,7 +220,7 @@ def test_evaluate_moves_an_option_numba_cannot_honour_to_torch(run, ratings_csv:
 
 @pytest.mark.parametrize(("argv", "message"), [
     (("--models", "mf,nosuchmodel"), "unknown model"),
-    (("--models", "mf", "-o", "deepmf.factors=3"), "not in --models"),
+    (("--models", "mf", "-o", "deepmf.factors=3"), "not one of the models trained here (mf)"),
     (("--models", "mf", "-o", "factors"), "not KEY=VALUE"),
     (("--models", "mf", "--split", "wat:3"), "unknown split"),
 ])
@@ -229,9 +229,9 @@ def test_compare_refuses_bad_requests(run, ratings_csv: Path, argv, message: str
     assert code == 2 and message in err
 
 
-def test_evaluate_needs_a_model(run, ratings_csv: Path) -> None:
-    code, _, err = run("evaluate", ratings_csv)
-    assert code == 2 and "--model" in err
+def test_evaluate_defaults_to_mf_as_train_does(run, ratings_csv: Path) -> None:
+    code, out, _ = run("evaluate", ratings_csv, "--epochs", "1", "--json")
+    assert code == 0 and json.loads(out)["model"] == "mf"
 
 
 def test_plot_test_file_takes_the_column_flags(run, model_dir: Path, tmp_path: Path) -> None:

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     import optuna
 
 Options = tuple[dict[str, Any], dict[str, Any]]
+# Share of each training part carved off as validation.
+DEFAULT_VALID_FRACTION = 0.1
 
 
 def _mf(trial: optuna.Trial) -> Options:
@@ -111,8 +113,9 @@ class TuneResult:
                 "trials": self.trials}
 
 
-def tune(data: Ratings, splits: list[Split], model: str, trials: int, *, valid_fraction: float = 0.1,
-         seed: int = 0, fixed_train: dict[str, Any] | None = None,
+def tune(data: Ratings, splits: list[Split], model: str, trials: int, *,
+         valid_fraction: float = DEFAULT_VALID_FRACTION, seed: int = 0, fixed_model: dict[str, Any] | None = None,
+         fixed_train: dict[str, Any] | None = None,
          on_trial: Callable[[dict[str, Any]], None] | None = None, split_name: str | None = None) -> TuneResult:
     """Search ``model``'s options by Optuna's TPE sampler; see the module docstring.
 
@@ -123,7 +126,8 @@ def tune(data: Ratings, splits: list[Split], model: str, trials: int, *, valid_f
         trials: number of trials.
         valid_fraction: share of each training part carved off as validation.
         seed: seeds the sampler, the carves and every training run.
-        fixed_train: training options applied to every trial on top of the sampled ones (e.g. threads).
+        fixed_model: model options applied to every trial over the sampled ones (e.g. features, layers).
+        fixed_train: training options applied to every trial over the sampled ones (e.g. epochs, threads).
         on_trial: called with each finished trial's record (for progress output).
         split_name: the spec the splits came from (for ``tuned_on``; default: the splits' names).
 
@@ -149,6 +153,7 @@ def tune(data: Ratings, splits: list[Split], model: str, trials: int, *, valid_f
 
     def objective(trial: optuna.Trial) -> float:
         model_options, train_options = space(trial)
+        model_options = {**model_options, **(fixed_model or {})}
         train_options = {**train_options, **(fixed_train or {}), "seed": seed}
         config = train_config_for(model, train_options)
         scores = []

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from deepmf.cli import common
+from deepmf.cli.options import JsonOpt
 from deepmf.errors import ConfigError
 
 app = typer.Typer(
@@ -59,8 +60,7 @@ def root(
 
 
 @app.command()
-def version(json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False
-            ) -> None:
+def version(json: JsonOpt = False) -> None:
     """Print the deepmf version (with --json: deepmf, Python, torch, numba and numpy versions)."""
     import platform
 
@@ -81,7 +81,7 @@ def version(json: Annotated[bool, typer.Option("--json", help="Print one JSON ob
                            "numba": numba_version, "numpy": numpy.__version__,
                            "cuda": torch.cuda.is_available()})
         return
-    common.console.print(__version__, markup=False)
+    common.console.print(f"deepmf {__version__}", markup=False)
 
 
 def _register() -> None:

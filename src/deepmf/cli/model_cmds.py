@@ -17,27 +17,30 @@ from rich.table import Table
 from deepmf.cli.app import app
 from deepmf.cli.common import console, print_json
 from deepmf.cli.options import (
+    ConfigOpt,
     DataArg,
-    DeviceOpt,
-    EpochsOpt,
     JsonOpt,
     LoaderFlags,
+    ModelFlags,
+    ModelOpt,
+    QuietOpt,
+    ReportOpt,
+    SplitOpt,
     ThreadsOpt,
-    given,
+    TrainFlags,
+    ValFractionOpt,
+    flag,
     option_groups,
+    run_options,
 )
 from deepmf.data.describe import scale_record, scale_text
 from deepmf.data.ratings import Ratings
 from deepmf.data.scale import ScaleBounds
-from deepmf.data.splits import Split, parse_split
+from deepmf.data.splits import Split, default_split, parse_split
 from deepmf.errors import ConfigError
 from deepmf.folders import CHECKPOINT_DIR, check_run_folder
 from deepmf.training.distributed import DEFAULT_TIMEOUT, dist_env, process_group
 from deepmf.training.trainer import EpochRecord
-
-
-def _option(*names: str, help: str) -> Any:
-    return typer.Option(*names, help=help, show_default=False)
 
 
 # ---- train ------------------------------------------------------------------------------------------------
@@ -45,57 +48,25 @@ def _option(*names: str, help: str) -> Any:
 @option_groups
 def train(
     data: DataArg,
-    model: Annotated[str | None, _option(
-        "--model", help="Model: mf, deepmf, neumf, svdpp, bayes, autorec, blend or blend:A,B,... (default mf)."
-    )] = None,
-    split: Annotated[str | None, _option("--split", help="Test split: u1..u5, ua, ub, random:0.2, user:0.2, "
-                                                         "time:0.2 ... (default random:0.2).")] = None,
-    test: Annotated[Path | None, _option(
+    model: ModelOpt = None,
+    split: SplitOpt = None,
+    test: Annotated[Path | None, flag(
         "--test", help="A file of test ratings; DATA is then all training data.")] = None,
-    factors: Annotated[int | None, _option("--factors", help="Latent factors / embedding size K.")] = None,
-    user_dim: Annotated[int | None, _option("--user-dim", help="User embedding size (deep models).")] = None,
-    item_dim: Annotated[int | None, _option("--item-dim", help="Item embedding size (deep models).")] = None,
-    layers: Annotated[str | None, _option("--layers", help="MLP widths, e.g. 64,64 (deep models).")] = None,
-    batchnorm: Annotated[bool, _option("--batchnorm", help="Batch norm before each ReLU.")] = False,
-    dropout: Annotated[float | None, _option("--dropout", help="Dropout after each hidden layer.")] = None,
-    no_bias: Annotated[bool, _option("--no-bias", help="No user/item/global biases.")] = False,
-    sigmoid: Annotated[bool, _option("--sigmoid", help="MF: squash output into the rating range.")] = False,
-    features: Annotated[str | None, _option(
-        "--features", help="Side features, comma-separated: genre, genres, user.")] = None,
-    head: Annotated[str | None, _option("--head", help="regression or classification.")] = None,
-    optimizer: Annotated[str | None, _option(
-        "--optimizer", help="sgd, adam, adamw, rmsprop, adagrad, sparse_adam.")] = None,
-    lr: Annotated[float | None, _option("--lr", help="Learning rate.")] = None,
-    weight_decay: Annotated[float | None, _option("--weight-decay", help="Optimizer weight decay.")] = None,
-    l2: Annotated[float | None, _option("--l2", help="Per-batch L2 on the embedding rows used.")] = None,
-    batch_size: Annotated[int | None, _option("--batch-size", help="Ratings per step.")] = None,
-    epochs: EpochsOpt = None,
-    patience: Annotated[int | None, _option(
-        "--patience", help="Early stopping patience in epochs (0: off).")] = None,
-    lr_schedule: Annotated[str | None, _option("--lr-schedule",
-                                               help="none, cosine, step or plateau.")] = None,
-    seed: Annotated[int | None, _option("--seed", help="Seed of split, init, shuffling, dropout.")] = None,
-    device: DeviceOpt = None,
-    engine: Annotated[str | None, _option(
-        "--engine", help="auto (the model's best where it trains), torch, numba, cuda-sgd (MF on a GPU), svdpp, "
-                         "gibbs, gibbs-torch (Bayesian MF on a GPU), autorec, blend.")] = None,
-    threads: ThreadsOpt = None,
-    val_fraction: Annotated[float | None, typer.Option(
-        "--val-fraction", help="Share of the training part carved off for validation (default: 0.05 with "
-        "early stopping, else 0).", show_default=False)] = None,
-    config: Annotated[Path | None, _option(
-        "--config", help="JSON file {model, model_options, train_options}; flags override it.")] = None,
-    out: Annotated[Path | None, _option(
+    model_flags: ModelFlags = ModelFlags(),
+    train_flags: TrainFlags = TrainFlags(),
+    val_fraction: ValFractionOpt = None,
+    config: ConfigOpt = None,
+    out: Annotated[Path | None, flag(
         "--out", help="Save the trained model here (checkpoints in OUT/checkpoint).")] = None,
-    resume: Annotated[bool, _option("--resume", help="Continue the run checkpointed in OUT.")] = False,
-    force: Annotated[bool, _option(
+    resume: Annotated[bool, flag("--resume", help="Continue the run checkpointed in OUT.")] = False,
+    force: Annotated[bool, flag(
         "--force", help="Replace the deepmf model already in OUT (never anything else).")] = False,
-    report: Annotated[Path | None, _option("--report",
-                                           help="Write a Markdown report with plots here.")] = None,
-    tensorboard: Annotated[Path | None, _option(
+    report: ReportOpt = None,
+    # Help is rich markup: "\\[" keeps "[tensorboard]" from being read as a style tag.
+    tensorboard: Annotated[Path | None, flag(
         "--tensorboard", help="Also log each epoch's RMSE and speed for TensorBoard in this folder "
-        "(needs pip install 'deepmf[tensorboard]').")] = None,
-    quiet: Annotated[bool, _option("--quiet", help="No progress bar.")] = False,
+        "(needs pip install 'deepmf\\[tensorboard]').")] = None,
+    quiet: QuietOpt = False,
     json: JsonOpt = False,
     dist_timeout: Annotated[float, typer.Option(
         "--dist-timeout", help="Under torchrun: seconds a process waits for the others before the job stops "
@@ -123,13 +94,7 @@ def train(
         raise ConfigError("give either --split or --test, not both")
     run_config = RunConfig.read(config) if config is not None else RunConfig()
     model_name = model or run_config.model or "mf"
-    model_options = {**run_config.model_options, **given(
-        factors=factors, user_dim=user_dim, item_dim=item_dim, layers=layers, dropout=dropout, head=head,
-        features=features, batchnorm=batchnorm or None, sigmoid=sigmoid or None,
-        bias=False if no_bias else None)}
-    train_options = {**run_config.train_options, **given(
-        optimizer=optimizer, lr=lr, weight_decay=weight_decay, l2=l2, batch_size=batch_size, epochs=epochs,
-        patience=patience, lr_schedule=lr_schedule, seed=seed, device=device, engine=engine, threads=threads)}
+    model_options, train_options = run_options([model_name], model_flags, train_flags, run_config)[model_name]
     train_config = train_config_for(model_name, train_options)
 
     ratings = loader.load(data)
@@ -138,12 +103,13 @@ def train(
         held_out = loader.load(str(test), scale=ScaleBounds.of(ratings.scale, "the training data's scale", step=False))
         chosen = _test_file_split(ratings, held_out, test)
     else:
-        splits = parse_split(split or "random:0.2", ratings, seed=train_config.seed)
+        spec = split or default_split(ratings)
+        splits = parse_split(spec, ratings, seed=train_config.seed)
         if len(splits) != 1:
             raise ConfigError(f"train needs one split, {split!r} gives {len(splits)}: "
                               "use `deepmf evaluate` for several")
         chosen = splits[0]
-        run_config.warn_if_tuned_elsewhere(ratings.name, split or "random:0.2", train_config.seed)
+        run_config.warn_if_tuned_elsewhere(ratings.name, spec, train_config.seed)
 
     checkpoint_dir = out / CHECKPOINT_DIR if out is not None else None
     with contextlib.ExitStack() as stack:
@@ -262,7 +228,7 @@ def synthetic(
     epochs: Annotated[int, typer.Option("--epochs", help="Epochs (the tutorial ran 5).")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the data and the training.")] = 0,
     threads: ThreadsOpt = None,
-    quiet: Annotated[bool, _option("--quiet", help="No progress bar.")] = False,
+    quiet: QuietOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Tutorial 000's first experiment: noise teaches nothing; low-rank data is learned by Adam, not SGD."""

@@ -7,7 +7,6 @@ JSON object with ``--json``. Errors are DeepMFErrors: one line on stderr, exit c
 
 from __future__ import annotations
 
-import json as jsonlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,14 +19,20 @@ from rich.text import Text
 from deepmf.cli.app import app
 from deepmf.cli.common import console, err_console, print_json
 from deepmf.cli.options import (
+    ConfigOpt,
     DataArg,
-    DeviceOpt,
-    EpochsOpt,
     JsonOpt,
+    KOpt,
     LoaderFlags,
-    ThreadsOpt,
-    given,
+    ModelFlags,
+    ModelOpt,
+    QuietOpt,
+    ReportOpt,
+    SplitOpt,
+    TrainFlags,
+    ValFractionOpt,
     option_groups,
+    run_options,
 )
 from deepmf.errors import ConfigError
 
@@ -46,64 +51,6 @@ ColdStartOpt = Annotated[
         help="Unknown ids: error, or bias (global mean + the known side's bias; the answer says so).",
     ),
 ]
-SplitOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--split",
-        help="u1..u5, ua, ub, canonical (u1..u5), kfold:5, "
-        "random:0.2, user:0.2, time:0.2, files:TRAIN,TEST "
-        "(default: u1 for ml-100k, else random:0.2).",
-        show_default=False,
-    ),
-]
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="JSON file {model, model_options, train_options} (e.g. from `deepmf tune`).",
-        show_default=False,
-    ),
-]
-OptionOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "-o",
-        "--option",
-        help="Model option KEY=VALUE (JSON "
-        "values; repeatable). In compare, "
-        "MODEL.KEY=VALUE targets one model.",
-        show_default=False,
-    ),
-]
-TrainOptionOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "-t",
-        "--train-option",
-        help="Training option KEY=VALUE (lr, batch_size, optimizer, ...; repeatable).",
-        show_default=False,
-    ),
-]
-SeedOpt = Annotated[
-    int | None,
-    typer.Option("--seed", help="Seed for split, initialisation and shuffling.", show_default=False),
-]
-EngineOpt = Annotated[
-    str | None, typer.Option("--engine", help="auto, torch, numba, cuda-sgd, gibbs, gibbs-torch, ...",
-                             show_default=False)
-]
-ValFractionOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--val-fraction",
-        help="Validation share carved from training data (default: 0.05 with early stopping, else 0).",
-        show_default=False,
-    ),
-]
-KOpt = Annotated[int, typer.Option("-k", "--k", help="List length of the ranking metrics.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
-
-
 # ---- helpers ---------------------------------------------------------------------------------------------
 def _load(model_dir: Path):
     from deepmf.recommender import Recommender
@@ -129,49 +76,6 @@ def _ranked_table(title: str, frame: pd.DataFrame, columns: dict[str, str]) -> T
 
 def _cell(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-def _parse_value(text: str) -> Any:
-    """JSON value, else a comma-separated list of numbers ("64,32"), else the text itself."""
-    try:
-        return jsonlib.loads(text)
-    except ValueError:
-        parts = text.split(",")
-        try:
-            return [jsonlib.loads(p) for p in parts] if len(parts) > 1 else text
-        except ValueError:
-            return text
-
-
-def parse_assignments(pairs: list[str] | None, what: str) -> dict[str, Any]:
-    """``["factors=64", "layers=[64,32]"]`` -> ``{"factors": 64, "layers": [64, 32]}``."""
-    values: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{what} {pair!r} is not KEY=VALUE")
-        values[key.strip()] = _parse_value(text.strip())
-    return values
-
-
-def _default_split(data: Any, split: str | None) -> str:
-    if split:
-        return split
-    return "u1" if data.meta.get("edition") == "ml-100k" else "random:0.2"
-
-
-def _train_overrides(
-    train_option: list[str] | None,
-    epochs: int | None,
-    seed: int | None,
-    device: str | None,
-    engine: str | None,
-    threads: int | None,
-) -> dict[str, Any]:
-    return {
-        **parse_assignments(train_option, "training option"),
-        **given(epochs=epochs, seed=seed, device=device, engine=engine, threads=threads),
-    }
 
 
 METRIC_HEADERS = (
@@ -401,19 +305,12 @@ def _metric(key: str, value: Any) -> str:
 @option_groups
 def evaluate(
     data: DataArg,
-    model: Annotated[
-        str | None, typer.Option("--model", help="Model name (mf, deepmf, neumf, ...).", show_default=False)
-    ] = None,
+    model: ModelOpt = None,
     split: SplitOpt = None,
-    config: ConfigOpt = None,
-    option: OptionOpt = None,
-    train_option: TrainOptionOpt = None,
-    epochs: EpochsOpt = None,
-    seed: SeedOpt = None,
-    device: DeviceOpt = None,
-    engine: EngineOpt = None,
-    threads: ThreadsOpt = None,
+    model_flags: ModelFlags = ModelFlags(),
+    train_flags: TrainFlags = TrainFlags(),
     val_fraction: ValFractionOpt = None,
+    config: ConfigOpt = None,
     k: KOpt = 10,
     out: Annotated[
         Path | None,
@@ -422,28 +319,22 @@ def evaluate(
     force: Annotated[
         bool, typer.Option("--force", help="Replace deepmf models already in OUT/<fold> (never anything else).")
     ] = False,
-    loader: LoaderFlags = LoaderFlags(),
     quiet: QuietOpt = False,
     json: JsonOpt = False,
+    loader: LoaderFlags = LoaderFlags(),
 ) -> None:
     """Train one model per fold of a split; report each fold and mean ± std (as Surprise's cross_validate)."""
-    from deepmf.data.splits import parse_split
+    from deepmf.data.splits import default_split, parse_split
     from deepmf.evaluation.cross_validation import cross_validate
     from deepmf.experiment import RunConfig, train_config_for
     from deepmf.folders import check_model_target
 
     run = RunConfig.read(config) if config is not None else RunConfig()
-    model_name = model or run.model
-    if model_name is None:
-        raise ConfigError("name a model with --model (or in the --config file)")
-    train_values = {
-        **run.train_options,
-        **_train_overrides(train_option, epochs, seed, device, engine, threads),
-    }
-    train_config = train_config_for(model_name, train_values)
-    options = {**run.model_options, **parse_assignments(option, "model option")}
+    model_name = model or run.model or "mf"
+    options, train_options = run_options([model_name], model_flags, train_flags, run)[model_name]
+    train_config = train_config_for(model_name, train_options)
     ratings = loader.load(data)
-    spec = _default_split(ratings, split)
+    spec = split or default_split(ratings)
     splits = parse_split(spec, ratings, seed=train_config.seed)
     if out is not None:  # before training any fold
         for chosen in splits:
@@ -504,52 +395,39 @@ def compare(
         ),
     ],
     split: SplitOpt = None,
-    option: OptionOpt = None,
-    train_option: TrainOptionOpt = None,
-    epochs: EpochsOpt = None,
-    seed: SeedOpt = None,
-    device: DeviceOpt = None,
-    threads: ThreadsOpt = None,
+    model_flags: ModelFlags = ModelFlags(),
+    train_flags: TrainFlags = TrainFlags(),
     val_fraction: ValFractionOpt = None,
     k: KOpt = 10,
-    report: Annotated[
-        Path | None,
-        typer.Option(
-            "--report",
-            help="Write a Markdown report with plots (first fold's models) to this folder.",
-            show_default=False,
-        ),
-    ] = None,
-    loader: LoaderFlags = LoaderFlags(),
+    report: ReportOpt = None,
     quiet: QuietOpt = False,
     json: JsonOpt = False,
+    loader: LoaderFlags = LoaderFlags(),
 ) -> None:
-    """Train several models on the same split(s) and print their test metrics side by side."""
-    from deepmf.data.splits import parse_split
+    """Train several models on the same split(s) and print their test metrics side by side.
+
+    A model flag (or -o KEY=VALUE) applies to every model and must be one each of them takes; -o MODEL.KEY=VALUE
+    sets an option for one model.
+    """
+    from deepmf.data.splits import default_split, parse_split
     from deepmf.evaluation.cross_validation import cross_validate
     from deepmf.experiment import train_config_for
 
     names = _split_models(models)
-    common, per_model = {}, {name: {} for name in names}
-    for key, value in parse_assignments(option, "model option").items():
-        target, dot, option_key = key.rpartition(".")
-        if dot and target in per_model:
-            per_model[target][option_key] = value
-        elif dot:
-            raise ConfigError(f"option {key!r} names model {target!r}, which is not in --models")
-        else:
-            common[key] = value
-    overrides = _train_overrides(train_option, epochs, seed, device, None, threads)
-    configs = {
-        name: train_config_for(name, overrides) for name in names
-    }  # refuse bad options before training
+    options = run_options(names, model_flags, train_flags)
+    # Refuse bad training options before training anything.
+    configs = {name: train_config_for(name, options[name][1]) for name in names}
+    seeds = {config.seed for config in configs.values()}
+    if len(seeds) > 1:
+        raise ConfigError("the models of compare share one split, and so one seed: set it for all of them "
+                          "(--seed), not per model")
     if report is not None:
         from deepmf.report import check_report_target
 
         check_report_target(report)
     ratings = loader.load(data)
-    spec = _default_split(ratings, split)
-    splits = parse_split(spec, ratings, seed=overrides.get("seed", 0))
+    spec = split or default_split(ratings)
+    splits = parse_split(spec, ratings, seed=seeds.pop())
     rows, first_fold = [], {}
     for name in names:
         if not json:
@@ -558,7 +436,7 @@ def compare(
             ratings,
             splits,
             name,
-            {**common, **per_model[name]},
+            options[name][0],
             configs[name],
             valid_fraction=val_fraction,
             k=k,

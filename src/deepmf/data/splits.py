@@ -13,6 +13,9 @@ Spec strings for ``parse_split`` (the CLI's ``--split``):
 * ``usertime:last2``: each user's 2 latest ratings held out (at least one kept for training)
 * ``kfold:5``: 5 folds, each the test part once
 * ``files:TRAIN,TEST``: a predefined split given as two files (see ``file_split``)
+
+When no split is named, the commands use ``default_split``: the data's canonical split where it has one (u1 for
+ML-100K), else ``random:0.2``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,14 @@ from deepmf.data.scale import ScaleBounds, declared_scale
 from deepmf.errors import ConfigError, DataError
 
 CANONICAL_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
+# The split of data that has no canonical one.
+RANDOM_SPLIT = "random:0.2"
+
+
+def default_split(r: Ratings) -> str:
+    """The split every command uses when none is named: "u1" for ML-100K (its canonical split, the one papers
+    and peers report), else "random:0.2"."""
+    return "u1" if r.meta.get("edition") == "ml-100k" else RANDOM_SPLIT
 
 
 @dataclass(frozen=True)
