@@ -288,3 +288,15 @@ def test_the_default_split_rule(data_root: Path, ratings_csv: Path) -> None:
 
     assert default_split(load(data_root / "ml-100k")) == "u1"  # the folder is the edition too
     assert default_split(load(ratings_csv)) == "random:0.2"
+
+
+def test_a_value_given_by_o_builds_the_model_its_flag_builds() -> None:
+    from deepmf.models.registry import create_model
+    from deepmf.testing.conformance import conformance_data
+
+    data = conformance_data()
+    by_flag, by_o = (run_options(["deepmf"], flags, TrainFlags())["deepmf"][0]
+                     for flags in (ModelFlags(layers="32", features="genres"), ModelFlags(option=["layers=32"])))
+    assert by_o == {"layers": 32}
+    assert create_model("deepmf", data, **by_o).config.layers == create_model(
+        "deepmf", data, layers=by_flag["layers"]).config.layers == (32,)

@@ -7,6 +7,7 @@ program does not produce fails here:
   table was made with) against the comment on the train line and every row of the table; the
   ``--min-ratings 50`` sentence;
 - the command-line block's ``deepmf info`` comment, and the keys ``train --json`` is said to have;
+- every ``deepmf`` command line of the README names only flags that exist;
 - the Python API block, executed line by line: a comment of the form ``Name(key=value, ...)`` or holding
   ``key=value`` pairs is compared with the line's result (numbers at the precision shown), ``DataFrame: a, b``
   with its columns, a list of words with the keys of the dict it returns.
@@ -156,6 +157,28 @@ def test_info_comment(data_root: Path, run) -> None:
     assert code == 0
     assert (summary["n_ratings"], summary["n_users"], summary["n_items"]) == (int(ratings), int(users), int(items))
     assert (summary["scale"]["min"], summary["scale"]["max"]) == (float(low), float(high))
+
+
+def _command_lines() -> list[str]:
+    """Every ``deepmf ...`` line of the README's bash blocks (and torchrun's ``-m deepmf ...``), without comments."""
+    lines = []
+    for block in _blocks(_text(), "bash"):
+        for line in block.splitlines():
+            command = line.partition("  #")[0].strip()
+            if command.startswith("deepmf "):
+                lines.append(command)
+            elif command.startswith("torchrun ") and "-m deepmf " in command:
+                lines.append(command[command.index("-m deepmf ") + 3:])
+    return lines
+
+
+@pytest.mark.parametrize("line", _command_lines(), ids=lambda line: " ".join(line.split()[:3]))
+def test_every_command_line_uses_flags_that_exist(line: str, run) -> None:
+    """Each README command line parses: with --help appended, click checks every flag's name and stops."""
+    argv = _split(line)
+    assert argv[0] == "deepmf"
+    code, out, err = run(*argv[1:], "--help")
+    assert code == 0 and "Usage" in out, err
 
 
 @pytest.mark.slow

@@ -81,7 +81,10 @@ def check_positive(name: str, value: int) -> None:
 
 
 def parse_layers(value: Any) -> tuple[int, ...]:
-    """Layer widths from a tuple/list of ints or a string like "64,64"; ConfigError when malformed."""
+    """Layer widths from a tuple/list of ints, a string like "64,64", or one int (one layer, as "64" is);
+    ConfigError when malformed."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
     if isinstance(value, str):
         parts = [p.strip() for p in value.split(",") if p.strip()]
         try:
