@@ -89,3 +89,18 @@ def test_cli_shows_each_trial_unless_json(run, data, tmp_path: Path) -> None:
     assert "best validation RMSE" in stdout
     code, stdout, err = run("tune", source, "--model", "mf", "--trials", "1", "--threads", "1", "--json")
     assert code == 0 and err == "" and json.loads(stdout)["split"] == "random:0.2"
+
+
+def test_cli_fixes_the_options_given_as_flags_in_every_trial(run, data, tmp_path: Path) -> None:
+    source = tmp_path / "ratings.csv"
+    data.to_frame().to_csv(source, index=False)
+    code, stdout, err = run("tune", source, "--model", "deepmf", "--trials", "2", "--threads", "1", "--epochs", "2",
+                            "--layers", "8", "-o", "dropout=0.1", "--lr", "0.02", "--json")
+    assert code == 0, err
+    summary = json.loads(stdout)
+    for record in (*summary["trials"], summary):
+        assert record["model_options"]["layers"] == "8" and record["model_options"]["dropout"] == 0.1
+        assert {"lr": 0.02, "epochs": 2, "threads": 1}.items() <= record["train_options"].items()
+        assert 8 <= record["model_options"]["factors"] <= 128  # searched: not given
+    code, stdout, err = run("tune", source, "--model", "mf", "--trials", "1", "--layers", "8", "--json")
+    assert code == 2 and "model 'mf' does not take --layers 8" in json.loads(stdout)["error"]

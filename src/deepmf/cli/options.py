@@ -115,7 +115,8 @@ ValFractionOpt = Annotated[float | None, flag(
     "--val-fraction", help="Share of each training part carved off for validation (default: 0.05 when it steers "
     "training, i.e. early stopping or a plateau schedule, else 0; tune: 0.1).")]
 ReportOpt = Annotated[Path | None, flag(
-    "--report", help="Write a Markdown report with plots to this folder (of the first fold's models).")]
+    "--report", help="Write a Markdown report with plots to this folder (of the first fold where the split has "
+    "several).")]
 KOpt = Annotated[int, typer.Option("-k", "--k", help="List length of the ranking metrics.")]
 
 # ---- model options: the fields of ModelFlags ------------------------------------------------------------------
