@@ -106,7 +106,7 @@ def train(
         spec = split or default_split(ratings)
         splits = parse_split(spec, ratings, seed=train_config.seed)
         if len(splits) != 1:
-            raise ConfigError(f"train needs one split, {split!r} gives {len(splits)}: "
+            raise ConfigError(f"train needs one split, {spec!r} gives {len(splits)}: "
                               "use `deepmf evaluate` for several")
         chosen = splits[0]
         run_config.warn_if_tuned_elsewhere(ratings.name, spec, train_config.seed)

@@ -318,9 +318,9 @@ def _flag_values(flags: ModelFlags | TrainFlags, assignments: str) -> dict[str, 
         value = getattr(flags, field.name)
         if field.name == assignments or value is None or value is False:
             continue
-        flag = "--" + field.name.replace("_", "-")
+        typed = "--" + field.name.replace("_", "-")
         key, value = _NEGATIVE_FLAGS.get(field.name, (field.name, value))
-        values[key] = (value, flag if isinstance(value, bool) else f"{flag} {value}")
+        values[key] = (value, typed if isinstance(value, bool) else f"{typed} {value}")
     return values
 
 
