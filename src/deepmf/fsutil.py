@@ -401,7 +401,14 @@ def _new_temp_folder(target: Path) -> tuple[Path, int]:
         except FileExistsError:
             continue
     fd = _lock_now(temp)
-    (temp / MARKER).write_bytes(_MARKER_TEXT)
+    try:
+        _mark(temp)
+    except BaseException:  # disk full: a folder with a half-written marker would be a stranger's forever
+        with contextlib.suppress(OSError):
+            os.rmdir(temp)
+        if fd is not None and fd >= 0:
+            os.close(fd)
+        raise
     return temp, -1 if fd is None else fd
 
 
@@ -422,7 +429,11 @@ def _carry(source: Path, destination: Path) -> None:
 
 def _mark(folder: Path) -> None:
     if not (folder / MARKER).exists():
-        (folder / MARKER).write_bytes(_MARKER_TEXT)
+        try:
+            (folder / MARKER).write_bytes(_MARKER_TEXT)
+        except BaseException:  # disk full: no half-written marker left in the folder
+            _unlink_quietly(folder / MARKER)
+            raise
 
 
 def _swap_by_renames(temp: Path, target: Path) -> Path:

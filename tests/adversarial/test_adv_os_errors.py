@@ -98,3 +98,21 @@ def test_a_real_read_only_folder(run, ratings_csv: Path, tmp_path: Path, unchang
         check()
     finally:
         locked.chmod(0o755)
+
+
+def test_disk_full_while_marking_the_temp_folder_leaves_nothing(trained, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # A full disk let the marker file be created but not written: the temp folder then held an empty marker,
+    # which no later write recognised as deepmf's, so it stayed beside the model forever.
+    real = Path.write_bytes
+
+    def half_written(path: Path, data: bytes) -> int:
+        if path.name == deepmf.fsutil.MARKER:
+            real(path, b"")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", half_written)
+    with pytest.raises(OutputError, match="No space left on device"):
+        trained.save(tmp_path / "model")
+    assert list(tmp_path.iterdir()) == []
