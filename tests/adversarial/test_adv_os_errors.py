@@ -116,3 +116,26 @@ def test_disk_full_while_marking_the_temp_folder_leaves_nothing(trained, tmp_pat
     with pytest.raises(OutputError, match="No space left on device"):
         trained.save(tmp_path / "model")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC])
+def test_demo_refuses_an_output_folder_it_cannot_write_before_training(
+        run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unchanged, code: int) -> None:
+    import deepmf.demo
+
+    check = unchanged(tmp_path)
+    monkeypatch.setattr(deepmf.demo, "demo_data", lambda *a: pytest.fail("trained before checking --out"))
+    monkeypatch.setattr(Path, "mkdir", _refuse(code))
+    assert_one_line_exit_2(run("demo", "--out", tmp_path / "demo"), os.strerror(code))
+    check()
+
+
+def test_demo_refuses_a_users_report_before_training(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     unchanged) -> None:
+    import deepmf.demo
+
+    (tmp_path / "report.md").write_text("my notes")
+    check = unchanged(tmp_path)
+    monkeypatch.setattr(deepmf.demo, "demo_data", lambda *a: pytest.fail("trained before checking --out"))
+    assert_one_line_exit_2(run("demo", "--out", tmp_path), "report.md exists and was not written by deepmf")
+    check()
