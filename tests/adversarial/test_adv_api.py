@@ -40,6 +40,9 @@ FIT_MISUSE: list[tuple[str, dict[str, Any], str]] = [
     ("init_std nan", {"init_std": float("nan")}, "init_std"),
     ("unknown option", {"bogus": 1}, "unknown option"),
     ("sparse 1", {"sparse": 1}, "sparse must be bool"),
+    ("seed 2**70 (past torch's and Optuna's seeds)", {"seed": 2**70}, "a seed is an integer from 0 to 4294967295"),
+    ("seed -1", {"seed": -1}, "a seed is an integer from 0 to 4294967295"),
+    ("threads 10**6 (would exhaust the process starting them)", {"threads": 10**6}, "threads must be from 1 to 1024"),
 ]
 
 
@@ -83,6 +86,23 @@ def test_float_options_refuse_nan_infinity_and_negatives_naming_the_option(run, 
                                                                            value: str, name: str) -> None:
     model = ("--model", "deepmf") if flag == "--dropout" else ()
     assert_one_line_exit_2(run("train", ratings_csv, *model, flag, value, *FAST), name)
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (("train", "{data}", "--seed", str(2**70)), "a seed is an integer from 0 to 4294967295"),
+    (("evaluate", "{data}", "--model", "mf", "--seed", str(2**70)), "a seed is an integer"),
+    (("tune", "{data}", "--trials", "1", "--seed", str(2**40)), "a seed is an integer"),
+    (("synthetic", "--seed", "-1"), "a seed is an integer"),
+    (("train", "{data}", "--threads", "100000"), "threads must be from 1 to 1024"),
+])
+def test_numbers_no_engine_takes_are_refused_naming_the_option(run, ratings_csv, argv: tuple[str, ...],
+                                                               needle: str) -> None:
+    # Each of these was a traceback (seeds past 2**63 in torch, 2**32 in Optuna, -1 in the synthetic data;
+    # 100,000 threads), silently accepted (--dist-timeout outside torchrun, an empty layer width) or named
+    # the wrong option (-k blamed "n").
+    filled = [str(ratings_csv) if a == "{data}" else a for a in argv]
+    fast = ("--threads", "1", "--epochs", "1") if argv[0] in ("train", "evaluate") and "--threads" not in argv else ()
+    assert_one_line_exit_2(run(*filled, *fast), needle)
 
 
 def test_every_refusal_is_a_deepmf_error() -> None:

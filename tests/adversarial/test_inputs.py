@@ -670,7 +670,7 @@ API: list[Call] = [
     Call("split(Ratings, 5)", lambda: deepmf.split(_ratings(), 5), r"a split is named by a string"),
     Call("split(Ratings, None)", lambda: deepmf.split(_ratings(), None), r"a split is named by a string"),
     Call("split(seed=-1)", lambda: deepmf.split(_ratings(), "random:0.2", seed=-1),
-        r"a seed is a non-negative integer"),
+        r"a seed is an integer from 0 to 4294967295, not -1"),
     Call("split(seed='a')", lambda: deepmf.split(_ratings(), "random:0.2", seed="a"), r"not 'a'"),
     Call("split(123)", lambda: deepmf.split(123), r"expected Ratings \(from deepmf\.load\)"),
     Call("split('kfold:5')", lambda: deepmf.split(_ratings(), "kfold:2"), r"gives 2 splits"),

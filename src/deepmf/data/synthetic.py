@@ -16,6 +16,7 @@ import numpy as np
 
 from deepmf.data.idmap import IdMap
 from deepmf.data.ratings import Ratings, RatingScale
+from deepmf.data.splits import check_seed
 from deepmf.errors import ConfigError
 
 SyntheticKind = Literal["noise", "lowrank"]
@@ -67,6 +68,7 @@ def synthetic_ratings(
         )
     if not np.isfinite(noise) or noise < 0:
         raise ConfigError(f"noise must be a non-negative number, got {noise!r}")
+    check_seed(seed)
     rng = np.random.default_rng(seed)
     cells = rng.choice(n_users * n_items, size=n_observed, replace=False)
     users, items = np.divmod(cells, n_items)
