@@ -1,0 +1,64 @@
+"""What surrounds a command: empty values, environment variables, config files that are not files.
+
+An empty value (``--report ''``, a shell variable that was never set) would be read as the current folder or as
+"not given", so what runs would not be what was typed: it is refused, and the current folder stays as it was.
+Environment variables deepmf reads are named in the line when their value is wrong; torchrun's variables set by
+hand, without torchrun, are a usage error, not a traceback. A ``--config`` that is a pipe, a device, a folder,
+too big or nested too deeply is refused before it is read. Everything runs on the CPU, in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from _checks import FAST, assert_one_line_exit_2
+
+EMPTY = [
+    ("train", "{data}", "--report", ""),
+    ("train", "{data}", "--tensorboard", ""),
+    ("train", "{data}", "--out", ""),
+    ("train", "{data}", "--out="),
+    ("train", "{data}", "--model", ""),
+    ("train", "{data}", "--split", ""),
+    ("train", "{data}", "--device", ""),
+    ("train", "{data}", "--model", "deepmf", "--features", ""),
+    ("plot", "{model}", "--out", ""),
+    ("demo", "--out", ""),
+    ("info", ""),
+    ("recommend", "{model}", "1", "-n", ""),
+]
+
+
+@pytest.mark.parametrize("argv", EMPTY, ids=[" ".join(a).replace("{", "").replace("}", "") or "-" for a in EMPTY])
+def test_an_empty_value_is_refused_and_the_current_folder_is_left_alone(
+        run, ratings_csv: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        argv: tuple[str, ...]) -> None:
+    # Each of these wrote into the current folder (report.md and PNGs, a TensorBoard log, the demo's models)
+    # or silently ran the default (mf, random:0.2, no features).
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    filled = [str(ratings_csv) if a == "{data}" else str(model_dir) if a == "{model}" else a for a in argv]
+    fast = FAST if argv[0] == "train" else ()
+    named = next((a.rstrip("=") for a in reversed(argv) if a.startswith("-")), "DATA")
+    assert_one_line_exit_2(run(*filled, *fast), f"{named} is empty")
+    assert list(here.iterdir()) == []
+
+
+def test_an_empty_value_under_json_is_one_json_error(run, ratings_csv: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run("train", ratings_csv, "--report", "", "--json", *FAST)
+    assert code == 2 and err == ""
+    assert json.loads(out) == {"error": "--report is empty: give it a value, or leave the option out",
+                               "exit_code": 2}
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_user_id_is_named_as_the_argument(run, model_dir: Path) -> None:
+    assert_one_line_exit_2(run("recommend", model_dir, ""), "USER is empty")
+
+
