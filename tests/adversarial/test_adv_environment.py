@@ -62,3 +62,13 @@ def test_an_empty_user_id_is_named_as_the_argument(run, model_dir: Path) -> None
     assert_one_line_exit_2(run("recommend", model_dir, ""), "USER is empty")
 
 
+@pytest.mark.parametrize(("value", "needle"), [
+    ("garbage", "unknown device 'garbage' (from $DEEPMF_DEVICE)"),  # said: unknown device 'auto'
+    ("mps", "unsupported device 'mps' (from $DEEPMF_DEVICE)"),
+])
+def test_a_bad_deepmf_device_is_named(run, ratings_csv: Path, monkeypatch: pytest.MonkeyPatch, value: str,
+                                      needle: str) -> None:
+    monkeypatch.setenv("DEEPMF_DEVICE", value)
+    assert_one_line_exit_2(run("train", ratings_csv, *FAST), needle)
+
+
