@@ -94,6 +94,9 @@ def test_float_options_refuse_nan_infinity_and_negatives_naming_the_option(run, 
     (("tune", "{data}", "--trials", "1", "--seed", str(2**40)), "a seed is an integer"),
     (("synthetic", "--seed", "-1"), "a seed is an integer"),
     (("train", "{data}", "--threads", "100000"), "threads must be from 1 to 1024"),
+    (("train", "{data}", "--dist-timeout", "nan"), "--dist-timeout must be a positive number"),
+    (("train", "{data}", "--dist-timeout", "inf"), "--dist-timeout must be a positive number"),
+    (("train", "{data}", "--dist-timeout", "-1"), "--dist-timeout must be a positive number"),
 ])
 def test_numbers_no_engine_takes_are_refused_naming_the_option(run, ratings_csv, argv: tuple[str, ...],
                                                                needle: str) -> None:

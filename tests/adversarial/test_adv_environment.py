@@ -72,3 +72,15 @@ def test_a_bad_deepmf_device_is_named(run, ratings_csv: Path, monkeypatch: pytes
     assert_one_line_exit_2(run("train", ratings_csv, *FAST), needle)
 
 
+@pytest.mark.parametrize("missing", ["MASTER_ADDR", "MASTER_PORT"])
+def test_torchrun_variables_set_by_hand_without_torchrun_are_a_usage_error(
+        run, ratings_csv: Path, monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
+    # WORLD_SIZE=2 without torchrun's rendezvous address was torch's ValueError traceback (exit 1).
+    for key, value in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2",
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv(missing)
+    assert_one_line_exit_2(run("train", ratings_csv, "--model", "deepmf", *FAST),
+                           f"WORLD_SIZE=2 is set but {missing} is not: start a data-parallel job with torchrun")
+
+
