@@ -84,3 +84,34 @@ def test_torchrun_variables_set_by_hand_without_torchrun_are_a_usage_error(
                            f"WORLD_SIZE=2 is set but {missing} is not: start a data-parallel job with torchrun")
 
 
+def _fifo(folder: Path) -> Path:
+    path = folder / "config.json"
+    os.mkfifo(path)
+    return path
+
+
+def _nested(folder: Path) -> Path:
+    path = folder / "config.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    return path
+
+
+def _huge(folder: Path) -> Path:
+    path = folder / "config.json"
+    path.write_text('{"model": "mf", "model_options": {"factors": 3}}' + " " * (2 << 20))
+    return path
+
+
+@pytest.mark.parametrize(("build", "needle"), [
+    (_fifo, "not a config file (a folder, pipe or device)"),  # reading it blocked forever
+    (lambda folder: Path("/dev/zero"), "not a config file"),  # reading it filled the memory until killed
+    (lambda folder: folder, "not a config file"),
+    (_nested, "nested too deeply"),  # RecursionError traceback
+    (_huge, "too large for a config file"),
+], ids=["fifo", "dev-zero", "folder", "nested", "huge"])
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_a_config_that_is_not_a_config_file_is_refused_before_reading_it(
+        run, ratings_csv: Path, tmp_path: Path, build, needle: str, command: str) -> None:
+    model = ("--model", "mf") if command == "evaluate" else ()
+    assert_one_line_exit_2(run(command, ratings_csv, *model, "--config", build(tmp_path), "--threads", "1",
+                               "--epochs", "1"), needle)
