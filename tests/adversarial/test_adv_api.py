@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 from _checks import FAST, assert_one_line_exit_2
 
@@ -106,6 +107,27 @@ def test_numbers_no_engine_takes_are_refused_naming_the_option(run, ratings_csv,
     filled = [str(ratings_csv) if a == "{data}" else a for a in argv]
     fast = ("--threads", "1", "--epochs", "1") if argv[0] in ("train", "evaluate") and "--threads" not in argv else ()
     assert_one_line_exit_2(run(*filled, *fast), needle)
+
+
+@pytest.mark.parametrize(("call", "needle"), [
+    (lambda rec: rec.predict(True, 1), "unknown user id True"),  # True == 1 in Python: not user 1
+    (lambda rec: rec.predict([1, 2], 1), r"unknown user id \[1, 2\]"),
+    (lambda rec: rec.predict(2**70, 1), "unknown user id 1180591620717411303424"),
+    (lambda rec: rec.recommend(2**70), "unknown user id"),
+    (lambda rec: rec.recommend_many(1), "users must be a list or array of user ids"),
+    (lambda rec: rec.recommend_many("12"), "users must be a list or array of user ids, not str"),
+])
+def test_ids_no_map_holds_are_unknown_not_raw_errors(trained, call, needle: str) -> None:
+    with pytest.raises(DeepMFError, match=needle) as info:
+        call(trained)
+    assert isinstance(info.value, (KeyError, ValueError)) and "\n" not in str(info.value)
+
+
+def test_ids_that_hold_an_integer_exactly_still_find_it(trained) -> None:
+    expected = trained.predict(1, 1).prediction
+    for user in (1.0, "01", " 1 ", "1.0", np.int64(1)):
+        assert trained.predict(user, 1).prediction == expected
+    assert trained.recommend_many(u for u in [1, 2]).user.unique().tolist() == [1, 2]  # any iterable
 
 
 def test_every_refusal_is_a_deepmf_error() -> None:
