@@ -130,6 +130,15 @@ def test_ids_that_hold_an_integer_exactly_still_find_it(trained) -> None:
     assert trained.recommend_many(u for u in [1, 2]).user.unique().tolist() == [1, 2]  # any iterable
 
 
+def test_compare_refuses_an_unknown_blend_member_before_training(run, ratings_csv,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import deepmf.evaluation.cross_validation as cv
+
+    monkeypatch.setattr(cv, "cross_validate", lambda *a, **k: pytest.fail("trained before checking the names"))
+    assert_one_line_exit_2(run("compare", ratings_csv, "--models", "mf", "--models", "blend:mf,gpt"),
+                           "unknown blend member 'gpt'")
+
+
 def test_every_refusal_is_a_deepmf_error() -> None:
     # The typed errors callers may catch as the standard families.
     from deepmf.errors import ModelFormatError, OutputError, ResourceError

@@ -528,6 +528,7 @@ def compare(
     from deepmf.data.splits import parse_split
     from deepmf.evaluation.cross_validation import cross_validate
     from deepmf.experiment import train_config_for
+    from deepmf.models.registry import check_model_name
 
     names = _split_models(models)
     common, per_model = {}, {name: {} for name in names}
@@ -540,6 +541,8 @@ def compare(
         else:
             common[key] = value
     overrides = _train_overrides(train_option, epochs, seed, device, None, threads)
+    for name in names:
+        check_model_name(name)  # "blend:mf,gpt" is refused before mf trains, not after
     configs = {
         name: train_config_for(name, overrides) for name in names
     }  # refuse bad options before training
