@@ -99,6 +99,7 @@ def test_float_options_refuse_nan_infinity_and_negatives_naming_the_option(run, 
     (("train", "{data}", "--dist-timeout", "inf"), "--dist-timeout must be a positive number"),
     (("train", "{data}", "--dist-timeout", "-1"), "--dist-timeout must be a positive number"),
     (("train", "{data}", "--model", "deepmf", "--layers", "64,,64"), "layers must be comma-separated"),
+    (("evaluate", "{data}", "--model", "mf", "-k", "0"), "k (the ranking list length) must be a positive"),
 ])
 def test_numbers_no_engine_takes_are_refused_naming_the_option(run, ratings_csv, argv: tuple[str, ...],
                                                                needle: str) -> None:
