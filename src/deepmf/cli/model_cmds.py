@@ -94,7 +94,7 @@ def train(
                                            help="Write a Markdown report with plots here.")] = None,
     tensorboard: Annotated[Path | None, _option(
         "--tensorboard", help="Also log each epoch's RMSE and speed for TensorBoard in this folder "
-        "(needs pip install 'deepmf[tensorboard]').")] = None,
+        "(needs pip install 'deepmf\\[tensorboard]').")] = None,
     quiet: Annotated[bool, _option("--quiet", help="No progress bar.")] = False,
     json: JsonOpt = False,
     dist_timeout: Annotated[float, typer.Option(
