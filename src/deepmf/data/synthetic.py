@@ -160,6 +160,8 @@ def _generated_titles(n: int, rng: np.random.Generator) -> np.ndarray:
         nouns = (_NOUNS[b], _NOUNS[(a + b + 7) % len(_NOUNS)])
         plural = nouns[0] + ("es" if nouns[0].endswith("s") else "s")
         text = _PATTERNS[pattern].format(a=_ADJECTIVES[a], n=nouns[0], m=nouns[1], ns=plural)
+        if text.startswith("A ") and text[2] in "AEIOU":
+            text = "An" + text[1:]  # "An Electric Machine"
         titles.append(f"{text} ({year})")
     return np.array(titles, dtype=object)
 
