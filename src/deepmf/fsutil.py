@@ -451,6 +451,18 @@ def _swap_by_renames(temp: Path, target: Path) -> Path:
     return old
 
 
+def refuse_current_folder(target: Path) -> None:
+    """OutputError when ``target`` is the current folder or holds it: the swap would leave this process (and
+    the shell that started it) in a deleted folder, where every relative path fails."""
+    try:
+        here = Path(os.getcwd())
+    except OSError:  # already in a deleted folder: nothing to protect
+        return
+    if here == target or target in here.parents:
+        raise OutputError(f"{target} is the current folder or holds it; deepmf replaces the folder it writes: "
+                          "choose a new folder", filename=str(target))
+
+
 @contextlib.contextmanager
 def replace_directory(
     path: str | os.PathLike[str],
@@ -473,6 +485,7 @@ def replace_directory(
             where a folder should be). ``path`` is then as it was.
     """
     target = Path(os.path.abspath(path))
+    refuse_current_folder(target)
     parent = make_folder(target.parent)
     temp, fd = None, -1
     try:
