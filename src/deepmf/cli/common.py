@@ -87,6 +87,15 @@ def _report_error(message: str, code: int, as_json: bool) -> int:
     return code
 
 
+def _report_interrupt(as_json: bool) -> int:
+    """Ctrl-C: one line ("interrupted"; one JSON object under --json) and exit code 130."""
+    if as_json:
+        print_json({"error": "interrupted", "exit_code": INTERRUPTED})
+    else:
+        err_console.print("interrupted", markup=False)
+    return INTERRUPTED
+
+
 def _is_usage_error(exc: BaseException) -> bool:
     """A bad flag or argument, as the command-line parser reports it (click's or typer's own ClickException,
     depending on the typer version: recognised by its interface, not its module)."""
@@ -163,8 +172,7 @@ def run_app(app: typer.Typer) -> int:
         except MemoryError:
             return _report_error("out of memory", USAGE_ERROR, as_json)
         except (KeyboardInterrupt, typer.Abort):
-            err_console.print("interrupted")
-            return INTERRUPTED
+            return _report_interrupt(as_json)
         except Exception as exc:
             if _is_usage_error(exc):
                 if not as_json:
@@ -175,7 +183,10 @@ def run_app(app: typer.Typer) -> int:
                 raise
             traceback.print_exc()
             return _report_error(f"internal error: {type(exc).__name__}: {exc}", INTERNAL_ERROR, as_json)
-        # standalone_mode=False returns typer.Exit's code (e.g. 0 after --help) or the command's return value.
+        # standalone_mode=False returns typer.Exit's code (e.g. 0 after --help) or the command's return value;
+        # typer turns Ctrl-C into Exit(130) without a word.
+        if result == INTERRUPTED:
+            return _report_interrupt(as_json)
         return result if isinstance(result, int) else 0
 
 
