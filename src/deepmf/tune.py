@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from deepmf.data.ratings import Ratings
-from deepmf.data.splits import Split, validation_split
+from deepmf.data.splits import Split, check_seed, validation_split
 from deepmf.errors import ConfigError
 from deepmf.extras import require
 from deepmf.folders import TUNE_STAMP, is_tuned_config
@@ -147,6 +147,7 @@ def tune(data: Ratings, splits: list[Split], model: str, trials: int, *,
         raise ConfigError(f"validation fraction must be in (0, 1), got {valid_fraction}")
     if not splits:
         raise ConfigError("tune needs at least one split")
+    check_seed(seed)
     carves = [validation_split(split.train, valid_fraction, seed=seed) for split in splits]
     space = SEARCH_SPACES[model]
     records: list[dict[str, Any]] = []

@@ -412,8 +412,11 @@ def compare(
     from deepmf.data.splits import default_split, parse_split
     from deepmf.evaluation.cross_validation import cross_validate
     from deepmf.experiment import train_config_for
+    from deepmf.models.registry import check_model_name
 
     names = _split_models(models)
+    for name in names:
+        check_model_name(name)  # "blend:mf,gpt" is refused before mf trains, not after
     options = run_options(names, model_flags, train_flags)
     # Refuse bad training options before training anything.
     configs = {name: train_config_for(name, options[name][1]) for name in names}

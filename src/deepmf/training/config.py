@@ -10,11 +10,15 @@ from typing import Any
 
 import numpy as np
 
+from deepmf.data.splits import check_seed
 from deepmf.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "sparse_adam")
 LR_SCHEDULES = ("none", "cosine", "step", "plateau")
 ENGINE_NAMES = ("auto", "torch", "numba", "cuda-sgd", "gibbs", "gibbs-torch", "autorec", "svdpp", "blend")
+# More threads than any machine deepmf runs on has; beyond it, starting the threads exhausts the process (torch
+# starts one OpenMP thread each, the numba MF engine schedules threads x threads blocks per sub-epoch).
+MAX_THREADS = 1024
 
 
 @dataclass
@@ -93,8 +97,9 @@ class TrainConfig:
             raise ConfigError(f"unknown lr schedule {self.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
         if self.engine not in ENGINE_NAMES:
             raise ConfigError(f"unknown engine {self.engine!r}: choose one of {', '.join(ENGINE_NAMES)}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            raise ConfigError(f"threads must be from 1 to {MAX_THREADS}, got {self.threads}")
+        check_seed(self.seed)
         if self.chosen is not None:
             self.chosen = frozenset(self.chosen)
             unknown = sorted(self.chosen - set(option_names()))
