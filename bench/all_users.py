@@ -3,8 +3,8 @@
     python bench/all_users.py                     # mf20m (trained once by bench/serve_load.py's model_dir), top-10
     python bench/all_users.py --models mf100k,mf20m --out-format csv
 
-Each run is a fresh child process: load the model folder, then ``Recommender.write_recommendations`` (users
-scored in chunks, seen items skipped, Parquet written chunk by chunk and renamed into place). The table gives
+Each run is a fresh child process: load the model folder, then ``deepmf.export.export_recommendations``
+(users scored in chunks, seen items skipped, Parquet written chunk by chunk and renamed into place). The table gives
 load and write seconds, rows written and the child's peak RSS. Target (issue 14): the 20M-rating model
 (138,493 users x 26,744 items) writes every user's top-10 in under 60 s on 2 cores.
 """
@@ -22,6 +22,7 @@ from _common import machine_line, markdown_table, peak_rss_mib, run_child
 
 
 def measure(name: str, n: int, suffix: str) -> dict[str, object]:
+    from deepmf.export import export_recommendations
     from deepmf.recommender import Recommender
     from serve_load import model_dir
 
@@ -30,7 +31,7 @@ def measure(name: str, n: int, suffix: str) -> dict[str, object]:
     rec = Recommender.load(path)
     loaded = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=path.parent) as folder:
-        summary = rec.write_recommendations(Path(folder) / f"recs{suffix}", n=n)
+        summary = export_recommendations(rec, Path(folder) / f"recs{suffix}", n=n)
         size = summary.path.stat().st_size
     return {"model": name, "users": summary.users, "items": rec.n_items, "rows": summary.rows,
             "load_s": loaded - started, "write_s": summary.seconds, "file_mib": size / 2**20,

@@ -91,8 +91,14 @@ def _unique_items(users: np.ndarray, item_cdf: np.ndarray, rng: np.random.Genera
     raise RuntimeError("could not make (user, item) pairs unique")
 
 
-def generate(out_dir: Path, seed: int = 0) -> None:
-    """Write ratings-1m.csv, ratings-5m.csv and ratings-20m.csv (ML-20M layout) into ``out_dir``."""
+def generate_arrays(seed: int = 0) -> tuple[dict[str, np.ndarray], np.random.Generator]:
+    """The 20M ratings in memory, and the generator that drew them (``generate`` draws its samples on).
+
+    Returns:
+        ({"users", "items" (0-based indices), "ratings", "timestamps", "movie_ids" (raw item ids)}, rng).
+        ``generate`` writes these as CSV files; bench/gpu.py uses them directly (writing and parsing 485 MiB of
+        CSV would cost more than the GPU runs it feeds).
+    """
     rng = np.random.default_rng(seed)
     counts = _user_counts(rng)
     users = np.repeat(np.arange(N_USERS, dtype=np.int32), counts)
@@ -119,6 +125,15 @@ def generate(out_dir: Path, seed: int = 0) -> None:
 
     # Sparse raw ids, as in MovieLens (movieId runs to 131,262 in ML-20M).
     movie_ids = np.sort(rng.choice(131_262, size=N_ITEMS, replace=False) + 1)
+    return {"users": users, "items": items, "ratings": ratings, "timestamps": timestamps,
+            "movie_ids": movie_ids}, rng
+
+
+def generate(out_dir: Path, seed: int = 0) -> None:
+    """Write ratings-1m.csv, ratings-5m.csv and ratings-20m.csv (ML-20M layout) into ``out_dir``."""
+    arrays, rng = generate_arrays(seed)
+    users, items, ratings, timestamps = arrays["users"], arrays["items"], arrays["ratings"], arrays["timestamps"]
+    movie_ids = arrays["movie_ids"]
     out_dir.mkdir(parents=True, exist_ok=True)
     keep_all = np.arange(len(users))
     for name, size in SIZES.items():

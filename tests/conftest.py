@@ -1,4 +1,11 @@
-"""Shared fixtures. Real MovieLens data is found through $DEEPMF_DATA (CI sets it to ../shared/data)."""
+"""Shared fixtures. Real MovieLens data is found through $DEEPMF_DATA (CI sets it to ../shared/data).
+
+Devices: every test assumes the CPU unless it says otherwise, so ``DEEPMF_DEVICE=cpu`` is set for the session
+("auto" would otherwise put models on a GPU where one is present, beside CPU tensors the test built). Tests
+of GPU engines are marked ``cuda`` and take the ``gpu`` fixture: the GPU where CUDA is present; elsewhere the
+CPU with Triton's interpreter, which ``TRITON_INTERPRET=1`` turns on here, before any kernel is defined
+(Triton reads it when a kernel is decorated), so the Triton kernels run on CPU tensors in CI too.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
-from deepmf.cli.app import _register, app
-from deepmf.cli.common import run_app
+HAS_CUDA = torch.cuda.is_available()
+os.environ["DEEPMF_DEVICE"] = "cpu"
+if not HAS_CUDA:
+    os.environ["TRITON_INTERPRET"] = "1"
+
+from deepmf.cli.app import _register, app  # noqa: E402 - after the environment above
+from deepmf.cli.common import run_app  # noqa: E402
 
 
 def _data_root() -> Path | None:
@@ -38,6 +51,12 @@ def latest_small_dir(data_root: Path) -> Path:
     if not (path / "ratings.csv").exists():
         pytest.skip("ml-latest-small not available")
     return path
+
+
+@pytest.fixture(scope="session")
+def gpu() -> torch.device:
+    """The device GPU-engine tests run on: CUDA when present, else the CPU under Triton's interpreter."""
+    return torch.device("cuda") if HAS_CUDA else torch.device("cpu")
 
 
 @pytest.fixture()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import deepmf
@@ -16,9 +15,13 @@ def lowrank():
 
 def test_fit_learns_low_rank_data_and_answers_in_raw_ids(lowrank):
     split = deepmf.split(lowrank, "random:0.2", seed=0)
-    rec = deepmf.fit(split.train, model="mf", factors=8, epochs=60, engine="torch", threads=1, seed=0)
+    # patience=0: on 1,920 ratings MF's default early stopping (patience 3) can end the run at epoch 4, before
+    # the factors leave their small initial values (seeds 1, 3 and 4 then score 1.57, the ratings' std).
+    rec = deepmf.fit(split.train, model="mf", factors=8, epochs=60, patience=0, engine="torch", threads=1, seed=0)
     rmse = rec.evaluate(split.test).metrics["rmse"]
-    assert rmse < 0.5 * float(np.std(split.test.ratings))
+    # Measured 0.40..0.48 over seeds 0..4; the test ratings' std is 1.56 and biases-only scores 1.62
+    # (bench/bounds.py --only fit).
+    assert rmse < 0.6
     user = lowrank.user_ids.raw(0)
     top = rec.recommend(user, n=5)
     seen = set(split.train.item_ids.raw(split.train.items[split.train.users == 0]).tolist())

@@ -63,7 +63,9 @@ def test_learns_a_low_rank_matrix(lowrank) -> None:
     split = random_split(lowrank, 0.2, seed=0)
     config = train_config_for("autorec", {"epochs": 80, "patience": 10, "l2": 1.0, "threads": 1})
     result = run_experiment(lowrank, split, "autorec", {"hidden": 50}, config, progress=False)
-    assert result.metrics["rmse"] < 0.5 * float(np.std(split.test.ratings))
+    # Measured 0.248..0.284 over seeds 0..4 (noise floor 0.1); the test ratings' std is 1.57, biases-only 1.64
+    # (bench/bounds.py --only autorec).
+    assert result.metrics["rmse"] < 0.35
 
 
 def test_rebuilds_from_its_config(lowrank) -> None:
@@ -74,9 +76,6 @@ def test_rebuilds_from_its_config(lowrank) -> None:
     torch.testing.assert_close(rebuilt.eval().predict(users, items), model.eval().predict(users, items))
 
 
-def test_refuses_other_models_and_schedules(lowrank) -> None:
+def test_refuses_other_models(lowrank) -> None:
     with pytest.raises(ConfigError):
         AutoRecEngine(create_model("mf", lowrank), lowrank, TrainConfig(), torch.device("cpu"))
-    with pytest.raises(ConfigError):
-        AutoRecEngine(create_model("autorec", lowrank), lowrank, TrainConfig(lr_schedule="cosine"),
-                      torch.device("cpu"))

@@ -161,7 +161,10 @@ def test_learns_a_low_rank_matrix(lowrank) -> None:
     config = train_config_for("bayes", {"epochs": 60})
     result = run_experiment(lowrank, split, "bayes", {"rank": 4, "burn_in": 10, "date": False}, config,
                             progress=False)
-    assert result.metrics["rmse"] < 0.3 * float(np.std(split.test.ratings))
+    # Measured 0.115..0.119 over seeds 0..4 against a noise floor of 0.1 (the added noise's std); the test
+    # ratings' std is 1.53 and biases-only scores 1.61: a sampler that learned only part of the structure fails
+    # (bench/bounds.py --only bayes).
+    assert result.metrics["rmse"] < 0.15
 
 
 def test_refuses_bad_settings(lowrank) -> None:
@@ -186,4 +189,6 @@ def test_ml100k_u1_beats_surprise_svdpp(ml100k_dir) -> None:
     split = parse_split("u1", data)[0]
     config = train_config_for("bayes", {"epochs": 120})
     result = run_experiment(data, split, "bayes", {"samples": 50}, config, valid_fraction=0.0, progress=False)
-    assert result.metrics["rmse"] < 0.90
+    # Measured 0.888..0.890 over seeds 0..4 (bench/bounds.py --only bayes-u1); Surprise SVD++ scores 0.933,
+    # deepmf MF 0.93, biases-only 0.960.
+    assert result.metrics["rmse"] < 0.895

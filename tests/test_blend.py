@@ -44,7 +44,7 @@ def _fit_weights(data, split) -> torch.Tensor:
 
 def test_weights_do_not_depend_on_test_ratings(data) -> None:
     split = random_split(data, 0.2, seed=0)
-    hidden = make_split(split.train, split.test.with_ratings(np.full(len(split.test), np.nan)), split.name)
+    hidden = make_split(split.train, split.test.with_ratings(np.full(len(split.test), data.scale.minimum)), split.name)
     real, blind = _fit_weights(data, split), _fit_weights(data, hidden)
     assert torch.isfinite(real).all()
     torch.testing.assert_close(blind, real, rtol=0, atol=0)

@@ -35,7 +35,7 @@ def data():
 
 def config(**overrides) -> TrainConfig:
     values = {"optimizer": "adam", "lr": 0.01, "batch_size": 64, "epochs": 4, "seed": 7, "threads": 1,
-              "device": "cpu", "engine": "torch", "lr_schedule": "cosine", "patience": 3}
+              "device": "cpu", "engine": "torch", "lr_schedule": "cosine", "patience": 0}
     values.update(overrides)
     return TrainConfig(**values)
 

@@ -181,7 +181,10 @@ def test_evaluate_table_and_saved_folds(run, ratings_csv: Path, tmp_path: Path) 
     assert code == 0 and "mean" in out and "std" in out and "RMSE" in out
     saved = sorted(p.name for p in (tmp_path / "folds").iterdir())
     assert len(saved) == 2
-    Recommender.load(tmp_path / "folds" / saved[0])
+    folds = [Recommender.load(tmp_path / "folds" / name) for name in saved]
+    assert all(fold.model_name == "mf" and len(fold.history) == 1 for fold in folds)
+    # Two folds of kfold:2 train on the two halves of the data: together they saw every rating once.
+    assert sum(int(fold.seen.user_counts().sum()) for fold in folds) == len(pd.read_csv(ratings_csv))
 
 
 def test_compare_json(run, ratings_csv: Path, tmp_path: Path) -> None:
@@ -190,13 +193,34 @@ def test_compare_json(run, ratings_csv: Path, tmp_path: Path) -> None:
     assert code == 0
     payload = json.loads(out)
     assert [row["model"] for row in payload["models"]] == ["mf", "deepmf"]
-    assert all(row["rmse"] > 0 and row["folds"] == 1 for row in payload["models"])
+    assert all(row["folds"] == 1 and row["epochs_run"] == 2 for row in payload["models"])
+    # Each row is the run the Python API makes with the same options on the same split (seed 0).
+    data = Ratings.from_frame(pd.read_csv(ratings_csv))
+    (split,) = parse_split(payload["split"], data, seed=0)
+    for row, (name, options) in zip(payload["models"], [("mf", {"factors": 4}),
+                                                        ("deepmf", {"factors": 4, "layers": [8]})], strict=True):
+        result = run_experiment(data, split, name, options, train_config_for(name, {"epochs": 2}), progress=False)
+        for metric in ("rmse", "mae", "precision", "ndcg", "coverage"):
+            assert row[metric] == pytest.approx(result.metrics[metric], rel=1e-6), (name, metric)
     assert (tmp_path / "report" / "report.md").read_text().count("## ") >= 3
+    import numba
+
+    # Each row says which engine and how many threads ran: torch on one thread on data this small (by
+    # measurement, deepmf.device), the numba MF engine on every core.
+    assert {row["model"]: (row["engine"], row["threads"]) for row in payload["models"]} == {
+        "mf": ("numba", numba.config.NUMBA_NUM_THREADS), "deepmf": ("torch", 1)}
+
+
+def test_evaluate_moves_an_option_numba_cannot_honour_to_torch(run, ratings_csv: Path) -> None:
+    code, out, err = run("evaluate", ratings_csv, "--model", "mf", "--epochs", "2", "-t", "optimizer=adam",
+                         "--split", "random:0.2", "--json")
+    assert code == 0 and json.loads(out)["folds"][0]["engine"] == "torch"
+    assert "the numba engine cannot honour optimizer=adam" in err
 
 
 @pytest.mark.parametrize(("argv", "message"), [
     (("--models", "mf,nosuchmodel"), "unknown model"),
-    (("--models", "mf", "-o", "deepmf.factors=3"), "not in --models"),
+    (("--models", "mf", "-o", "deepmf.factors=3"), "not one of the models trained here (mf)"),
     (("--models", "mf", "-o", "factors"), "not KEY=VALUE"),
     (("--models", "mf", "--split", "wat:3"), "unknown split"),
 ])
@@ -205,6 +229,15 @@ def test_compare_refuses_bad_requests(run, ratings_csv: Path, argv, message: str
     assert code == 2 and message in err
 
 
-def test_evaluate_needs_a_model(run, ratings_csv: Path) -> None:
-    code, _, err = run("evaluate", ratings_csv)
-    assert code == 2 and "--model" in err
+def test_evaluate_defaults_to_mf_as_train_does(run, ratings_csv: Path) -> None:
+    code, out, _ = run("evaluate", ratings_csv, "--epochs", "1", "--json")
+    assert code == 0 and json.loads(out)["model"] == "mf"
+
+
+def test_plot_test_file_takes_the_column_flags(run, model_dir: Path, tmp_path: Path) -> None:
+    test = tmp_path / "held_out.csv"
+    _frame(1).rename(columns={"user": "uid", "item": "sku", "rating": "stars"}).to_csv(test, index=False)
+    code, out, _ = run("plot", model_dir, "--out", tmp_path / "pics", "--test", test, "--user-col", "uid",
+                       "--item-col", "sku", "--rating-col", "stars", "--json")
+    assert code == 0
+    assert "ratings_histogram.png" in {Path(f).name for f in json.loads(out)["files"]}

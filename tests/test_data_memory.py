@@ -12,16 +12,16 @@ import pandas as pd
 import pytest
 import torch
 
-from deepmf.data import files, load
+from deepmf.data import load, scale, textfile
 from deepmf.data.ratings import Ratings, RatingScale
 from deepmf.data.splits import kfold_splits, random_split
-from deepmf.errors import DataError
+from deepmf.errors import DataError, DataWarning
 
 
 @pytest.fixture
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocks of 1 KiB: a few hundred rows make many chunks, and type inference sees only the first block."""
-    monkeypatch.setattr(files, "_BLOCK_BYTES", 1024)
+    monkeypatch.setattr(textfile, "BLOCK_BYTES", 1024)
 
 
 def _csv(tmp_path: Path, frame: pd.DataFrame) -> Path:
@@ -57,7 +57,8 @@ def test_a_column_that_changes_type_after_the_first_block(tmp_path: Path, small_
     frame.loc[399, "rating"] = 3.5
     frame["userId"] = frame["userId"].astype(object)
     frame.loc[398, "userId"] = "zoe"
-    r = load(_csv(tmp_path, frame))
+    with pytest.warns(DataWarning, match=r"1 rating \(3\.5; first at line 401\) lies off the step 1"):
+        r = load(_csv(tmp_path, frame))
     assert r.user_ids.kind == "str" and r.user_ids.raw(r.users[398]) == "zoe"
     assert r.ratings[399] == 3.5 and r.ratings[:399].tolist() == frame["rating"][:399].astype(float).tolist()
     assert r.scale == RatingScale(1.0, 5.0, 0.5)
@@ -73,7 +74,7 @@ def test_ids_beyond_int32_are_kept_exactly(tmp_path: Path, small_blocks: None) -
 
 def test_bad_values_far_down_name_their_line(tmp_path: Path, small_blocks: None,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(files, "_CHECK_SLICE", 16)  # validation in slices of 16 rows
+    monkeypatch.setattr(scale, "CHECK_SLICE", 16)  # validation in slices of 16 rows
     frame = _frame(300)
     frame.loc[250, "rating"] = 7.0
     with pytest.raises(DataError, match=r"ratings\.csv:252: rating 7 is outside the scale 0.5..5"):

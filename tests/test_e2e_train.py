@@ -32,6 +32,8 @@ def _test_predictions(trained, test, most_likely: bool = False):
 
 @pytest.mark.parametrize("engine", ["torch", "auto"])
 def test_biased_mf_reaches_0_945_on_u1(u1, engine: str) -> None:
+    """Issue 4's bound. Measured 0.932..0.935 (torch) and 0.928..0.931 (auto: numba) over training seeds 0..4;
+    biases-only scores 0.960."""
     data, train, valid, test = u1
     config = train_config_for("mf", {"engine": engine, "threads": 1})
     trained = train_model("mf", data, train, valid, {}, config, progress=False)
@@ -39,6 +41,7 @@ def test_biased_mf_reaches_0_945_on_u1(u1, engine: str) -> None:
 
 
 def test_deep_mf_reaches_0_95_on_u1(u1) -> None:
+    """Measured 0.935..0.944 over training seeds 0..4; biases-only scores 0.960 on u1 (see below)."""
     data, train, valid, test = u1
     config = train_config_for("deepmf", {"threads": 1})
     trained = train_model("deepmf", data, train, valid, {"factors": 32, "layers": (64, 64)}, config,
@@ -53,7 +56,12 @@ def test_classification_head_accuracy_and_both_rmses_on_u1(u1) -> None:
     trained = train_model("deepmf", data, train, valid, {"head": "classification"}, config, progress=False)
     most_likely, actual = _test_predictions(trained, test, most_likely=True)
     expected, _ = _test_predictions(trained, test)
-    assert accuracy(most_likely, actual) >= 0.35
-    # The expected rating is the better RMSE predictor; the most likely class still beats the global mean.
-    assert rmse(expected, actual) <= 0.96
-    assert rmse(expected, actual) < rmse(most_likely, actual) < 1.2
+    # Bounds between what training seeds 0..11 measured and what a trivial predictor scores on u1.test
+    # (u1.base's global mean 3.528, its mode 4, biases-only ALS as Surprise's BaselineOnly): bench/bounds.py.
+    # Accuracy measured 0.442..0.451; always 4 scores 0.339 and the rounded biases-only rating 0.400.
+    assert accuracy(most_likely, actual) >= 0.43
+    # Expected rating measured 0.937..0.945; biases-only scores 0.960.
+    assert rmse(expected, actual) <= 0.95
+    # Most likely class measured 1.081..1.127; the global mean scores 1.154 (always 4: 1.244). The expected
+    # rating stays the better RMSE predictor.
+    assert rmse(expected, actual) < rmse(most_likely, actual) < 1.15

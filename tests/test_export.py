@@ -1,5 +1,4 @@
-"""Top-N for every user to Parquet/CSV (chunked, atomic, never replacing a file unasked), `recommend --all-users`
-and `recommend --new-user` on the command line, and the item,rating file reader (CPU)."""
+"""Embeddings out (CPU): user_vectors/item_vectors, ``deepmf export`` to parquet, one-line reprs."""
 
 from __future__ import annotations
 
@@ -8,134 +7,85 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
 import deepmf
-from deepmf.data.newuser import read_item_ratings
-from deepmf.data.ratings import ItemTable, Ratings
-from deepmf.errors import ConfigError, DataError
-from deepmf.recommender import export
+from deepmf.errors import OutputError
+from deepmf.export import export_vectors
+from deepmf.testing.conformance import conformance_data
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory: pytest.TempPathFactory):
-    rng = np.random.default_rng(3)
-    users, items = np.nonzero(rng.random((50, 30)) < 0.4)
-    frame = pd.DataFrame({"user": users + 1, "item": items + 101,
-                          "rating": rng.integers(1, 6, len(users)).astype(np.float32)})
-    data = Ratings.from_frame(frame, name="tiny")
-    titles = np.array([f'Film "{i}", part {i % 3}' for i in range(data.n_items)], dtype=object)
-    data = Ratings(data.users, data.items, data.ratings, data.user_ids, data.item_ids, data.scale,
-                   item_table=ItemTable(titles, None, ()), name="tiny")
-    rec = deepmf.fit(data, model="mf", factors=3, epochs=5, seed=0, valid_fraction=0)
-    return rec, rec.save(tmp_path_factory.mktemp("export") / "model")
+def trained():
+    data = conformance_data()
+    split = deepmf.split(data, "random:0.2")
+    rec = deepmf.fit(split.train, "mf", factors=4, epochs=3, threads=1)
+    return data, split, rec
 
 
-def _expected(rec, n: int, min_ratings: int = 1) -> pd.DataFrame:
-    return rec.recommend_many(rec.user_ids.raw(np.arange(rec.n_users)), n=n, min_ratings=min_ratings)
+def test_user_and_item_vectors_are_the_model_rows(trained) -> None:
+    _, _, rec = trained
+    users, items = rec.user_vectors(), rec.item_vectors()
+    assert users.shape == (rec.n_users, 4) and items.shape == (rec.n_items, 4)
+    np.testing.assert_array_equal(users, rec.model.user_factors.weight.detach().numpy())
+    # The dot product of the vectors plus the biases is the prediction.
+    global_bias, user_bias, item_bias = (t.numpy() for t in rec.model.bias_terms())
+    user, item = rec.user_ids.raw(3), rec.item_ids.raw(5)
+    expected = global_bias + user_bias[3] + item_bias[5] + users[3] @ items[5]
+    assert float(rec.predict(user, item).prediction) == pytest.approx(
+        float(np.clip(expected, rec.scale.minimum, rec.scale.maximum)), abs=1e-5)
 
 
-@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
-def test_every_users_top_n_matches_recommend_many(saved, tmp_path: Path, suffix: str, monkeypatch) -> None:
-    rec, _ = saved
-    monkeypatch.setattr(export, "EXPORT_CELLS", 7 * rec.n_items)  # 7 users per chunk: several chunks
-    path = tmp_path / f"recs{suffix}"
-    summary = rec.write_recommendations(path, n=4)
-    written = pq.read_table(path).to_pandas() if suffix == ".parquet" else pd.read_csv(path)
-    expected = _expected(rec, 4)
-    assert list(written.columns) == ["user", "rank", "item", "title", "score"]
-    assert written[["user", "rank", "item", "title"]].equals(expected[["user", "rank", "item", "title"]].astype(
-        written[["user", "rank", "item", "title"]].dtypes.to_dict()))
-    np.testing.assert_allclose(written["score"], expected["score"], rtol=1e-6)
-    assert summary.users == rec.n_users and summary.rows == len(expected)
-    seen = {(rec.user_ids.raw(u), rec.item_ids.raw(int(i))) for u in range(rec.n_users)
-            for i in rec.seen.items[rec.seen.indptr[u]:rec.seen.indptr[u + 1]]}
-    assert not seen & set(zip(written["user"], written["item"], strict=True))
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+def test_export_writes_raw_ids_vectors_and_biases(trained, tmp_path: Path) -> None:
+    _, _, rec = trained
+    path = export_vectors(rec, tmp_path / "vectors.parquet")
+    frame = pd.read_parquet(path)
+    assert list(frame.columns) == ["side", "id", "title", "ratings", "bias", "vector"]
+    users, items = frame[frame.side == "user"], frame[frame.side == "item"]
+    assert len(users) == rec.n_users and len(items) == rec.n_items
+    assert list(items["id"]) == list(rec.item_ids.raw(np.arange(rec.n_items)))
+    np.testing.assert_allclose(np.stack(items["vector"]), rec.item_vectors())
+    np.testing.assert_allclose(users["bias"], rec.model.bias_terms()[1].numpy())
+    assert list(users["ratings"]) == list(rec.seen.user_counts())
+    import pyarrow.parquet as pq
+
+    meta = json.loads(pq.read_schema(path).metadata[b"deepmf"])
+    assert meta["model"] == "mf" and meta["global_bias"] == pytest.approx(float(rec.model.global_bias.detach()))
 
 
-def test_min_ratings_applies(saved, tmp_path: Path) -> None:
-    rec, _ = saved
-    threshold = int(np.median(rec.seen.item_counts())) + 1
-    rec.write_recommendations(tmp_path / "recs.parquet", n=3, min_ratings=threshold)
-    items = pq.read_table(tmp_path / "recs.parquet").column("item").to_pylist()
-    counts = rec.seen.item_counts()
-    assert all(counts[rec.item_ids.index(item)] >= threshold for item in items)
+def test_export_replaces_its_own_file_and_never_a_foreign_one(trained, tmp_path: Path) -> None:
+    _, _, rec = trained
+    path = tmp_path / "vectors.parquet"
+    export_vectors(rec, path)
+    export_vectors(rec, path)  # an earlier export is replaced
+    foreign = tmp_path / "mine.parquet"
+    pd.DataFrame({"a": [1]}).to_parquet(foreign)
+    before = foreign.read_bytes()
+    with pytest.raises(OutputError, match="was not written by deepmf"):
+        export_vectors(rec, foreign)
+    assert foreign.read_bytes() == before
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    with pytest.raises(OutputError, match="was not written by deepmf"):
+        export_vectors(rec, notes)
+    assert notes.read_text() == "keep me"
 
 
-def test_an_existing_file_is_kept_unless_overwrite(saved, tmp_path: Path) -> None:
-    rec, _ = saved
-    path = tmp_path / "mine.csv"
-    path.write_text("precious\n")
-    with pytest.raises(ConfigError, match="already exists"):
-        rec.write_recommendations(path)
-    assert path.read_text() == "precious\n"
-    rec.write_recommendations(path, n=2, overwrite=True)
-    assert pd.read_csv(path)["rank"].max() == 2
-    with pytest.raises(ConfigError, match="is a folder"):
-        rec.write_recommendations(tmp_path)
+def test_export_command(run, trained, tmp_path: Path) -> None:
+    _, _, rec = trained
+    model_dir = rec.save(tmp_path / "model")
+    code, out, _ = run("export", model_dir, "--out", tmp_path / "v.parquet", "--json")
+    assert code == 0 and json.loads(out)["users"] == rec.n_users
+    assert len(pd.read_parquet(tmp_path / "v.parquet")) == rec.n_users + rec.n_items
+    (tmp_path / "other.parquet").write_text("not parquet")
+    code, out, _ = run("export", model_dir, "--out", tmp_path / "other.parquet", "--json")
+    assert code == 2 and "was not written by deepmf" in json.loads(out)["error"]
 
 
-def test_an_interrupted_write_leaves_the_old_file(saved, tmp_path: Path, monkeypatch) -> None:
-    rec, _ = saved
-    path = tmp_path / "recs.parquet"
-    rec.write_recommendations(path, n=2)
-    before = path.read_bytes()
-
-    def broken(*args, **kwargs):
-        yield _expected(rec, 2).head(3)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(type(rec), "recommend_all", broken)
-    with pytest.raises(KeyboardInterrupt):
-        rec.write_recommendations(path, n=2, overwrite=True)
-    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]
-
-
-def test_cli_all_users_and_new_user(saved, tmp_path: Path, run) -> None:
-    rec, model = saved
-    out = tmp_path / "recs.parquet"
-    code, stdout, _ = run("recommend", model, "--all-users", "-n", "3", "--out", out, "--json")
-    assert code == 0 and json.loads(stdout)["rows"] == len(_expected(rec, 3))
-    code, _, stderr = run("recommend", model, "--all-users", "--out", out)
-    assert code == 2 and "already exists" in stderr
-    assert run("recommend", model, "--all-users", "--out", out, "--force")[0] == 0
-    assert "needs --out" in run("recommend", model, "--all-users")[2]
-
-    ratings = tmp_path / "me.csv"
-    ratings.write_text("item,rating\n101,5\n102,1\n99999,4\n")
-    code, stdout, _ = run("recommend", model, "--new-user", ratings, "-n", "4", "--json")
-    body = json.loads(stdout)
-    expected = rec.recommend_new_user({101: 5.0, 102: 1.0}, n=4)
-    assert code == 0 and body["user"] is None and body["unknown_items"] == [99999]
-    assert [row["item"] for row in body["items"]] == expected["item"].tolist()
-    code, stdout, _ = run("recommend", model, "--new-user", ratings, "-n", "4")
-    assert code == 0 and "ignored 1 rated item(s) the model does not know: 99999" in stdout
-
-    for args, message in ((("5", "--new-user", ratings), "exactly one of"), ((), "exactly one of"),
-                          (("--new-user", ratings, "--include-seen"), "--include-seen"),
-                          (("5", "--out", out), "--out and --force go with --all-users"),
-                          (("--new-user", tmp_path / "none.csv"), "no such file")):
-        code, _, stderr = run("recommend", model, *args)
-        assert code == 2 and message in stderr and "Traceback" not in stderr
-
-
-def test_read_item_ratings(tmp_path: Path) -> None:
-    path = tmp_path / "r.csv"
-    path.write_text('# my ratings\nitem,rating\n\n50,5\n"a,b", 3.5\n172,4\n')
-    frame = read_item_ratings(path)
-    assert frame["item"].tolist() == ["50", "a,b", "172"] and frame["rating"].tolist() == [5.0, 3.5, 4.0]
-    path.write_text("50,5\n172,4\n")  # no header
-    assert read_item_ratings(path)["item"].tolist() == ["50", "172"]
-    for text, message in (("item,rating\n50,5\n60\n", r"r.csv:3: expected item,rating"),
-                          ("50,five\n", r"r.csv:1: rating 'five' is not a number"),
-                          ("item,rating\n", "no ratings"), ("50,5,1\n", "r.csv:1: expected")):
-        path.write_text(text)
-        with pytest.raises(DataError, match=message):
-            read_item_ratings(path)
-    path.write_bytes(b"\xff\xfe50,5")
-    with pytest.raises(DataError, match="UTF-8"):
-        read_item_ratings(path)
-    with pytest.raises(DataError, match="is a folder"):
-        read_item_ratings(tmp_path)
+def test_reprs_are_one_line_summaries(trained) -> None:
+    data, split, rec = trained
+    for obj, start in ((data, "Ratings("), (split, "Split('random:0.2'"), (rec, "Recommender('mf'")):
+        text = repr(obj)
+        assert text.startswith(start) and "\n" not in text and len(text) < 200
+    assert f"{len(split.train):,} train" in repr(split)
+    assert "engine numba" in repr(rec)

@@ -79,7 +79,10 @@ def test_latin1_file(tmp_path: Path) -> None:
     path = _write(tmp_path, "r.csv", "user;item;rating\nJosé;Café;4\n".encode("latin-1"))
     raw = read_user_file(path, encoding="latin-1")
     assert raw.users.tolist() == ["José"] and raw.items.tolist() == ["Café"]
-    r = load(path)  # not valid UTF-8: read again as latin-1 without being asked
+    # Not valid UTF-8: an error naming the line (never ids decoded as something else in silence) ...
+    with pytest.raises(DataError, match=r"r\.csv:2: user id b'Jos\\xe9' is not valid UTF-8 text; .*--encoding latin-1"):
+        load(path)
+    r = load(path, encoding="latin-1")  # ... until the encoding is said
     assert r.user_ids.to_list() == ["José"] and r.item_ids.to_list() == ["Café"]
 
 

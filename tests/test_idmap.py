@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepmf.data.idmap import IdMap
+from deepmf.data.idmap import IdMap, UserItemMaps
 from deepmf.errors import DataError, UnknownIdError
 
 int_ids = st.lists(st.integers(min_value=-(2**40), max_value=2**40), min_size=1, max_size=60)
@@ -44,10 +44,26 @@ def test_lookups_and_unknown_ids() -> None:
     assert id_map.raw(2) == 30
     with pytest.raises(UnknownIdError, match="unknown item id 99"):
         id_map.index(99)
-    with pytest.raises(UnknownIdError):
-        id_map.indices([10, 99])
+    with pytest.raises(UnknownIdError, match="unknown item id 99"):  # names the first unknown id
+        id_map.indices([20, 10, 99, 98])
     assert id_map.indices([10, 99, 30], missing="none").tolist() == [0, -1, 2]
+    assert id_map.indices(["10", " 30"]).tolist() == [0, 2]  # ids read as text (a CSV column, a command line)
+    assert id_map.indices(np.array([30.0, 10.0])).tolist() == [2, 0]
     assert "abc" not in id_map
+    # A bool is not an id, even where True == 1 (a typed flag must not select user 1).
+    ones, _ = IdMap.build([1, 2])
+    assert True not in ones
+    with pytest.raises(UnknownIdError):
+        ones.index(True)
+
+
+def test_user_item_maps_sizes_come_from_the_maps() -> None:
+    class Holder(UserItemMaps):
+        def __init__(self) -> None:
+            self.user_ids, _ = IdMap.build([5, 6], name="user")
+            self.item_ids, _ = IdMap.build(["a", "b", "c"], name="item")
+
+    assert (Holder().n_users, Holder().n_items) == (2, 3)
 
 
 def test_string_ids_and_duplicates_refused() -> None:

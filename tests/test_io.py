@@ -17,7 +17,7 @@ from safetensors.torch import save as save_safetensors
 
 from deepmf import io
 from deepmf.data.ratings import ItemTable, Ratings
-from deepmf.errors import ModelFormatError
+from deepmf.errors import ModelFormatError, OutputError
 from deepmf.models.registry import create_model
 from deepmf.recommender import Evaluation, Recommender, SeenRatings
 from deepmf.training.config import TrainConfig
@@ -82,12 +82,24 @@ def test_round_trip_answers_identically(tmp_path: Path, string_ids: bool) -> Non
     np.testing.assert_array_equal(back.seen.indptr, rec.seen.indptr)
 
 
-def test_saving_replaces_an_existing_folder_whole(saved: tuple[Recommender, Path]) -> None:
+def test_saving_replaces_an_existing_model_folder_whole(saved: tuple[Recommender, Path]) -> None:
     rec, folder = saved
-    (folder / "stale.txt").write_text("old")
+    (folder / "checkpoint").mkdir()
+    (folder / "checkpoint" / "state.json").write_text('{"format": "deepmf-checkpoint"}')
     rec.save(folder)
-    assert not (folder / "stale.txt").exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["model.json", "model.safetensors"]
     assert not list(folder.parent.glob(".model*"))  # no temp folders left behind
+    with pytest.raises(OutputError, match="already holds a deepmf model"):
+        rec.save(folder, overwrite=False)
+
+
+def test_saving_never_replaces_a_folder_holding_a_users_file(saved: tuple[Recommender, Path]) -> None:
+    rec, folder = saved
+    (folder / "notes.txt").write_text("mine")
+    before = sorted(p.name for p in folder.iterdir())
+    with pytest.raises(OutputError, match=r"notes\.txt, which deepmf did not write"):
+        rec.save(folder)
+    assert sorted(p.name for p in folder.iterdir()) == before and (folder / "notes.txt").read_text() == "mine"
 
 
 def _resign(folder: Path, meta_edit: Callable[[dict[str, Any]], None] | None = None,
@@ -102,6 +114,7 @@ def _resign(folder: Path, meta_edit: Callable[[dict[str, Any]], None] | None = N
     meta["weights_sha256"] = hashlib.sha256(blob).hexdigest()
     if meta_edit:
         meta_edit(meta)
+    meta["checksum"] = io.canonical_checksum(meta)
     (folder / io.META_FILE).write_text(json.dumps(meta))
 
 
@@ -145,6 +158,7 @@ def test_garbage_tensor_file_with_matching_checksum(saved: tuple[Recommender, Pa
     (folder / io.WEIGHTS_FILE).write_bytes(blob)
     meta = json.loads((folder / io.META_FILE).read_text())
     meta["weights_sha256"] = hashlib.sha256(blob).hexdigest()
+    meta["checksum"] = io.canonical_checksum(meta)
     (folder / io.META_FILE).write_text(json.dumps(meta))
     _refused(folder, "unreadable tensor file")
 

@@ -78,7 +78,7 @@ def test_sigmoid_mf_starts_at_the_training_mean() -> None:
 
 def test_mf_engines_follow_the_options() -> None:
     data = make_ratings()
-    assert create_model("mf", data).engines == ("numba", "torch")
+    assert create_model("mf", data).engines == ("cuda-sgd", "numba", "torch")
     assert create_model("mf", data, sigmoid=True).engines == ("torch",)
     assert create_model("mf", data, bias=False).engines == ("torch",)
     assert create_model("deepmf", data).engines == ("torch",)
@@ -220,5 +220,7 @@ def test_registry_lists_the_models_and_their_training_defaults() -> None:
     assert {"mf", "deepmf", "neumf"} <= set(MODELS)
     assert MODELS["mf"] is MF
     defaults = default_train_options("deepmf")
+    assert defaults == DeepMF.default_train and defaults["lr"] > 0
     defaults["lr"] = -1  # a fresh dict each call: callers may edit it
-    assert default_train_options("deepmf")["lr"] > 0
+    assert default_train_options("deepmf") == DeepMF.default_train
+    assert default_train_options("mf") == MF.default_train != DeepMF.default_train

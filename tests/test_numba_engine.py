@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from deepmf.cli.app import _register, app
 from deepmf.cli.common import run_app
 from deepmf.data import load
-from deepmf.data.ratings import Ratings, RatingScale
+from deepmf.data.ratings import Ratings
 from deepmf.data.splits import parse_split
 from deepmf.errors import ConfigError
 from deepmf.models.registry import create_model, default_train_options
@@ -33,8 +33,8 @@ CPU = torch.device("cpu")
 
 
 def _ratings(users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> Ratings:
-    return Ratings.from_frame(pd.DataFrame({"user": users, "item": items, "rating": ratings}),
-                              scale=RatingScale(1.0, 5.0, 1.0))
+    # Bounds only: some tests draw continuous ratings, so the step is detected.
+    return Ratings.from_frame(pd.DataFrame({"user": users, "item": items, "rating": ratings}), scale=(1.0, 5.0))
 
 
 def _random_ratings(n_users: int, n_items: int, n: int, seed: int) -> Ratings:
@@ -190,8 +190,6 @@ def test_state_dict_is_json_and_restores_the_shuffle() -> None:
 @pytest.mark.parametrize(
     ("options", "model_options", "device", "message"),
     [
-        ({"weight_decay": 0.1}, {}, "cpu", "weight_decay"),
-        ({"lr_schedule": "cosine"}, {}, "cpu", "constant learning rate"),
         ({}, {"bias": False}, "cpu", "biased MF only"),
         ({}, {}, "cuda", "runs on cpu"),
     ],
@@ -232,14 +230,16 @@ def test_default_settings_beat_surprise_svd_on_ml100k_u1(u1) -> None:
     trained = train_model("mf", data, split.train, None, {"factors": 100}, config, progress=False)
     assert trained.result.engine == "numba"
     scale = data.scale
-    assert evaluate_rmse(trained.model, split.test.to(), scale.minimum, scale.maximum) < 0.94
+    # Measured 0.924..0.927 over seeds 0..4 (bench/bounds.py --only numba-u1); biases-only scores 0.960.
+    assert evaluate_rmse(trained.model, split.test.to(), scale.minimum, scale.maximum) < 0.935
 
 
 def test_saved_model_does_not_depend_on_the_engine(u1, tmp_path) -> None:
     data, split = u1
     folders = {}
     for engine in ("numba", "torch"):
-        config = TrainConfig(optimizer="sgd", lr=0.01, l2=0.05, momentum=0.0, batch_size=256, epochs=2,
+        batch = 1 if engine == "numba" else 256  # the numba engine updates per rating
+        config = TrainConfig(optimizer="sgd", lr=0.01, l2=0.05, momentum=0.0, batch_size=batch, epochs=2,
                              engine=engine, threads=1)
         trained = train_model("mf", data, split.train, None, {"factors": 16}, config, progress=False)
         recommender = Recommender.from_trained(trained, data, split.train)

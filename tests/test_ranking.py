@@ -52,6 +52,67 @@ def test_ranking_metrics_by_hand() -> None:
     assert m["coverage"] == pytest.approx(0.8)
 
 
+def test_padding_never_counts_as_a_hit() -> None:
+    """A padded slot (-1) of a short list is a miss, even right after a user whose relevant item is the largest.
+
+    The hit matrix keys each (row, item) as ``row * width + item``; a pad's key ``r * width - 1`` equals the key
+    of row r - 1's item ``width - 1``, so without the padding mask user 1's two empty slots would "hit" user 0's
+    item 4, doubling mean precision (1/3 -> 2/3) and pushing user 1's NDCG above 1.
+    """
+    top = np.array([[4, 0, 2], [3, -1, -1]])
+    indptr, indices = relevant_csr(np.array([0, 1]), np.array([4, 3]), 2)
+    assert hit_matrix(top, indptr, indices).tolist() == [[True, False, False], [True, False, False]]
+    m = ranking_metrics(top, indptr, indices, n_catalogue=5)
+    # Each user: one relevant item, found at rank 1 -> precision 1/3, recall 1, NDCG 1, a hit.
+    assert m["precision"] == pytest.approx(1 / 3)
+    assert m["recall"] == pytest.approx(1.0) and m["ndcg"] == pytest.approx(1.0)
+    assert m["hit_rate"] == 1.0 and m["n_users"] == 2
+    assert m["coverage"] == pytest.approx(4 / 5)  # items 0, 2, 3, 4
+    # A user with nothing left to recommend (all padding) has no hit, whatever the user before holds.
+    empty = np.array([[4, 0, 2], [-1, -1, -1]])
+    m = ranking_metrics(empty, indptr, indices, n_catalogue=5)
+    assert m["precision"] == pytest.approx((1 / 3 + 0) / 2) and m["hit_rate"] == pytest.approx(0.5)
+    assert m["ndcg"] == pytest.approx(0.5)
+
+
+def _hits_by_loops(top: np.ndarray, relevant: list[set[int]]) -> list[list[bool]]:
+    return [[int(item) != -1 and int(item) in relevant[row] for item in top[row]] for row in range(len(top))]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 5), st.integers(1, 12), st.integers(0, 2**31 - 1))
+def test_hit_matrix_and_metrics_match_a_loop_over_users(n_rows: int, k: int, n_items: int, seed: int) -> None:
+    """Against a plain per-user loop, with short (padded) lists and users without relevant items."""
+    rng = np.random.default_rng(seed)
+    top = np.full((n_rows, k), -1, dtype=np.int64)
+    relevant = []
+    for row in range(n_rows):
+        length = int(rng.integers(0, min(k, n_items) + 1))
+        top[row, :length] = rng.choice(n_items, size=length, replace=False)
+        relevant.append(set(rng.choice(n_items, size=int(rng.integers(0, n_items + 1)), replace=False).tolist()))
+    rows = np.array([row for row in range(n_rows) for _ in relevant[row]], dtype=np.int64)
+    items = np.array([item for row in range(n_rows) for item in sorted(relevant[row])], dtype=np.int64)
+    indptr, indices = relevant_csr(rows, items, n_rows)
+    expected = _hits_by_loops(top, relevant)
+    assert hit_matrix(top, indptr, indices).tolist() == expected
+    m = ranking_metrics(top, indptr, indices, n_catalogue=n_items)
+    users = [row for row in range(n_rows) if relevant[row]]
+    assert m["n_users"] == len(users)
+    recommended = {int(item) for item in top.ravel() if item != -1}
+    assert m["coverage"] == pytest.approx(len(recommended) / n_items)
+    if not users:
+        assert math.isnan(m["precision"])
+        return
+    precision = [sum(expected[u]) / k for u in users]
+    recall = [sum(expected[u]) / len(relevant[u]) for u in users]
+    ndcg = [sum(hit / math.log2(rank + 2) for rank, hit in enumerate(expected[u]))
+            / sum(1 / math.log2(rank + 2) for rank in range(min(k, len(relevant[u])))) for u in users]
+    assert m["precision"] == pytest.approx(np.mean(precision))
+    assert m["recall"] == pytest.approx(np.mean(recall))
+    assert m["ndcg"] == pytest.approx(np.mean(ndcg))
+    assert m["hit_rate"] == pytest.approx(np.mean([any(expected[u]) for u in users]))
+
+
 def test_no_relevant_rows_gives_nan_not_crash() -> None:
     indptr, indices = relevant_csr(np.array([], dtype=np.int64), np.array([], dtype=np.int64), 2)
     m = ranking_metrics(np.array([[0, 1], [1, 0]]), indptr, indices, n_catalogue=2)
@@ -62,6 +123,8 @@ def test_no_relevant_rows_gives_nan_not_crash() -> None:
 
 def test_coverage_of_empty_catalogue_is_nan() -> None:
     assert math.isnan(catalogue_coverage(np.zeros((0, 3), dtype=np.int64), 0))
+    assert catalogue_coverage(np.array([[0, -1]]), 1) == 1.0  # a one-item catalogue, recommended
+    assert catalogue_coverage(np.array([[-1, -1]]), 1) == 0.0
 
 
 @settings(max_examples=60, deadline=None)
@@ -78,3 +141,12 @@ def test_ndcg_is_one_for_a_perfect_list_and_within_bounds(n_relevant: int, k: in
     ndcg = ndcg_at_k(hits, np.array([n_relevant, n_relevant]))
     assert ndcg[0] == pytest.approx(1.0)
     assert 0.0 <= ndcg[1] <= 1.0 + 1e-12
+
+
+def test_a_list_cut_at_the_catalogue_scores_as_the_full_k_list() -> None:
+    # Two items in the catalogue, k = 5: the three slots past the catalogue are empty, so misses.
+    indptr, indices = np.array([0, 2]), np.array([0, 1])
+    cut = ranking_metrics(np.array([[1, 0]]), indptr, indices, 2, k=5)
+    padded = ranking_metrics(np.array([[1, 0, -1, -1, -1]]), indptr, indices, 2)
+    assert cut == padded
+    assert cut["precision"] == pytest.approx(2 / 5) and cut["recall"] == 1.0 and cut["ndcg"] == 1.0

@@ -88,6 +88,33 @@ def test_predict_many_and_frame_agree_with_predict(tiny) -> None:
     np.testing.assert_allclose(frame["prediction"].to_numpy(), single, rtol=1e-6)
     with pytest.raises(ConfigError, match="column 'user'"):
         rec.predict_frame(pd.DataFrame({"u": users}))
+    with pytest.raises(ConfigError, match="column 'item'"):
+        rec.predict_frame(pd.DataFrame({"user": users}))
+    with pytest.raises(ConfigError, match="got 2 users but 1 items"):
+        rec.predict_many([10, 20], [100])
+    # Timestamps: one per pair (MF ignores them), else an error.
+    np.testing.assert_array_equal(rec.predict_many(users, items, timestamps=[0, 1, 2, 3]), many)
+    with pytest.raises(ConfigError, match="got 1 timestamps for 4 pairs"):
+        rec.predict_many(users, items, timestamps=[0])
+
+
+def test_predict_many_across_chunks(tiny, monkeypatch) -> None:
+    rec, data, _ = tiny
+    monkeypatch.setattr(recommender_base, "MATMUL_CELLS", 4)  # 4 pairs per chunk
+    users = np.repeat(data.user_ids.raw(np.arange(N_USERS)), 8)
+    items = np.tile(data.item_ids.raw(np.arange(8)), N_USERS)
+    expected = np.clip(_brute_force_scores(rec)[np.repeat(np.arange(N_USERS), 8), np.tile(np.arange(8), N_USERS)],
+                       1, 5)
+    np.testing.assert_allclose(rec.predict_many(users, items), expected, rtol=1e-5)
+
+
+def test_predictions_keep_each_maps_id_type() -> None:
+    frame = pd.DataFrame({"user": ["042", "042", "7", "7"], "item": [5, 6, 5, 6], "rating": [1.0, 2.0, 4.0, 5.0]})
+    data = Ratings.from_frame(frame)
+    rec = Recommender(_mf(data), "mf", data.user_ids, data.item_ids, data.scale, None,
+                      SeenRatings.from_ratings(data))
+    prediction = rec.predict("042", "6")
+    assert (prediction.user, prediction.item) == ("042", 6)
 
 
 def test_unknown_and_untrained_ids_raise_by_default(tiny) -> None:
@@ -98,6 +125,11 @@ def test_unknown_and_untrained_ids_raise_by_default(tiny) -> None:
         rec.predict(10, "nope")
     with pytest.raises(UnknownIdError, match="no training ratings"):
         rec.predict(10, 108)  # in the id map, but never trained
+    # Bulk lookups name the first bad id as written, not as a numpy scalar (np.int64(999)).
+    with pytest.raises(UnknownIdError, match=r"^unknown user id 999$"):
+        rec.predict_frame(pd.DataFrame({"user": [10, 999, 998], "item": [100, 100, 100]}))
+    with pytest.raises(UnknownIdError, match=r"^item id 108 has no training ratings"):
+        rec.predict_many(np.array([10, 20]), np.array([101, 108]))
     with pytest.raises(UnknownIdError):
         rec.recommend(999)
     with pytest.raises(UnknownIdError):
@@ -113,6 +145,11 @@ def test_cold_start_bias_falls_back_and_says_so(tiny) -> None:
     cold_item = rec.predict(20, 108, cold_start="bias")
     assert cold_item.cold_start == "item"
     assert cold_item.prediction == pytest.approx(np.clip(g + bu[data.user_ids.index(20)], 1, 5), abs=1e-5)
+    # The first user and the first item (index 0) have biases too.
+    assert rec.predict(10, 108, cold_start="bias").prediction == pytest.approx(
+        np.clip(g + bu[0], 1, 5), abs=1e-5)
+    assert rec.predict(999, 100, cold_start="bias").prediction == pytest.approx(
+        np.clip(g + bi[0], 1, 5), abs=1e-5)
     both = rec.predict(999, 555, cold_start="bias")
     assert both.cold_start == "both" and both.prediction == pytest.approx(np.clip(g, 1, 5))
     assert both.to_dict()["cold_start"] == "both"
@@ -137,6 +174,13 @@ def test_empirical_fallback_without_model_biases() -> None:
     item_ratings = train.ratings[train.items == i]
     expected = mean + (item_ratings - mean).sum() / (len(item_ratings) + 10.0)
     assert rec.predict(999, 102, cold_start="bias").prediction == pytest.approx(expected, abs=1e-5)
+    # A known user and an untrained item: the user's damped mean offset of what the item offsets leave.
+    counts = np.bincount(train.items, minlength=N_ITEMS)
+    item_offsets = np.bincount(train.items, train.ratings - mean, N_ITEMS) / (counts + 10.0)
+    u = data.user_ids.index(30)
+    residual = (train.ratings - mean - item_offsets[train.items])[train.users == u]
+    expected = mean + residual.sum() / (len(residual) + 10.0)
+    assert rec.predict(30, 108, cold_start="bias").prediction == pytest.approx(expected, abs=1e-5)
 
 
 def test_recommend_equals_brute_force_ranking_and_excludes_seen(tiny) -> None:
@@ -190,6 +234,64 @@ def test_min_ratings_keeps_only_well_rated_items(tiny) -> None:
     assert rec.recommend(10, n=5, min_ratings=0).equals(rec.recommend(10, n=5, min_ratings=1))
 
 
+def test_items_rated_once_are_offered_by_default_and_min_ratings_2_drops_them() -> None:
+    data, train = _data()
+    once = data.item_ids.index(100)
+    first = int(np.flatnonzero(train.items == once)[0])
+    train = train.subset((train.items != once) | (np.arange(len(train)) == first))  # item 100: one rating
+    rec = Recommender(_mf(data), "mf", data.user_ids, data.item_ids, data.scale, None,
+                      SeenRatings.from_ratings(train))
+    others = [u for u in range(N_USERS) if u != train.users[first]]
+    for user in data.user_ids.raw(np.array(others)):
+        assert 100 in rec.recommend(user, n=N_ITEMS)["item"].tolist()
+        assert 100 not in rec.recommend(user, n=N_ITEMS, min_ratings=2)["item"].tolist()
+    lists = rec.recommend_many(data.user_ids.raw(np.array(others)), n=N_ITEMS)
+    assert lists.groupby("user")["item"].apply(lambda items: 100 in set(items)).all()
+    assert 100 not in rec.recommend_many([10, 20], n=N_ITEMS, min_ratings=2)["item"].tolist()
+    # evaluate ranks over the same candidates: a relevant once-rated item is found in a full-length list.
+    user = data.user_ids.raw(others[0])
+    held_out = Ratings.from_frame(pd.DataFrame({"user": [user], "item": [100], "rating": [5.0]}), scale=data.scale)
+    assert rec.evaluate(held_out, k=N_ITEMS).metrics["recall"] == 1.0
+
+
+def test_users_without_training_ratings_are_cold() -> None:
+    """A user in the id map with no training rating is refused, or gets the fallback list when asked."""
+    data, train = _data()
+    cold = data.user_ids.index(70)
+    train = train.subset(train.users != cold)
+    rec = Recommender(_mf(data), "mf", data.user_ids, data.item_ids, data.scale, None,
+                      SeenRatings.from_ratings(train))
+    with pytest.raises(UnknownIdError, match="user id 70 has no training ratings"):
+        rec.recommend(70)
+    with pytest.raises(UnknownIdError, match="user id 70 has no training ratings"):
+        rec.recommend_many([10, 70])
+    with pytest.raises(UnknownIdError, match="user id 70 has no training ratings"):
+        rec.predict(70, 101)
+    fallback = rec.recommend(70, n=3, cold_start="bias")
+    assert fallback.attrs["cold_start"] == "user"
+    _, _, _, bi, _ = _weights(rec)
+    trained = np.flatnonzero(rec.seen.item_counts() > 0)
+    assert fallback["item"].tolist() == data.item_ids.raw(trained[np.argsort(-bi[trained])[:3]]).tolist()
+    assert "cold_start" not in rec.recommend(10, n=3).attrs  # user 10 is index 0, and warm
+
+
+def test_default_list_length_is_ten() -> None:
+    # User 4 rated all 30 items (so all are trained); users 1..3 rated three each: 27 candidates left.
+    frame = pd.DataFrame({"user": [4] * 30 + [1, 1, 1, 2, 2, 2, 3, 3, 3],
+                          "item": list(range(30)) + [0, 1, 2] * 3, "rating": np.arange(39) % 5 + 1.0})
+    data = Ratings.from_frame(frame)
+    rec = Recommender(_mf(data), "mf", data.user_ids, data.item_ids, data.scale, None,
+                      SeenRatings.from_ratings(data))
+    assert len(rec.recommend(1)) == 10
+    assert rec.recommend_many([1, 2, 3]).groupby("user").size().tolist() == [10, 10, 10]
+
+
+def test_recommend_many_of_no_users_is_an_empty_table(tiny) -> None:
+    rec, _, _ = tiny
+    empty = rec.recommend_many([], n=3)
+    assert len(empty) == 0 and list(empty.columns) == ["user", "rank", "item", "title", "score"]
+
+
 def test_recommend_many_matches_recommend_across_chunks(tiny, monkeypatch) -> None:
     rec, data, _ = tiny
     monkeypatch.setattr(recommender_base, "MATMUL_CELLS", 2 * N_ITEMS)  # two users per chunk
@@ -199,6 +301,7 @@ def test_recommend_many_matches_recommend_across_chunks(tiny, monkeypatch) -> No
         single = rec.recommend(user, n=3)
         part = many[many["user"] == user]
         assert part["item"].tolist() == single["item"].tolist()
+        np.testing.assert_array_equal(part["score"].to_numpy(), single["score"].to_numpy())
         assert part["rank"].tolist() == list(range(1, len(single) + 1))
 
 
@@ -214,6 +317,8 @@ def test_n_must_be_a_positive_integer(tiny, bad) -> None:
 def test_rated_vs_predicted(tiny) -> None:
     rec, data, train = tiny
     table = rec.rated_vs_predicted(40)
+    assert list(table.columns) == ["item", "title", "rating", "prediction"]
+    assert table.index.tolist() == list(range(len(table)))
     u = data.user_ids.index(40)
     mine = train.subset(train.users == u)
     assert sorted(table["item"].tolist()) == sorted(data.item_ids.raw(mine.items).tolist())
@@ -297,6 +402,27 @@ def test_evaluate_against_an_independent_computation(tiny) -> None:
     assert m["coverage"] == pytest.approx(len(recommended) / int((rec.seen.item_counts() > 0).sum()))
     with pytest.raises(UnknownIdError, match="no training ratings"):
         rec.evaluate(test_ratings, cold_start="error")
+
+
+def test_evaluate_with_lists_longer_than_the_catalogue(tiny) -> None:
+    """k above the number of trained items: short lists are padded, and the padding is never an item or a hit."""
+    rec, data, train = tiny
+    trained = np.flatnonzero(rec.seen.item_counts() > 0)
+    seen = set(zip(train.users.tolist(), train.items.tolist(), strict=True))
+    unseen = {u: [i for i in trained if (u, i) not in seen] for u in range(N_USERS)}
+    # Every unseen trained item rated 5 by its user: each list of k = 20 holds all of them.
+    pairs = [(u, i) for u in range(N_USERS) for i in unseen[u]]
+    test = Ratings.from_frame(pd.DataFrame({
+        "user": data.user_ids.raw(np.array([u for u, _ in pairs])),
+        "item": data.item_ids.raw(np.array([i for _, i in pairs])),
+        "rating": np.full(len(pairs), 5.0)}), scale=data.scale)
+    m = rec.evaluate(test, k=20).metrics
+    users = [u for u in range(N_USERS) if unseen[u]]
+    assert m["n_ranked_users"] == len(users)
+    assert m["precision"] == pytest.approx(np.mean([len(unseen[u]) / 20 for u in users]))
+    assert m["recall"] == 1.0 and m["ndcg"] == pytest.approx(1.0) and m["hit_rate"] == 1.0
+    recommended = set().union(*(unseen[u] for u in users))
+    assert m["coverage"] == pytest.approx(len(recommended) / len(trained))
 
 
 @settings(max_examples=25, deadline=None)

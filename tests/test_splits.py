@@ -80,6 +80,13 @@ def test_single_splits_are_disjoint_complete_and_seeded(r: Ratings, fraction: fl
         again = make(seed)
         np.testing.assert_array_equal(split.test.users, again.test.users)
         np.testing.assert_array_equal(split.test.items, again.test.items)
+    # Global holdouts: round(fraction * n) test ratings, at least one, never all.
+    n_test = min(max(round(fraction * len(r)), 1), len(r) - 1)
+    assert len(random_split(r, fraction, seed).test) == n_test == len(temporal_split(r, fraction).test)
+    # Per-user holdout: rint(fraction * count) of each user's ratings, keeping one for training.
+    counts = r.user_counts()
+    expected = np.minimum(np.rint(fraction * counts), np.maximum(counts - 1, 0))
+    np.testing.assert_array_equal(user_split(r, test_fraction=fraction, seed=seed).test.user_counts(), expected)
 
 
 @settings(max_examples=30, deadline=None)
@@ -137,9 +144,46 @@ def test_cold_start_counts_by_hand() -> None:
     # Train: users a, b; items 1, 2. Test: (c,1) cold user, (c,3) cold user+item, (b,4) cold item.
     split = make_split(r.subset(~test_mask), r.subset(test_mask), "hand")
     assert (split.cold_users, split.cold_items, split.cold_test_ratings) == (1, 2, 3)
+    assert split.summary() == {"name": "hand", "n_train": 3, "n_test": 3, "cold_users": 1, "cold_items": 2,
+                               "cold_test_ratings": 3}
     warm = drop_cold(split)
     assert len(warm.test) == 0 and (warm.cold_users, warm.cold_items, warm.cold_test_ratings) == (0, 0, 0)
     assert warm.train is split.train
+
+
+def test_cold_counts_are_distinct_users_and_items_not_test_ratings() -> None:
+    """A cold item (or user) with several test ratings counts once in cold_items (cold_users)."""
+    frame = pd.DataFrame(
+        {
+            "user": ["a", "b", "a", "b", "c", "d", "d", "d", "a"],
+            "item": [1, 1, 7, 7, 7, 1, 2, 7, 2],
+            "rating": [1.0, 2.0, 3.0, 4.0, 5.0, 1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    r = Ratings.from_frame(frame)
+    test_mask = np.array([False, False, True, True, True, True, True, True, True])
+    # Train: users a, b; item 1. Test: item 7 (cold) rated by a, b, c, d; item 2 (cold) by d and a;
+    # user c (cold) once, user d (cold) three times. Rows with a cold user or item: all seven.
+    split = make_split(r.subset(~test_mask), r.subset(test_mask), "hand")
+    assert (split.cold_users, split.cold_items, split.cold_test_ratings) == (2, 2, 7)
+    assert split.summary()["cold_items"] == 2 and split.summary()["cold_users"] == 2
+    assert len(drop_cold(split).test) == 0  # every test row involves a cold user or item
+
+
+def test_drop_cold_keeps_exactly_the_warm_test_ratings() -> None:
+    frame = pd.DataFrame(
+        {"user": [1, 1, 2, 2, 1, 2, 3, 2], "item": [10, 20, 10, 30, 30, 40, 10, 20],
+         "rating": [1.0, 2.0, 3.0, 4.0, 5.0, 1.0, 2.0, 3.0]}
+    )
+    r = Ratings.from_frame(frame)
+    test_mask = np.array([False, False, False, False, True, True, True, True])
+    # Train: users 1, 2; items 10, 20, 30. Test rows: (1,30) warm, (2,40) cold item, (3,10) cold user, (2,20) warm.
+    split = make_split(r.subset(~test_mask), r.subset(test_mask), "hand")
+    assert (split.cold_users, split.cold_items, split.cold_test_ratings) == (1, 1, 2)
+    warm = drop_cold(split)
+    users, items = warm.test.user_ids.raw(warm.test.users), warm.test.item_ids.raw(warm.test.items)
+    assert list(zip(users.tolist(), items.tolist(), strict=True)) == [(1, 30), (2, 20)]
+    assert warm.test.ratings.tolist() == [5.0, 3.0] and warm.name == "hand"
 
 
 def test_validation_carved_from_training_only() -> None:
@@ -167,9 +211,29 @@ def test_canonical_splits(ml100k_dir: Path) -> None:
     assert len(ua.test) == 943 * 10  # ua/ub: exactly 10 test ratings per user
 
 
-def test_canonical_split_needs_ml100k_files() -> None:
+def test_canonical_split_needs_ml100k_files(tmp_path: Path) -> None:
+    r = _ratings(5, 5, 10, seed=0)
     with pytest.raises(DataError, match=r"split u1 needs u1\.base and u1\.test"):
-        parse_split("u1", _ratings(5, 5, 10, seed=0))
+        parse_split("u1", r)
+    (tmp_path / "u1.base").write_text("1\t1\t5\t0\n")
+    r.meta["path"] = str(tmp_path)
+    with pytest.raises(DataError, match=r"needs u1\.base and u1\.test of ML-100K in"):
+        parse_split("u1", r)  # the folder has u1.base but no u1.test
+
+
+def test_canonical_split_codes_its_files_with_the_datas_maps(tmp_path: Path) -> None:
+    """User and item ids are coded with their own maps (on ML-100K both run 1..N, which hides a mix-up)."""
+    base = pd.DataFrame({"user": [3, 3, 70, 70], "item": [500, 8, 8, 42], "rating": [1, 2, 3, 4], "ts": [1, 2, 3, 4]})
+    test = pd.DataFrame({"user": [3, 70], "item": [42, 500], "rating": [5, 1], "ts": [5, 6]})
+    base.to_csv(tmp_path / "u1.base", sep="\t", header=False, index=False)
+    test.to_csv(tmp_path / "u1.test", sep="\t", header=False, index=False)
+    r = Ratings.from_frame(pd.concat([base, test]), time_col="ts")
+    r.meta["path"] = str(tmp_path)
+    (split,) = parse_split("u1", r)
+    assert split.train.user_ids is r.user_ids and split.test.item_ids is r.item_ids
+    assert split.test.user_ids.raw(split.test.users).tolist() == [3, 70]
+    assert split.test.item_ids.raw(split.test.items).tolist() == [42, 500]
+    assert split.train.ratings.tolist() == [1, 2, 3, 4] and split.test.timestamps.tolist() == [5, 6]
 
 
 def test_parse_split_grammar() -> None:
@@ -197,9 +261,49 @@ def test_parse_split_grammar() -> None:
         "nonsense",
         "time:",
         "usertime:first2",
+        "random:0.2,0.3",
     ):
         with pytest.raises(ConfigError):
             parse_split(bad, r)
+
+
+def test_fractions_outside_zero_one_and_non_numbers_are_refused() -> None:
+    r = _ratings(10, 10, 40, seed=0)
+    for bad in (0.0, 1.0, -0.5, 1.5, "0.2"):
+        for split in (lambda f: random_split(r, f), lambda f: temporal_split(r, f),
+                      lambda f: user_split(r, test_fraction=f), lambda f: validation_split(r, f)):
+            with pytest.raises(ConfigError, match="between 0 and 1"):
+                split(bad)
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        random_split(r, None)  # type: ignore[arg-type]
+    for bad in (0, -1, 1.0, "2"):
+        with pytest.raises(ConfigError, match="leave_k"):
+            user_split(r, leave_k=bad)
+        with pytest.raises(ConfigError, match="last_k"):
+            user_temporal_split(r, bad)
+    with pytest.raises(ConfigError, match="exactly one"):
+        user_split(r, test_fraction=0.2, leave_k=1)
+
+
+def test_smallest_cases_and_default_seeds() -> None:
+    two = _ratings(1, 2, 2, seed=0)  # one user, two ratings: the least a split takes
+    assert (len(random_split(two, 0.5).train), len(random_split(two, 0.5).test)) == (1, 1)
+    assert len(random_split(two, 0.01).test) == 1 and len(random_split(two, 0.99).train) == 1
+    assert len(user_split(two, leave_k=1).test) == 1 and len(user_temporal_split(two, 1).test) == 1
+    assert len(kfold_splits(two, 2)) == 2
+    r = _ratings(10, 10, 40, seed=1)
+    for split, seeded in ((random_split(r, 0.3), random_split(r, 0.3, seed=0)),
+                          (user_split(r, test_fraction=0.3), user_split(r, test_fraction=0.3, seed=0)),
+                          (kfold_splits(r, 3)[0], kfold_splits(r, 3, seed=0)[0])):
+        np.testing.assert_array_equal(_keys(split.test), _keys(seeded.test))  # the default seed is 0
+    assert [s.name for s in kfold_splits(r)] == [f"kfold:5#{i}" for i in range(1, 6)]
+    np.testing.assert_array_equal(_keys(kfold_splits(r)[2].test), _keys(kfold_splits(r, 5, seed=0)[2].test))
+    assert user_temporal_split(r).name == "usertime:last1"
+    _, valid = validation_split(r)
+    assert len(valid) == round(0.05 * len(r))
+    np.testing.assert_array_equal(_keys(valid), _keys(validation_split(r, 0.05, seed=0)[1]))
+    (parsed,) = parse_split("random:0.3", r)
+    np.testing.assert_array_equal(_keys(parsed.test), _keys(random_split(r, 0.3, seed=0).test))
 
 
 def test_temporal_split_without_timestamps() -> None:
@@ -214,12 +318,24 @@ def test_file_split_builds_maps_on_the_union(tmp_path: Path) -> None:
     train = tmp_path / "train.csv"
     test = tmp_path / "test.csv"
     train.write_text("user,item,rating\nu1,a,4\nu2,a,3\nu1,b,5\n")
-    test.write_text("user,item,rating\nu2,b,2\nu3,c,1\n")
+    test.write_text("user,item,rating\nu2,b,3\nu3,c,4\n")
     split = file_split(train, test)
     assert split.train.n_items == 3 and split.train.item_ids is split.test.item_ids
     assert split.train.user_ids.to_list() == ["u1", "u2", "u3"]
     assert (split.cold_users, split.cold_items, split.cold_test_ratings) == (1, 1, 1)
+    # One scale for both parts: the training file's (3..5); the test file is held to it (see below).
+    assert split.train.scale == split.test.scale
+    assert (split.train.scale.minimum, split.train.scale.maximum) == (3, 5)
     (same,) = parse_split(f"files:{train},{test}", split.train)
     assert len(same.test) == 2
+    commas = tmp_path / "test,v2.csv"  # only the first comma separates the two paths
+    commas.write_text(test.read_text())
+    (same,) = parse_split(f"files:{train},{commas}", split.train)
+    assert len(same.test) == 2 and same.name == "files:train.csv,test,v2.csv"
     with pytest.raises(ConfigError, match="unknown option"):
         file_split(train, test, seperator=",")
+    # The test file is held to the scale the training file spans (3..5 here): a model never scores a 1.
+    test.write_text("user,item,rating\nu2,b,3\nu3,c,1\n")
+    with pytest.raises(DataError, match=r"test\.csv:3: rating 1 is outside the training data's scale 3\.\.5"):
+        file_split(train, test)
+    assert len(file_split(train, test, scale="1,5").test) == 2

@@ -99,7 +99,39 @@ def test_learns_a_low_rank_matrix(lowrank) -> None:
     split = random_split(lowrank, 0.2, seed=0)
     config = train_config_for("svdpp", {"lr": 0.02, "l2": 0.05, "epochs": 100, "patience": 0})
     result = run_experiment(lowrank, split, "svdpp", {"factors": 2}, config, progress=False)
-    assert result.metrics["rmse"] < 0.5 * float(np.std(split.test.ratings))
+    # Measured 0.122..0.135 over seeds 0..4 against a noise floor of 0.1; the test ratings' std is 1.31 and
+    # biases-only scores 1.37 (bench/bounds.py --only svdpp).
+    assert result.metrics["rmse"] < 0.17
+
+
+SIXTEEN_WORKERS = """
+import numpy as np, numba
+from deepmf.data.splits import random_split
+from deepmf.data.synthetic import synthetic_ratings
+from deepmf.experiment import run_experiment, train_config_for
+assert numba.config.NUMBA_NUM_THREADS == 16
+data = synthetic_ratings("lowrank", n_users=60, n_items=50, rank=2, n_observed=2400, noise=0.1, seed=2)
+split = random_split(data, 0.2, seed=0)
+config = train_config_for("svdpp", {"lr": 0.02, "l2": 0.05, "epochs": 100, "patience": 0, "threads": 16,
+                                    "device": "cpu"})
+result = run_experiment(data, split, "svdpp", {"factors": 2}, config, progress=False)
+print(result.to_dict()["engine"], result.metrics["rmse"] / float(np.std(split.test.ratings)))
+"""
+
+
+def test_sixteen_hogwild_workers_still_learn_it() -> None:
+    """What failed on a 16-core GPU machine was the device ("auto" sent SVD++ to the torch engine on CUDA: RMSE
+    1.34), not the race: 16 workers racing on 50 item rows (numba told there are 16 cores) learn as one does."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_NUM_THREADS": "16"}
+    done = subprocess.run([sys.executable, "-c", SIXTEEN_WORKERS], capture_output=True, text=True, env=env,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    engine, relative_rmse = done.stdout.split()
+    assert engine == "svdpp" and float(relative_rmse) < 0.5  # the single-thread test's bound
 
 
 def test_refuses_models_without_implicit_factors(lowrank) -> None:

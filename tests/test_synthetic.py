@@ -65,3 +65,45 @@ def test_every_user_and_item_is_in_the_maps() -> None:
 def test_bad_parameters(kwargs: dict) -> None:
     with pytest.raises(ConfigError):
         synthetic_ratings(**kwargs)
+
+
+def test_noise_floor_and_share_learned() -> None:
+    from deepmf.data.synthetic import LEARNED_SHARE, noise_floor, share_learned
+
+    assert noise_floor(synthetic_ratings("noise", n_observed=100)) == 1.0
+    assert noise_floor(synthetic_ratings("lowrank", n_observed=100, noise=0.5)) == 0.5
+    # RMSE 4.72 against a spread of 5.00 and a floor of 0: 5.6 % of the way, far from "learned".
+    assert share_learned(4.72, 5.0, 0.0) == pytest.approx(0.056)
+    assert share_learned(2.5, 5.0, 0.0) == pytest.approx(LEARNED_SHARE)
+    assert share_learned(1.0, 1.0, 1.0) is None  # nothing to learn
+    assert share_learned(0.99, 1.005, 1.0) is None  # a sample's spread strays a little from the generator's
+
+
+def test_movielens_like_is_shaped_like_ml100k() -> None:
+    from deepmf.data.synthetic import GENRE_SHARES, movielens_like
+
+    data = movielens_like()
+    assert (len(data), data.n_users, data.n_items) == (100_000, 943, 1682)
+    assert set(np.unique(data.ratings)) == {1.0, 2.0, 3.0, 4.0, 5.0}
+    assert 3.4 <= data.ratings.mean() <= 3.7 and 1.0 <= data.ratings.std() <= 1.25  # ML-100K: 3.53, 1.13
+    per_user, per_item = data.user_counts(), data.item_counts()
+    assert per_user.min() >= 20 and per_user.max() >= 8 * np.median(per_user)  # a few very active users
+    assert per_item.max() >= 15 * np.median(per_item) and np.median(per_item) < 60  # a long tail of films
+    pairs = data.users.astype(np.int64) * data.n_items + data.items
+    assert len(np.unique(pairs)) == len(data)  # one rating per (user, item)
+    titles = data.item_table.titles
+    assert len(set(titles)) == len(titles) and all(t.endswith(")") and t[-5:-1].isdigit() for t in titles)
+    assert not [t for t in titles if t[:2] == "A " and t[2] in "AEIOU"]  # "An Electric Machine", not "A Electric"
+    assert any(t.startswith("An ") for t in titles)
+    genres_per_item = data.item_table.genres.sum(axis=1)
+    assert genres_per_item.min() >= 1 and data.item_table.genre_names == tuple(GENRE_SHARES)
+    assert data.meta["edition"] == "generated" and "generated" in data.name
+    np.testing.assert_array_equal(movielens_like(seed=0).ratings, data.ratings)
+    assert not np.array_equal(movielens_like(seed=1).ratings, data.ratings)
+
+
+def test_movielens_like_refuses_impossible_sizes() -> None:
+    from deepmf.data.synthetic import movielens_like
+
+    with pytest.raises(ConfigError, match="20 x n_users"):
+        movielens_like(n_users=100, n_items=100, n_ratings=1000)

@@ -13,6 +13,9 @@ from deepmf.data.splits import make_split, random_split
 from deepmf.errors import ConfigError
 from deepmf.experiment import RunConfig
 from deepmf.testing.conformance import conformance_data
+
+# Optuna is the one search library; a machine without it (the GPU image) skips these and tune says why.
+pytest.importorskip("optuna")
 from deepmf.tune import tune
 
 ONE_THREAD = {"threads": 1, "epochs": 8}
@@ -64,8 +67,40 @@ def test_cli_writes_a_config_for_train(run, data, tmp_path: Path) -> None:
     assert code == 0
     summary = json.loads(stdout)
     assert summary["model"] == "autorec" and len(summary["trials"]) == 2
-    assert json.loads(out.read_text()) == {k: summary[k] for k in ("model", "model_options", "train_options")}
-    code, stdout, _ = run("train", source, "--config", out, "--epochs", "3", "--quiet", "--json")
+    written = json.loads(out.read_text())
+    assert written == {"written_by": "deepmf tune",
+                       **{k: summary[k] for k in ("model", "model_options", "train_options", "tuned_on")}}
+    assert written["tuned_on"] == {"data": source.name, "split": "random:0.2", "seed": 0}
+    code, stdout, err = run("train", source, "--config", out, "--epochs", "3", "--quiet", "--json")
     assert code == 0 and json.loads(stdout)["model"] == "autorec"
+    assert "tuned on" not in err  # the split tune searched on: its test part was never read
+    code, stdout, err = run("train", source, "--config", out, "--split", "random:0.3", "--epochs", "3", "--quiet",
+                            "--json")
+    assert code == 0 and "was tuned on" in err and "random:0.3" in err
     code, _, err = run("tune", source, "--model", "blend", "--trials", "1")
     assert code == 2 and "search space" in err
+
+
+def test_cli_shows_each_trial_unless_json(run, data, tmp_path: Path) -> None:
+    source = tmp_path / "ratings.csv"
+    data.to_frame().to_csv(source, index=False)
+    code, stdout, err = run("tune", source, "--model", "mf", "--trials", "2", "--threads", "1", "--split", "user:0.2")
+    assert code == 0 and "trial 0: validation RMSE" in err and "trial 1: validation RMSE" in err
+    assert "best validation RMSE" in stdout
+    code, stdout, err = run("tune", source, "--model", "mf", "--trials", "1", "--threads", "1", "--json")
+    assert code == 0 and err == "" and json.loads(stdout)["split"] == "random:0.2"
+
+
+def test_cli_fixes_the_options_given_as_flags_in_every_trial(run, data, tmp_path: Path) -> None:
+    source = tmp_path / "ratings.csv"
+    data.to_frame().to_csv(source, index=False)
+    code, stdout, err = run("tune", source, "--model", "deepmf", "--trials", "2", "--threads", "1", "--epochs", "2",
+                            "--layers", "8", "-o", "dropout=0.1", "--lr", "0.02", "--json")
+    assert code == 0, err
+    summary = json.loads(stdout)
+    for record in (*summary["trials"], summary):
+        assert record["model_options"]["layers"] == "8" and record["model_options"]["dropout"] == 0.1
+        assert {"lr": 0.02, "epochs": 2, "threads": 1}.items() <= record["train_options"].items()
+        assert 8 <= record["model_options"]["factors"] <= 128  # searched: not given
+    code, stdout, err = run("tune", source, "--model", "mf", "--trials", "1", "--layers", "8", "--json")
+    assert code == 2 and "model 'mf' does not take --layers 8" in json.loads(stdout)["error"]

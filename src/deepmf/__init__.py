@@ -14,6 +14,8 @@ from deepmf.data.ratings import Ratings, RatingScale
 from deepmf.errors import (
     ConfigError,
     DataError,
+    DataFileError,
+    DataWarning,
     DeepMFError,
     DownloadError,
     ModelFormatError,
@@ -24,6 +26,8 @@ from deepmf.recommender import Recommender
 __all__ = [
     "ConfigError",
     "DataError",
+    "DataFileError",
+    "DataWarning",
     "DeepMFError",
     "DownloadError",
     "IdMap",

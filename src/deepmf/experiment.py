@@ -8,7 +8,10 @@ carved from the training part.
 from __future__ import annotations
 
 import json
+import logging
+import numbers
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,56 +25,93 @@ from deepmf.training.config import TrainConfig
 
 # Validation share carved from training when the model stops early (or steps its LR on plateaus).
 DEFAULT_VALID_FRACTION = 0.05
+_MAX_CONFIG_BYTES = 1 << 20  # a --config file; a tuned one is a few hundred bytes
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
 class RunConfig:
     """What to train: a model name, its options and training options (the JSON of ``--config`` files).
 
-    The file format is ``{"model": "mf", "model_options": {...}, "train_options": {...}}``; every key is
-    optional and unknown keys are refused.
+    The file format is ``{"model": "mf", "model_options": {...}, "train_options": {...}, "tuned_on": {...}}``;
+    every key is optional and unknown keys are refused (except ``written_by``, which ``deepmf tune`` stamps its
+    files with). ``tuned_on`` (written by ``deepmf tune``) names the data, split and seed the options were
+    searched on.
     """
 
     model: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
     train_options: dict[str, Any] = field(default_factory=dict)
+    tuned_on: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> RunConfig:
         """Read a config file; ConfigError naming the file on any problem."""
         source = Path(path)
         try:
+            info = source.stat()
+            # A pipe or device could block or never end; a config file is a few hundred bytes.
+            if not stat.S_ISREG(info.st_mode):
+                raise ConfigError(f"{source}: not a config file (a folder, pipe or device)")
+            if info.st_size > _MAX_CONFIG_BYTES:
+                raise ConfigError(f"{source}: {info.st_size:,} bytes, too large for a config file "
+                                  f"(at most {_MAX_CONFIG_BYTES:,})")
             values = json.loads(source.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file {source} does not exist") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{source}: not a valid JSON config ({exc})") from None
+        except RecursionError:
+            raise ConfigError(f"{source}: not a valid JSON config (nested too deeply)") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: expected a JSON object")
-        unknown = sorted(set(values) - {"model", "model_options", "train_options"})
+        unknown = sorted(set(values) - {"model", "model_options", "train_options", "tuned_on", "written_by"})
         if unknown:
             raise ConfigError(
                 f"{source}: unknown key(s) {', '.join(unknown)} "
-                "(expected model, model_options, train_options)"
+                "(expected model, model_options, train_options, tuned_on)"
             )
         model = values.get("model")
         model_options, train_options = values.get("model_options", {}), values.get("train_options", {})
+        tuned_on = values.get("tuned_on", {})
         if (
             (model is not None and not isinstance(model, str))
             or not isinstance(model_options, dict)
             or not isinstance(train_options, dict)
+            or not isinstance(tuned_on, dict)
         ):
-            raise ConfigError(f"{source}: model must be a string, model_options and train_options objects")
-        return cls(model, dict(model_options), dict(train_options))
+            raise ConfigError(f"{source}: model must be a string, model_options, train_options and tuned_on "
+                              "objects")
+        return cls(model, dict(model_options), dict(train_options), dict(tuned_on), str(source))
+
+    def warn_if_tuned_elsewhere(self, data_name: str, split_name: str, seed: int) -> str | None:
+        """Log (and return) a warning when the options were tuned on other data, another split or another seed:
+        the search may have validated on ratings that are this split's test part."""
+        if not self.tuned_on:
+            return None
+        here = {"data": data_name, "split": split_name, "seed": seed}
+        if all(self.tuned_on.get(key) == value for key, value in here.items()):
+            return None
+        tuned = ", ".join(f"{key} {self.tuned_on.get(key)}" for key in here)
+        message = (f"{self.source or 'the config'} was tuned on {tuned}, not on {data_name}, split {split_name}, "
+                   f"seed {seed}: the search may have validated on this split's test ratings (tune with "
+                   f"--split {split_name} for a test score that nothing was tuned on)")
+        logger.warning(message)
+        return message
 
 
 def train_config_for(model_name: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """The model's tuned training defaults with ``overrides`` on top (None values are ignored)."""
+    """The model's tuned training defaults with ``overrides`` on top (None values are ignored).
+
+    The overrides are what the user chose (``TrainConfig.chosen``): an engine that cannot honour one of them is
+    not used (``deepmf.training.engines.select_engine``).
+    """
     from deepmf.models.registry import default_train_options
 
-    values = default_train_options(model_name)
-    values.update({key: value for key, value in (overrides or {}).items() if value is not None})
-    return TrainConfig.from_dict(values)
+    given = {key: value for key, value in (overrides or {}).items() if value is not None}
+    return TrainConfig.from_dict({**default_train_options(model_name), **given}, chosen=given)
 
 
 def default_valid_fraction(config: TrainConfig) -> float:
@@ -96,7 +136,7 @@ def carve_validation(train: Ratings, valid_fraction: float | None,
         ConfigError: the fraction is outside [0, 1).
     """
     fraction = default_valid_fraction(config) if valid_fraction is None else valid_fraction
-    if not 0 <= fraction < 1:
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 <= fraction < 1:
         raise ConfigError(f"validation fraction must be in [0, 1), got {fraction}")
     if fraction == 0:
         return train, None
@@ -153,7 +193,12 @@ class ExperimentResult:
             "train_seconds": summary.get("train_seconds"),
             "ratings_per_second": summary.get("ratings_per_second"),
             "engine": summary.get("engine"),
+            "engine_note": summary.get("engine_note") or None,
+            "threads": summary.get("threads"),
+            "device": summary.get("device"),
+            "effective_options": summary.get("effective_options"),
             "stopped_early": summary.get("stopped_early"),
+            "world_size": summary.get("world_size", 1),
             "seconds": self.seconds,
             "history": self.recommender.history,
         }
@@ -189,6 +234,7 @@ def run_experiment(
     Raises:
         ConfigError: bad options or fraction; DataError from the split.
     """
+    from deepmf.training.distributed import is_main
     from deepmf.training.fit import train_model
 
     config = train_config if train_config is not None else train_config_for(model_name)
@@ -202,7 +248,7 @@ def run_experiment(
     )
     # Every training rating counts as seen, validation included: the user rated those items.
     recommender = Recommender.from_trained(trained, data, split.train)
-    if len(split.test):
+    if len(split.test) and is_main():  # in a torchrun job rank 0 tests, on the whole test part
         recommender.evaluation = recommender.evaluate(split.test, k=k, relevant_threshold=relevant_threshold)
     return ExperimentResult(
         model_name,

@@ -1,17 +1,22 @@
 """The saved-model format: a folder holding ``model.safetensors`` (every tensor) and ``model.json``.
 
-``model.json`` carries ``format`` ("deepmf-model"), ``format_version``, the writing deepmf version, the
-SHA-256 of the tensor file, and everything else a ``Recommender`` needs as plain JSON (model name and config,
-id maps with their kind, rating scale, titles and genre names, training config, history and summary). Tensors
-are read with safetensors, which parses a JSON header and raw little-endian arrays: loading never executes
-code, unlike pickle.
+``model.json`` carries ``format`` ("deepmf-model", always the first key), ``format_version``, the writing
+deepmf version, the SHA-256 of the tensor file (``weights_sha256``), everything else a ``Recommender`` needs as
+plain JSON (model name and config, id maps with their kind, rating scale, titles and genre names, training
+config, history and summary), and ``checksum``: the SHA-256 of the canonical JSON of all other keys. Since that
+JSON includes ``weights_sha256``, the checksum covers everything that decides an answer: swapping two ids,
+narrowing the scale or editing the config is detected like a changed weight. Tensors are read with
+safetensors, which parses a JSON header and raw little-endian arrays: loading never executes code, unlike
+pickle.
 
-This module checks the *file level* (folder and files present, JSON valid, version known, tensor file intact
-and unchanged since it was written) and offers small typed accessors for the JSON, so that every problem
-becomes a ``ModelFormatError`` naming the folder. ``deepmf.recommender`` checks the *meaning* (shapes against
-the model config, id maps against shapes) before it builds anything, so a bad folder is refused whole, never
-half-loaded. Folders are written with ``fsutil.atomic_directory``: a reader sees the old complete folder or
-the new one.
+This module checks the *file level* (folder and files present, sizes that fit in memory, JSON valid, version
+known, checksums, finite weights) and offers small typed accessors for the JSON, so that every problem becomes
+a ``ModelFormatError`` naming the folder. ``deepmf.recommender`` and ``deepmf.models.registry`` check the
+*meaning* (shapes against the model config, id maps against shapes) before anything is built, so a bad folder
+is refused whole, never half-loaded. Folders are written with ``fsutil.replace_directory`` (a reader sees the
+old complete folder or the new one) and only over a deepmf model folder (``deepmf.folders``).
+
+Format 2 added ``checksum``; format 1 folders are refused with a message to retrain.
 """
 
 from __future__ import annotations
@@ -29,13 +34,15 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from deepmf import __version__
-from deepmf.errors import ModelFormatError
-from deepmf.fsutil import atomic_directory
+from deepmf.errors import ConfigError, ModelFormatError
+from deepmf.folders import CHECKPOINT_DIR, META_FILE, MODEL_FORMAT, WEIGHTS_FILE, check_model_target
+from deepmf.fsutil import as_path, recover, replace_directory, write_new_file
+from deepmf.memory import format_bytes, require
 
-FORMAT = "deepmf-model"
-FORMAT_VERSION = 1
-WEIGHTS_FILE = "model.safetensors"
-META_FILE = "model.json"
+FORMAT = MODEL_FORMAT
+FORMAT_VERSION = 2
+# Parsed JSON takes about this many times its text size in Python objects.
+_JSON_MEMORY_FACTOR = 12
 
 _ALLOWED_DTYPES = {
     torch.float32,
@@ -51,21 +58,41 @@ _ALLOWED_DTYPES = {
 }
 
 
+def canonical_checksum(meta: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON (sorted keys, no spaces) of ``meta`` without its ``checksum`` key."""
+    body = {key: value for key, value in meta.items() if key != "checksum"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def write_model_folder(
-    path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+    path: str | os.PathLike[str],
+    tensors: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    *,
+    overwrite: bool = True,
+    keep_checkpoint: bool = False,
 ) -> Path:
     """Write ``tensors`` and ``meta`` as a model folder, atomically (the folder is replaced whole).
 
     Args:
         path: the folder to create or replace.
         tensors: name -> tensor; copied to CPU.
-        meta: JSON-able metadata; ``format``, ``format_version``, ``deepmf_version``, ``created`` and
-            ``weights_sha256`` are added here.
+        meta: JSON-able metadata; ``format``, ``format_version``, ``deepmf_version``, ``created``,
+            ``weights_sha256`` and ``checksum`` are added here.
+        overwrite: replace an existing deepmf model folder (other existing paths are always refused).
+        keep_checkpoint: carry the existing folder's ``checkpoint/`` into the new one (``train --out``).
 
     Returns:
         The folder path.
+
+    Raises:
+        OutputError: ``path`` is not deepmf's to replace (see ``deepmf.folders``), or the system refused
+            (read-only, permission denied, disk full); the folder is then as it was.
     """
-    target = Path(path)
+    target = as_path(path, "model folder")
+    if not isinstance(overwrite, bool) or not isinstance(keep_checkpoint, bool):
+        raise ConfigError("overwrite and keep_checkpoint must be True or False")
     # clone: safetensors refuses tensors that share storage (tied or sliced parameters).
     blob = save_safetensors(
         {
@@ -81,10 +108,13 @@ def write_model_folder(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "weights_sha256": hashlib.sha256(blob).hexdigest(),
     }
-    text = json.dumps({**header, **meta}, indent=1, allow_nan=False)
-    with atomic_directory(target) as tmp:
-        (tmp / WEIGHTS_FILE).write_bytes(blob)
-        (tmp / META_FILE).write_text(text, encoding="utf-8")
+    document = {**header, **meta}
+    document["checksum"] = canonical_checksum(document)
+    text = json.dumps(document, indent=1, allow_nan=False)
+    with replace_directory(target, check=lambda folder: check_model_target(folder, overwrite=overwrite),
+                           keep=(CHECKPOINT_DIR,) if keep_checkpoint else ()) as tmp:
+        write_new_file(tmp / WEIGHTS_FILE, blob)
+        write_new_file(tmp / META_FILE, text.encode("utf-8"))
     return target
 
 
@@ -96,9 +126,13 @@ def read_model_folder(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Ten
 
     Raises:
         ModelFormatError: folder or file missing, JSON invalid or not an object, unknown format or version,
-            tensor file truncated, corrupted or changed since it was written, unsupported tensor dtype.
+            JSON or tensor file changed since it was written (truncated, corrupted, edited), unsupported tensor
+            dtype, non-finite weights.
+        ResourceError: the files would not fit in the available memory.
     """
-    folder = Path(path)
+    folder = as_path(path, "model folder")
+    if not folder.exists():
+        recover(folder)  # a kill during a save may have left the complete folder under a temp name
     if not folder.exists():
         raise ModelFormatError(f"model folder {folder} does not exist")
     if not folder.is_dir():
@@ -107,14 +141,31 @@ def read_model_folder(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Ten
     for required in (meta_path, weights_path):
         if not required.is_file():
             raise ModelFormatError(f"{folder}: {required.name} is missing; not a deepmf model folder")
+    sizes = {p: p.stat().st_size for p in (meta_path, weights_path)}
+    # The weights are read, then copied into tensors; the JSON grows into Python objects.
+    require(2 * sizes[weights_path] + _JSON_MEMORY_FACTOR * sizes[meta_path],
+            f"loading {folder} ({format_bytes(sum(sizes.values()))} of files)")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFormatError(f"{meta_path}: invalid JSON ({exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ModelFormatError(f"{meta_path}: invalid JSON ({str(exc).splitlines()[0]})") from None
+    except OSError as exc:
+        raise ModelFormatError(f"{meta_path}: cannot read ({exc.strerror})") from None
     if not isinstance(meta, dict):
         raise ModelFormatError(f"{meta_path}: expected a JSON object")
     _check_version(meta, meta_path)
-    blob = weights_path.read_bytes()
+    checksum = get(meta, "checksum", str, meta_path)
+    try:
+        matches = canonical_checksum(meta) == checksum
+    except ValueError:  # NaN or infinity in the JSON: never written by deepmf
+        matches = False
+    if not matches:
+        raise ModelFormatError(f"{meta_path}: contents do not match its checksum (edited, truncated or "
+                               "corrupted since deepmf wrote it)")
+    try:
+        blob = weights_path.read_bytes()
+    except OSError as exc:
+        raise ModelFormatError(f"{weights_path}: cannot read ({exc.strerror})") from None
     expected = get(meta, "weights_sha256", str, meta_path)
     if hashlib.sha256(blob).hexdigest() != expected:
         raise ModelFormatError(
@@ -128,7 +179,18 @@ def read_model_folder(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Ten
     for name, tensor in tensors.items():
         if tensor.dtype not in _ALLOWED_DTYPES:
             raise ModelFormatError(f"{weights_path}: tensor {name!r} has unsupported dtype {tensor.dtype}")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ModelFormatError(f"{weights_path}: tensor {name!r} holds NaN or infinite values")
     return tensors, meta
+
+
+def saved_run_id(path: str | os.PathLike[str]) -> str | None:
+    """The training run id in a model folder's summary (None when absent or unreadable; nothing is verified)."""
+    try:
+        summary = json.loads((Path(path) / META_FILE).read_text(encoding="utf-8")).get("summary") or {}
+        return summary.get("run_id") or None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _check_version(meta: dict[str, Any], meta_path: Path) -> None:

@@ -2,7 +2,10 @@
 
 Figures are built with matplotlib's object API (``matplotlib.figure.Figure``), which renders with the Agg
 backend without touching pyplot's global state, so plotting works headless and never changes the backend of
-the program that imported deepmf. Every PNG is written atomically.
+the program that imported deepmf. Every PNG is written atomically and carries "deepmf" in its Software text
+chunk, so a later run replaces its own pictures and never a user's file of the same name.
+matplotlib is an optional dependency (``deepmf[plots]``): importing this module does not need it, drawing does,
+and says so in one line.
 """
 
 from __future__ import annotations
@@ -14,27 +17,47 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
+from deepmf import __version__
 from deepmf.data.ratings import RatingScale
 from deepmf.errors import ConfigError
-from deepmf.fsutil import atomic_write_bytes
+from deepmf.extras import require
+from deepmf.folders import PNG_SOFTWARE, is_deepmf_png
+from deepmf.fsutil import write_file
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from deepmf.recommender import Recommender
 
 _DPI = 110
-# How many of the most-rated items get their title written on the embedding map (more is unreadable).
-_LABELLED_ITEMS = 12
+# The item map labels at most this many titles, most-rated first, skipping any whose label would overlap one
+# already placed (a dozen readable titles say more than forty on top of each other).
+_LABELLED_ITEMS = 14
+_LABEL_CANDIDATES = 60
+# Colours of the item map: the main genres, then every other item. Okabe & Ito's palette, which stays apart
+# under the common colour-vision deficiencies; "other" is a light grey drawn underneath.
+_MAIN_GENRES = 6
+_PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9")
+_OTHER_COLOUR = "#c8c8c8"
 # Beyond this many rating steps (continuous ratings) the histograms use this many equal-width bins.
 _MAX_BINS = 30
 
 
+def _figure(figsize: tuple[float, float]) -> Figure:
+    """A matplotlib Figure with an Agg canvas (text sizes are measurable before saving)."""
+    figure = require("matplotlib.figure", "drawing plots").Figure
+    canvas = require("matplotlib.backends.backend_agg", "drawing plots").FigureCanvasAgg
+    fig = figure(figsize=figsize)
+    canvas(fig)
+    return fig
+
+
 def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")
-    atomic_write_bytes(path, buffer.getvalue())
-    return Path(path)
+    fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight",
+                metadata={"Software": f"{PNG_SOFTWARE} {__version__}"})
+    return write_file(path, buffer.getvalue(), ours=is_deepmf_png)
 
 
 def plot_learning_curves(
@@ -53,7 +76,7 @@ def plot_learning_curves(
     if not history:
         raise ConfigError("no training history to plot")
     epochs = np.array([record["epoch"] for record in history], dtype=float)
-    fig = Figure(figsize=(6.4, 4.2))
+    fig = _figure((6.4, 4.2))
     ax = fig.subplots()
     for key, label, style in (("train_rmse", "train", "o-"), ("val_rmse", "validation", "s-")):
         values = np.array(
@@ -71,6 +94,7 @@ def plot_learning_curves(
                     xytext=(4, 8),
                     fontsize=8,
                 )
+    ax.xaxis.set_major_locator(require("matplotlib.ticker", "drawing plots").MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("RMSE")
     ax.set_title(title)
@@ -104,7 +128,7 @@ def plot_rating_histograms(
         edges = np.linspace(scale.minimum, scale.maximum, _MAX_BINS + 1)
     else:
         edges = np.append(scale.class_values() - half, scale.maximum + half)
-    fig = Figure(figsize=(6.4, 4.2))
+    fig = _figure((6.4, 4.2))
     ax = fig.subplots()
     ax.hist(
         [actual, predicted],
@@ -134,74 +158,157 @@ def pca_2d(vectors: np.ndarray) -> np.ndarray:
     return coords
 
 
+def main_genres(genres: np.ndarray, genre_names: Sequence[str], n: int = _MAIN_GENRES
+                ) -> tuple[np.ndarray, list[str]]:
+    """Each item's colour group on the item map: one of the ``n`` genres most items have, else "other".
+
+    An item with several of them is put in the one fewest items have, the more telling label (an
+    Action|Drama film is shown as Action, Drama being the commoner genre).
+
+    Args:
+        genres: (n_items, n_genres) multi-hot genre matrix.
+        genre_names: its column names.
+        n: how many genres get a colour of their own.
+
+    Returns:
+        (group of each item: 0..k-1 or -1 for other, the k <= n group names, most common first).
+    """
+    genres = np.asarray(genres, dtype=bool)
+    counts = genres.sum(axis=0)
+    main = [g for g in np.argsort(-counts, kind="stable")[:n] if counts[g] > 0]
+    group = np.full(len(genres), -1, dtype=np.int64)
+    for rank in range(len(main) - 1, -1, -1):  # rarest first, so commoner genres do not overwrite it
+        unset = (group < 0) & genres[:, main[rank]]
+        group[unset] = rank
+    return group, [str(genre_names[g]) for g in main]
+
+
+def non_overlapping(boxes: Sequence[Sequence[tuple[float, float, float, float]]], limit: int,
+                    bounds: tuple[float, float, float, float] | None = None) -> list[tuple[int, int]]:
+    """Greedy label placement: candidates in order, each at the first of its positions that overlaps no label
+    already placed (and lies within ``bounds``), until ``limit`` labels are placed.
+
+    Args:
+        boxes: per candidate, the (x0, y0, x1, y1) box of its label at each position it may take.
+        limit: most labels to place.
+        bounds: (x0, y0, x1, y1) every placed box must lie in.
+
+    Returns:
+        (candidate, position) pairs of the placed labels.
+    """
+    placed: list[tuple[float, float, float, float]] = []
+    chosen: list[tuple[int, int]] = []
+    for candidate, options in enumerate(boxes):
+        if len(chosen) >= limit:
+            break
+        for position, box in enumerate(options):
+            if bounds is not None and not (bounds[0] <= box[0] and box[2] <= bounds[2]
+                                           and bounds[1] <= box[1] and box[3] <= bounds[3]):
+                continue
+            if all(box[2] <= o[0] or o[2] <= box[0] or box[3] <= o[1] or o[3] <= box[1] for o in placed):
+                placed.append(box)
+                chosen.append((candidate, position))
+                break
+    return chosen
+
+
+# Label positions tried around a point, in points: right-above, left-above, right-below, left-below.
+_OFFSETS = ((4, 3, "left", "bottom"), (-4, 3, "right", "bottom"), (4, -3, "left", "top"), (-4, -3, "right", "top"))
+
+
+def item_map_figure(
+    embeddings: np.ndarray,
+    genres: np.ndarray | None,
+    genre_names: Sequence[str],
+    titles: Sequence[str] | None = None,
+    counts: np.ndarray | None = None,
+    title: str = "Item embeddings (PCA)",
+) -> Figure:
+    """The item map as a Figure (``plot_item_map`` saves it; tests inspect it): see ``plot_item_map``."""
+    if len(embeddings) < 2:
+        raise ConfigError("need at least two items to draw an embedding map")
+    coords = pca_2d(embeddings)
+    fig = _figure((9.0, 6.5))
+    ax = fig.subplots()
+    if genres is None:
+        group, names = np.full(len(coords), -1, dtype=np.int64), []
+    else:
+        group, names = main_genres(genres, genre_names)
+    other = group < 0
+    if other.any():
+        ax.scatter(coords[other, 0], coords[other, 1], s=7, color=_OTHER_COLOUR, linewidths=0,
+                   label=f"other ({int(other.sum())})", zorder=1)
+    for rank, name in enumerate(names):
+        mask = group == rank
+        ax.scatter(coords[mask, 0], coords[mask, 1], s=11, color=_PALETTE[rank], alpha=0.85, linewidths=0,
+                   label=f"{name} ({int(mask.sum())})", zorder=2)
+    if titles is not None and counts is not None:
+        _label_points(fig, ax, coords, titles, np.asarray(counts))
+    ax.set_xlabel("principal component 1")
+    ax.set_ylabel("principal component 2")
+    ax.set_title(title)
+    if names or other.any():
+        handles, labels = ax.get_legend_handles_labels()
+        if other.any():  # "other" is drawn first (underneath) but listed last
+            handles, labels = handles[1:] + handles[:1], labels[1:] + labels[:1]
+        ax.legend(handles, labels, title="main genre", fontsize=8, title_fontsize=8, loc="center left",
+                  bbox_to_anchor=(1.01, 0.5), markerscale=1.8, frameon=False)
+    return fig
+
+
+def _label_points(fig: Figure, ax: Any, coords: np.ndarray, titles: Sequence[str], counts: np.ndarray) -> None:
+    """Write the titles of the most-rated items that fit without overlapping (see ``non_overlapping``)."""
+    ax.autoscale_view()
+    ax.set_xlim(ax.get_xlim())  # freeze the limits: labels placed now must stay where they were measured
+    ax.set_ylim(ax.get_ylim())
+    renderer = fig.canvas.get_renderer()
+    candidates = np.argsort(-counts, kind="stable")[:_LABEL_CANDIDATES]
+    texts, boxes = [], []
+    for index in candidates:
+        options, boxes_here = [], []
+        for dx, dy, ha, va in _OFFSETS:
+            text = ax.annotate(_shorten(str(titles[index])), coords[index], xytext=(dx, dy),
+                               textcoords="offset points", fontsize=7, ha=ha, va=va, zorder=3,
+                               bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "alpha": 0.6,
+                                     "linewidth": 0})
+            extent = text.get_window_extent(renderer)
+            options.append(text)
+            boxes_here.append((extent.x0, extent.y0, extent.x1, extent.y1))
+        texts.append(options)
+        boxes.append(boxes_here)
+    frame = ax.get_window_extent(renderer)
+    keep = set(non_overlapping(boxes, _LABELLED_ITEMS, (frame.x0, frame.y0, frame.x1, frame.y1)))
+    for candidate, options in enumerate(texts):
+        for position, text in enumerate(options):
+            if (candidate, position) not in keep:
+                text.remove()
+
+
 def plot_item_map(
     embeddings: np.ndarray,
-    first_genre: np.ndarray,
+    genres: np.ndarray | None,
     genre_names: Sequence[str],
     path: str | os.PathLike[str],
     titles: Sequence[str] | None = None,
     counts: np.ndarray | None = None,
     title: str = "Item embeddings (PCA)",
 ) -> Path:
-    """Scatter of item vectors projected on two principal components, coloured by first genre.
+    """Scatter of item vectors projected on two principal components, coloured by main genre.
+
+    Six colours from a colour-blind-safe palette mark the six genres most items have (an item with several is
+    shown as the least common of them); every other item is a light grey "other". The titles of the most-rated
+    items are written where they do not overlap another label.
 
     Args:
         embeddings: (n, d) item vectors.
-        first_genre: index of each item's first genre, -1 for none.
-        genre_names: names of the genre indices.
+        genres: (n, n_genres) multi-hot genres, or None (every point "other").
+        genre_names: names of the genre columns.
         path: the PNG to write.
         titles: item titles; the most-rated items (by ``counts``) are labelled.
         counts: ratings per item, for choosing the labelled items.
         title: figure title.
     """
-    if len(embeddings) < 2:
-        raise ConfigError("need at least two items to draw an embedding map")
-    coords = pca_2d(embeddings)
-    fig = Figure(figsize=(9.0, 6.5))
-    ax = fig.subplots()
-    colours = _genre_colours(len(genre_names))
-    for genre in np.unique(first_genre):
-        mask = first_genre == genre
-        label = genre_names[genre] if 0 <= genre < len(genre_names) else "no genre"
-        colour = colours[genre] if genre >= 0 else (0.6, 0.6, 0.6, 1.0)
-        ax.scatter(
-            coords[mask, 0],
-            coords[mask, 1],
-            s=9,
-            color=colour,
-            label=f"{label} ({mask.sum()})",
-            alpha=0.75,
-            linewidths=0,
-        )
-    if titles is not None and counts is not None:
-        for index in np.argsort(-np.asarray(counts), kind="stable")[:_LABELLED_ITEMS]:
-            ax.annotate(
-                _shorten(str(titles[index])),
-                coords[index],
-                fontsize=7,
-                xytext=(3, 3),
-                textcoords="offset points",
-            )
-    ax.set_xlabel("principal component 1")
-    ax.set_ylabel("principal component 2")
-    ax.set_title(title)
-    ax.legend(
-        title="first genre",
-        fontsize=7,
-        title_fontsize=8,
-        loc="center left",
-        bbox_to_anchor=(1.01, 0.5),
-        markerscale=1.8,
-        frameon=False,
-    )
-    return _save(fig, path)
-
-
-def _genre_colours(n: int) -> list[tuple[float, float, float, float]]:
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab20"]
-    return [cmap(i % 20) for i in range(max(n, 1))]
+    return _save(item_map_figure(embeddings, genres, genre_names, titles, counts, title), path)
 
 
 def _shorten(text: str, limit: int = 32) -> str:
@@ -244,12 +351,12 @@ def plot_recommender(
         written.append(
             plot_item_map(
                 vectors[trained],
-                table.first_genre[trained],
+                table.genres[trained],
                 table.genre_names,
                 out / f"{prefix}item_map.png",
                 titles=np.asarray(table.titles)[trained],
                 counts=recommender.seen.item_counts()[trained],
-                title=f"{name}: item embeddings (PCA), coloured by first genre",
+                title=f"{name}: item embeddings (PCA), coloured by main genre",
             )
         )
     return written

@@ -3,23 +3,31 @@
 The report is ``report.md`` plus the PNGs of ``deepmf.plots`` in one folder. Everything comes from the
 ``Recommender`` objects (training config, history and summary, and the test evaluation stored with them), so
 ``deepmf train --report``, ``deepmf demo`` and a saved model folder all give the same report. Files are
-written one by one, atomically; other files in the folder are left alone.
+written one by one, atomically; other files in the folder are left alone, and a file of the same name that
+deepmf did not write (``report.md`` without deepmf's first line, a PNG deepmf did not draw) is an error, never
+overwritten. Without matplotlib (the optional ``deepmf[plots]``) the report is written without pictures and says
+how to get them.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from deepmf import __version__
-from deepmf.fsutil import atomic_write_text
+from deepmf.errors import MissingDependencyError, OutputError
+from deepmf.folders import REPORT_HEADER, is_deepmf_report
+from deepmf.fsutil import check_file_target, make_folder, write_file
 from deepmf.plots import plot_recommender
 from deepmf.recommender import Recommender
 
 REPORT_FILE = "report.md"
+
+logger = logging.getLogger(__name__)
 
 # (metric key, column header, format) in the order of the comparison table.
 METRIC_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -63,6 +71,14 @@ def _file_prefix(label: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in label).strip("_") + "_"
 
 
+def check_report_target(out_dir: str | os.PathLike[str]) -> None:
+    """Raise OutputError unless a report can be written into ``out_dir`` (commands call it before training)."""
+    out = Path(out_dir)
+    if os.path.lexists(out) and not out.is_dir():
+        raise OutputError(f"{out} exists and is not a folder; choose another report folder", filename=str(out))
+    check_file_target(out / REPORT_FILE, ours=is_deepmf_report)
+
+
 def write_report(
     out_dir: str | os.PathLike[str],
     models: Recommender | Mapping[str, Recommender] | Sequence[Recommender],
@@ -86,10 +102,12 @@ def write_report(
     Returns:
         Path of ``report.md``.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_report_target(out_dir)  # before drawing anything
+    out = make_folder(out_dir)
+    path = out / REPORT_FILE
     labelled = _label(models)
-    lines = [f"# {title}", ""]
+    missing_plots = ""
+    lines = [REPORT_HEADER, "", f"# {title}", ""]
     facts = [("data", data_name), ("split", split_name), ("deepmf", __version__)]
     lines += [f"- **{key}**: {value}" for key, value in facts if value]
     lines += [f"- {note}" for note in notes]
@@ -117,18 +135,28 @@ def write_report(
         lines += ["", f"## {label}", ""]
         lines += [f"- **model options**: {_options(recommender.model_options)}"]
         if recommender.train_config is not None:
-            lines += [f"- **training options**: {_options(recommender.train_config.to_dict())}"]
+            unused = set(recommender.summary.get("unused_options") or ())  # the engine does not read them
+            options = {k: v for k, v in recommender.train_config.to_dict().items() if k not in unused}
+            lines += [f"- **training options**: {_options(options)}"]
         lines.append("")
         summary = {
-            key: value for key, value in recommender.summary.items() if not isinstance(value, (list, dict))
+            key: value for key, value in recommender.summary.items()
+            if not isinstance(value, (list, dict)) and value != ""
         }
         if summary:
             lines += [", ".join(f"{key}: {_short(value)}" for key, value in summary.items()), ""]
         prefix = _file_prefix(label)
-        for png in plot_recommender(recommender, out, prefix=prefix):
+        try:
+            pictures = plot_recommender(recommender, out, prefix=prefix)
+        except MissingDependencyError as exc:  # the report is still worth having without its pictures
+            if not missing_plots:
+                logger.warning("report without pictures: %s", exc)
+            missing_plots, pictures = str(exc), []
+        for png in pictures:
             lines += [f"![{label}: {png.stem.removeprefix(prefix).replace('_', ' ')}]({png.name})", ""]
-    path = out / REPORT_FILE
-    atomic_write_text(path, "\n".join(lines).rstrip() + "\n")
+    if missing_plots:
+        lines += ["", f"(No pictures: {missing_plots}.)"]
+    write_file(path, ("\n".join(lines).rstrip() + "\n").encode("utf-8"), ours=is_deepmf_report)
     return path
 
 

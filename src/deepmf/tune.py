@@ -4,7 +4,9 @@
 trains on each split's training part minus a validation carve, and scores the trial by the mean validation
 RMSE over the splits (each run's best epoch, as early stopping would keep). Test ratings are never read: a
 split's test part is not even looked at. The best trial becomes a run config
-``{"model": ..., "model_options": {...}, "train_options": {...}}`` that ``deepmf train --config`` reads.
+``{"model": ..., "model_options": {...}, "train_options": {...}, "tuned_on": {...}}`` that
+``deepmf train --config`` reads; ``tuned_on`` names the data, split and seed searched on, so training on another
+split (whose test ratings the search may have validated on) gets a warning.
 """
 
 from __future__ import annotations
@@ -14,16 +16,21 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import optuna
+from typing import TYPE_CHECKING, Any
 
 from deepmf.data.ratings import Ratings
-from deepmf.data.splits import Split, validation_split
+from deepmf.data.splits import Split, check_seed, validation_split
 from deepmf.errors import ConfigError
-from deepmf.fsutil import atomic_write_text
+from deepmf.extras import require
+from deepmf.folders import TUNE_STAMP, is_tuned_config
+from deepmf.fsutil import write_file
+
+if TYPE_CHECKING:
+    import optuna
 
 Options = tuple[dict[str, Any], dict[str, Any]]
+# Share of each training part carved off as validation.
+DEFAULT_VALID_FRACTION = 0.1
 
 
 def _mf(trial: optuna.Trial) -> Options:
@@ -76,6 +83,7 @@ class TuneResult:
         train_options: the best trial's training options (over the model's defaults).
         trials: every trial: number, validation RMSE, options.
         n_valid: validation ratings per split.
+        tuned_on: the data, split and seed the search ran on (``{"data": ..., "split": ..., "seed": ...}``).
     """
 
     model: str
@@ -84,23 +92,31 @@ class TuneResult:
     train_options: dict[str, Any]
     trials: list[dict[str, Any]] = field(default_factory=list)
     n_valid: list[int] = field(default_factory=list)
+    tuned_on: dict[str, Any] = field(default_factory=dict)
 
     def run_config(self) -> dict[str, Any]:
         """The best configuration in the ``--config`` file format."""
-        return {"model": self.model, "model_options": self.model_options, "train_options": self.train_options}
+        return {"model": self.model, "model_options": self.model_options, "train_options": self.train_options,
+                "tuned_on": self.tuned_on}
 
     def write(self, path: str | os.PathLike[str]) -> None:
-        """Write ``run_config()`` as JSON, atomically."""
-        atomic_write_text(path, json.dumps(self.run_config(), indent=2) + "\n")
+        """Write ``run_config()`` as JSON, atomically, stamped ``written_by`` so a later run may replace it.
+
+        Raises:
+            OutputError: ``path`` exists and is not a config deepmf tune wrote, or the system refused.
+        """
+        text = json.dumps({"written_by": TUNE_STAMP, **self.run_config()}, indent=2) + "\n"
+        write_file(path, text.encode("utf-8"), ours=is_tuned_config)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.run_config(), "best_rmse": self.best_rmse, "n_valid": self.n_valid,
                 "trials": self.trials}
 
 
-def tune(data: Ratings, splits: list[Split], model: str, trials: int, *, valid_fraction: float = 0.1,
-         seed: int = 0, fixed_train: dict[str, Any] | None = None,
-         on_trial: Callable[[dict[str, Any]], None] | None = None) -> TuneResult:
+def tune(data: Ratings, splits: list[Split], model: str, trials: int, *,
+         valid_fraction: float = DEFAULT_VALID_FRACTION, seed: int = 0, fixed_model: dict[str, Any] | None = None,
+         fixed_train: dict[str, Any] | None = None,
+         on_trial: Callable[[dict[str, Any]], None] | None = None, split_name: str | None = None) -> TuneResult:
     """Search ``model``'s options by Optuna's TPE sampler; see the module docstring.
 
     Args:
@@ -110,8 +126,10 @@ def tune(data: Ratings, splits: list[Split], model: str, trials: int, *, valid_f
         trials: number of trials.
         valid_fraction: share of each training part carved off as validation.
         seed: seeds the sampler, the carves and every training run.
-        fixed_train: training options applied to every trial on top of the sampled ones (e.g. threads).
+        fixed_model: model options applied to every trial over the sampled ones (e.g. features, layers).
+        fixed_train: training options applied to every trial over the sampled ones (e.g. epochs, threads).
         on_trial: called with each finished trial's record (for progress output).
+        split_name: the spec the splits came from (for ``tuned_on``; default: the splits' names).
 
     Raises:
         ConfigError: unknown or untunable model, trials < 1, a bad fraction, or no splits.
@@ -119,6 +137,7 @@ def tune(data: Ratings, splits: list[Split], model: str, trials: int, *, valid_f
     from deepmf.experiment import train_config_for
     from deepmf.training.fit import train_model
 
+    optuna = require("optuna", "hyperparameter search (deepmf tune)")
     if model not in SEARCH_SPACES:
         raise ConfigError(f"no search space for model {model!r}: "
                           f"tune one of {', '.join(sorted(SEARCH_SPACES))}")
@@ -128,12 +147,14 @@ def tune(data: Ratings, splits: list[Split], model: str, trials: int, *, valid_f
         raise ConfigError(f"validation fraction must be in (0, 1), got {valid_fraction}")
     if not splits:
         raise ConfigError("tune needs at least one split")
+    check_seed(seed)
     carves = [validation_split(split.train, valid_fraction, seed=seed) for split in splits]
     space = SEARCH_SPACES[model]
     records: list[dict[str, Any]] = []
 
     def objective(trial: optuna.Trial) -> float:
         model_options, train_options = space(trial)
+        model_options = {**model_options, **(fixed_model or {})}
         train_options = {**train_options, **(fixed_train or {}), "seed": seed}
         config = train_config_for(model, train_options)
         scores = []
@@ -155,5 +176,6 @@ def tune(data: Ratings, splits: list[Split], model: str, trials: int, *, valid_f
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=trials)
     best = study.best_trial
+    tuned_on = {"data": data.name, "split": split_name or ",".join(s.name for s in splits), "seed": seed}
     return TuneResult(model, float(best.value), dict(best.user_attrs["model_options"]),
-                      dict(best.user_attrs["train_options"]), records, [len(v) for _, v in carves])
+                      dict(best.user_attrs["train_options"]), records, [len(v) for _, v in carves], tuned_on)

@@ -3,7 +3,11 @@ reloads with one worker and with two."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +16,8 @@ import httpx
 import pytest
 
 from deepmf.recommender import Recommender
+
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -41,15 +47,50 @@ def test_serve_binds_loopback_only_by_default(model_dirs, start_server) -> None:
     assert f"http://127.0.0.1:{server.port}" in server.logged()
 
 
+def _serve_command(*args: object) -> list[str]:
+    return [sys.executable, "-c", "from deepmf.cli.app import main; main()", "serve", *map(str, args)]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+
+
 def test_a_bad_folder_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    src = Path(__file__).resolve().parents[2] / "src"
-    result = subprocess.run(
-        [sys.executable, "-c", "from deepmf.cli.app import main; main()", "serve", str(tmp_path / "nothing")],
-        capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"},
-    )
+    result = subprocess.run(_serve_command(tmp_path / "nothing"), capture_output=True, text=True, timeout=120,
+                            env=_env())
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in result.stderr
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(model_dirs) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(_serve_command(model_dirs["mf"], "--port", port, "--json"), capture_output=True,
+                                text=True, timeout=120, env=_env())
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert json.loads(result.stdout) == {"error": f"cannot listen on 127.0.0.1:{port}: Address already in use",
+                                         "exit_code": 2}
+
+
+def test_serve_json_prints_one_object_and_ctrl_c_stops_it(model_dirs) -> None:
+    process = subprocess.Popen(_serve_command(model_dirs["mf"], "--port", 0, "--json"), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        info = json.loads(process.stdout.readline() or "{}")  # once the port is bound
+        assert info["url"].startswith("http://127.0.0.1:") and info["url"] != "http://127.0.0.1:0"
+        assert (info["model"], info["workers"], info["pid"]) == ("mf", 1, process.pid)
+        assert info["users"] == Recommender.load(model_dirs["mf"]).n_users
+        assert httpx.get(f"{info['url']}/health", timeout=10).json()["status"] == "ok"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0 and out == "" and "Traceback" not in err  # nothing after the one object
 
 
 @pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])

@@ -7,11 +7,30 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from deepmf.cli.app import app
 from deepmf.cli.common import console, err_console, print_json
-from deepmf.cli.options import DataArg, JsonOpt, LoaderFlags, option_groups
+from deepmf.cli.options import (
+    DataArg,
+    JsonOpt,
+    LoaderFlags,
+    ModelFlags,
+    QuietOpt,
+    SplitOpt,
+    TrainFlags,
+    ValFractionOpt,
+    option_groups,
+    run_options,
+)
 
 
 @app.command()
@@ -21,32 +40,54 @@ def tune(
     model: Annotated[str, typer.Option("--model", help="Model to tune: mf, deepmf, neumf, svdpp, bayes, "
                                                         "autorec.")] = "mf",
     trials: Annotated[int, typer.Option("--trials", help="Number of Optuna trials.")] = 20,
-    split: Annotated[str, typer.Option("--split", help="Split(s) whose training parts are searched on: u1, "
-                                                        "canonical, random:0.2, kfold:5 ...")] = "random:0.2",
+    split: SplitOpt = None,
+    model_flags: ModelFlags = ModelFlags(),
+    train_flags: TrainFlags = TrainFlags(),
+    val_fraction: ValFractionOpt = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Write the best config (JSON for deepmf train --config).", show_default=False)] = None,
-    val_fraction: Annotated[float, typer.Option(
-        "--val-fraction", help="Share of each training part used as validation.")] = 0.1,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of splits, sampler and training.")] = 0,
-    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads per trial (default: all).",
-                                                show_default=False)] = None,
+    quiet: QuietOpt = False,
     json: JsonOpt = False,
     loader: LoaderFlags = LoaderFlags(),
 ) -> None:
     """Search MODEL's options on validation ratings carved from the training part of SPLIT; test ratings are
-    never read. Prints the trials and writes the best config."""
-    from deepmf.data.splits import parse_split
+    never read. Prints the trials and writes the best config.
+
+    Train with the same --split and --seed to test on ratings no trial saw. Model and training flags (and
+    -o/-t KEY=VALUE) fix those options in every trial; the search varies the others.
+    """
+    from deepmf.data.splits import default_split, parse_split
+    from deepmf.tune import DEFAULT_VALID_FRACTION
     from deepmf.tune import tune as run_tune
 
+    fixed_model, fixed_train = run_options([model], model_flags, train_flags)[model]
+    seed = fixed_train.get("seed", 0)
+    if out is not None:  # before the trials, not after
+        from deepmf.folders import is_tuned_config
+        from deepmf.fsutil import check_file_target
+
+        check_file_target(out, ours=is_tuned_config)
     ratings = loader.load(data)
+    split = split or default_split(ratings)
     splits = parse_split(split, ratings, seed=seed)
+    # One bar on stderr with the best score so far and the time left; nothing under --json or --quiet.
+    with Progress(TextColumn("tune {task.fields[model]}"), MofNCompleteColumn(), BarColumn(),
+                  TextColumn("{task.fields[best]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                  console=err_console, disable=json or quiet, transient=True) as bar:
+        task = bar.add_task("trials", total=trials, model=model, best="")
+        best = float("inf")
 
-    def progress(record: dict[str, Any]) -> None:
-        if not json:
-            err_console.print(f"trial {record['trial']}: validation RMSE {record['val_rmse']:.4f}")
+        def progress(record: dict[str, Any]) -> None:
+            nonlocal best
+            best = min(best, record["val_rmse"])
+            bar.update(task, advance=1, best=f"best validation RMSE {best:.4f}")
+            if not (json or quiet):
+                bar.console.print(f"trial {record['trial']}: validation RMSE {record['val_rmse']:.4f}",
+                                  markup=False)
 
-    result = run_tune(ratings, splits, model, trials, valid_fraction=val_fraction, seed=seed,
-                      fixed_train={"threads": threads} if threads is not None else None, on_trial=progress)
+        result = run_tune(ratings, splits, model, trials, seed=seed, fixed_model=fixed_model,
+                          fixed_train=fixed_train, on_trial=progress, split_name=split,
+                          valid_fraction=DEFAULT_VALID_FRACTION if val_fraction is None else val_fraction)
     if out is not None:
         result.write(out)
     if json:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
 from deepmf.cli.app import app
@@ -69,7 +69,7 @@ def datasets(dir: DirOpt = None, json: JsonOpt = False) -> None:
 @option_groups
 def info(data: DataArg, loader: LoaderFlags = LoaderFlags(), json: JsonOpt = False) -> None:
     """Describe a data set: sizes, rating scale, density, date range, side tables."""
-    from deepmf.data.describe import describe
+    from deepmf.data.describe import describe, scale_text
 
     summary = describe(loader.load(data))
     if json:
@@ -87,11 +87,10 @@ def info(data: DataArg, loader: LoaderFlags = LoaderFlags(), json: JsonOpt = Fal
         ("ratings", f"{summary['n_ratings']:,}"),
         ("users", f"{summary['n_users']:,}"),
         ("items", f"{summary['n_items']:,}"),
+        ("rating scale", scale_text(summary["scale"])),
         (
-            "rating scale",
-            f"{summary['scale']['min']:g} .. {summary['scale']['max']:g} by "
-            f"{summary['scale']['step']:g} (observed {summary['rating_min']:g} .. "
-            f"{summary['rating_max']:g}, mean {summary['rating_mean']:.3f})",
+            "observed ratings",
+            f"{summary['rating_min']:g} .. {summary['rating_max']:g}, mean {summary['rating_mean']:.3f}",
         ),
         ("density", f"{summary['density']:.4%}"),
         ("ratings per user", f"min {per_user['min']}, median {per_user['median']:g}, max {per_user['max']}"),
@@ -127,7 +126,7 @@ def download(
     edition(name)  # an unknown name fails here, before any progress output
     # The bar goes to stderr, and only on a terminal: --json output and logs stay clean.
     with Progress(
-        "[progress.description]{task.description}",
+        TextColumn("{task.description}", style="progress.description", markup=False),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),

@@ -7,8 +7,6 @@ own.
 from __future__ import annotations
 
 import contextlib
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,25 +17,30 @@ from rich.table import Table
 from deepmf.cli.app import app
 from deepmf.cli.common import console, print_json
 from deepmf.cli.options import (
+    ConfigOpt,
     DataArg,
-    DeviceOpt,
-    EpochsOpt,
     JsonOpt,
     LoaderFlags,
+    ModelFlags,
+    ModelOpt,
+    QuietOpt,
+    ReportOpt,
+    SplitOpt,
     ThreadsOpt,
-    given,
+    TrainFlags,
+    ValFractionOpt,
+    flag,
     option_groups,
+    run_options,
 )
+from deepmf.data.describe import scale_record, scale_text
 from deepmf.data.ratings import Ratings
-from deepmf.data.splits import Split, parse_split
+from deepmf.data.scale import ScaleBounds
+from deepmf.data.splits import Split, default_split, parse_split
 from deepmf.errors import ConfigError
+from deepmf.folders import CHECKPOINT_DIR, check_run_folder
+from deepmf.training.distributed import DEFAULT_TIMEOUT, dist_env, process_group
 from deepmf.training.trainer import EpochRecord
-
-CHECKPOINT_SUBDIR = "checkpoint"
-
-
-def _option(*names: str, help: str) -> Any:
-    return typer.Option(*names, help=help, show_default=False)
 
 
 # ---- train ------------------------------------------------------------------------------------------------
@@ -45,99 +48,106 @@ def _option(*names: str, help: str) -> Any:
 @option_groups
 def train(
     data: DataArg,
-    model: Annotated[str | None, _option(
-        "--model", help="Model: mf, deepmf, neumf, svdpp, bayes, autorec, blend or blend:A,B,... (default mf)."
-    )] = None,
-    split: Annotated[str | None, _option("--split", help="Test split: u1..u5, ua, ub, random:0.2, user:0.2, "
-                                                         "time:0.2 ... (default random:0.2).")] = None,
-    test: Annotated[Path | None, _option(
+    model: ModelOpt = None,
+    split: SplitOpt = None,
+    test: Annotated[Path | None, flag(
         "--test", help="A file of test ratings; DATA is then all training data.")] = None,
-    factors: Annotated[int | None, _option("--factors", help="Latent factors / embedding size K.")] = None,
-    user_dim: Annotated[int | None, _option("--user-dim", help="User embedding size (deep models).")] = None,
-    item_dim: Annotated[int | None, _option("--item-dim", help="Item embedding size (deep models).")] = None,
-    layers: Annotated[str | None, _option("--layers", help="MLP widths, e.g. 64,64 (deep models).")] = None,
-    batchnorm: Annotated[bool, _option("--batchnorm", help="Batch norm before each ReLU.")] = False,
-    dropout: Annotated[float | None, _option("--dropout", help="Dropout after each hidden layer.")] = None,
-    no_bias: Annotated[bool, _option("--no-bias", help="No user/item/global biases.")] = False,
-    sigmoid: Annotated[bool, _option("--sigmoid", help="MF: squash output into the rating range.")] = False,
-    features: Annotated[str | None, _option(
-        "--features", help="Side features, comma-separated: genre, genres, user.")] = None,
-    head: Annotated[str | None, _option("--head", help="regression or classification.")] = None,
-    optimizer: Annotated[str | None, _option(
-        "--optimizer", help="sgd, adam, adamw, rmsprop, adagrad, sparse_adam.")] = None,
-    lr: Annotated[float | None, _option("--lr", help="Learning rate.")] = None,
-    weight_decay: Annotated[float | None, _option("--weight-decay", help="Optimizer weight decay.")] = None,
-    l2: Annotated[float | None, _option("--l2", help="Per-batch L2 on the embedding rows used.")] = None,
-    batch_size: Annotated[int | None, _option("--batch-size", help="Ratings per step.")] = None,
-    epochs: EpochsOpt = None,
-    patience: Annotated[int | None, _option(
-        "--patience", help="Early stopping patience in epochs (0: off).")] = None,
-    lr_schedule: Annotated[str | None, _option("--lr-schedule",
-                                               help="none, cosine, step or plateau.")] = None,
-    seed: Annotated[int | None, _option("--seed", help="Seed of split, init, shuffling, dropout.")] = None,
-    device: DeviceOpt = None,
-    engine: Annotated[str | None, _option("--engine", help="auto, torch or numba.")] = None,
-    threads: ThreadsOpt = None,
-    val_fraction: Annotated[float | None, typer.Option(
-        "--val-fraction", help="Share of the training part carved off for validation (default: 0.05 with "
-        "early stopping, else 0).", show_default=False)] = None,
-    config: Annotated[Path | None, _option(
-        "--config", help="JSON file {model, model_options, train_options}; flags override it.")] = None,
-    out: Annotated[Path | None, _option(
+    model_flags: ModelFlags = ModelFlags(),
+    train_flags: TrainFlags = TrainFlags(),
+    val_fraction: ValFractionOpt = None,
+    config: ConfigOpt = None,
+    out: Annotated[Path | None, flag(
         "--out", help="Save the trained model here (checkpoints in OUT/checkpoint).")] = None,
-    resume: Annotated[bool, _option("--resume", help="Continue the run checkpointed in OUT.")] = False,
-    report: Annotated[Path | None, _option("--report",
-                                           help="Write a Markdown report with plots here.")] = None,
-    quiet: Annotated[bool, _option("--quiet", help="No progress bar.")] = False,
+    resume: Annotated[bool, flag("--resume", help="Continue the run checkpointed in OUT.")] = False,
+    force: Annotated[bool, flag(
+        "--force", help="Replace the deepmf model already in OUT (never anything else).")] = False,
+    report: ReportOpt = None,
+    # Help is rich markup: "\\[" keeps "[tensorboard]" from being read as a style tag.
+    tensorboard: Annotated[Path | None, flag(
+        "--tensorboard", help="Also log each epoch's RMSE and speed for TensorBoard in this folder "
+        "(needs pip install 'deepmf\\[tensorboard]').")] = None,
+    quiet: QuietOpt = False,
     json: JsonOpt = False,
+    dist_timeout: Annotated[float, typer.Option(
+        "--dist-timeout", help="Under torchrun: seconds a process waits for the others before the job stops "
+        "(longer than writing one checkpoint).")] = DEFAULT_TIMEOUT,
     loader: LoaderFlags = LoaderFlags(),
 ) -> None:
-    """Train a model on DATA minus the split's test part (or all of DATA with --test FILE), then test it."""
+    """Train a model on DATA minus the split's test part (or all of DATA with --test FILE), then test it.
+
+    Under torchrun (`torchrun --nproc-per-node N -m deepmf train ...`) the N processes train one model
+    data-parallel; process 0 prints, checkpoints, tests and saves it.
+    """
     from deepmf.experiment import RunConfig, run_experiment, train_config_for
 
     if resume and out is None:
         raise ConfigError("--resume needs --out DIR (the run's checkpoint is in DIR/checkpoint)")
+    # Before hours of training, not after; in a torchrun job only process 0 writes, so only it checks and
+    # recovers the folder (the others would race it).
+    if out is not None and dist_env().rank == 0:
+        check_run_folder(out, force=force, resume=resume)
+    if report is not None:
+        from deepmf.report import check_report_target
+
+        check_report_target(report)
     if split is not None and test is not None:
         raise ConfigError("give either --split or --test, not both")
     run_config = RunConfig.read(config) if config is not None else RunConfig()
     model_name = model or run_config.model or "mf"
-    model_options = {**run_config.model_options, **given(
-        factors=factors, user_dim=user_dim, item_dim=item_dim, layers=layers, dropout=dropout, head=head,
-        features=features, batchnorm=batchnorm or None, sigmoid=sigmoid or None,
-        bias=False if no_bias else None)}
-    train_options = {**run_config.train_options, **given(
-        optimizer=optimizer, lr=lr, weight_decay=weight_decay, l2=l2, batch_size=batch_size, epochs=epochs,
-        patience=patience, lr_schedule=lr_schedule, seed=seed, device=device, engine=engine, threads=threads)}
+    model_options, train_options = run_options([model_name], model_flags, train_flags, run_config)[model_name]
     train_config = train_config_for(model_name, train_options)
 
     ratings = loader.load(data)
     if test is not None:
-        chosen = _test_file_split(ratings, loader.load(str(test)), test)
+        # Test ratings follow the training data's scale: a model never scores a 7 against 1..5 stars.
+        held_out = loader.load(str(test), scale=ScaleBounds.of(ratings.scale, "the training data's scale", step=False))
+        chosen = _test_file_split(ratings, held_out, test)
     else:
-        splits = parse_split(split or "random:0.2", ratings, seed=train_config.seed)
+        spec = split or default_split(ratings)
+        splits = parse_split(spec, ratings, seed=train_config.seed)
         if len(splits) != 1:
-            raise ConfigError(f"train needs one split, {split!r} gives {len(splits)}: "
+            raise ConfigError(f"train needs one split, {spec!r} gives {len(splits)}: "
                               "use `deepmf evaluate` for several")
         chosen = splits[0]
+        run_config.warn_if_tuned_elsewhere(ratings.name, spec, train_config.seed)
 
-    checkpoint_dir = out / CHECKPOINT_SUBDIR if out is not None else None
-    result = run_experiment(ratings, chosen, model_name, model_options, train_config,
-                            valid_fraction=val_fraction, progress=not (quiet or json),
-                            checkpoint_dir=checkpoint_dir, resume=resume)
-    if out is not None:
-        with _keep_checkpoint(out):
-            result.recommender.save(out)
+    checkpoint_dir = out / CHECKPOINT_DIR if out is not None else None
+    with contextlib.ExitStack() as stack:
+        env = stack.enter_context(process_group(train_config.device, dist_timeout))
+        on_epoch = None
+        if tensorboard is not None and env.is_main:
+            from deepmf.training.tensorboard import TensorBoardLog
+
+            on_epoch = stack.enter_context(TensorBoardLog(tensorboard, comment=model_name))
+        result = run_experiment(ratings, chosen, model_name, model_options, train_config,
+                                valid_fraction=val_fraction, progress=not (quiet or json),
+                                checkpoint_dir=checkpoint_dir, resume=resume, on_epoch=on_epoch)
+    if not env.is_main:
+        return
+    nothing_to_do = resume and _already_saved(out, result.recommender.summary)  # type: ignore[arg-type]
+    if out is not None and not nothing_to_do:
+        result.recommender.save(out, overwrite=True, keep_checkpoint=True)
     if report is not None:
         from deepmf.report import write_report
 
         write_report(report, {model_name: result.recommender}, data_name=ratings.name,
                      split_name=chosen.name)
-    summary = result.to_dict()
+    summary = {**result.to_dict(), "scale": scale_record(ratings), "nothing_to_do": nothing_to_do}
     if json:
         print_json(summary)
         return
     _print_history([EpochRecord(**r) for r in summary["history"]])
     _print_summary(summary, out, report)
+    if nothing_to_do:
+        console.print(f"nothing to do: the run in {out} had finished all {summary['epochs_run']} epochs and "
+                      "its model was saved", markup=False, soft_wrap=True)
+
+
+def _already_saved(out: Path, summary: dict[str, Any]) -> bool:
+    """True when resuming trained nothing more and OUT's model is this run's (its run id)."""
+    from deepmf.io import saved_run_id
+
+    return summary.get("epochs_run") == summary.get("resumed_from") and saved_run_id(out) == summary["run_id"]
 
 
 def _test_file_split(ratings: Ratings, test: Ratings, path: Path) -> Split:
@@ -148,21 +158,6 @@ def _test_file_split(ratings: Ratings, test: Ratings, path: Path) -> Split:
                  cold_users=len(np.unique(test.users[users < 0])),
                  cold_items=len(np.unique(test.items[items < 0])),
                  cold_test_ratings=int(np.count_nonzero((users < 0) | (items < 0))))
-
-
-@contextlib.contextmanager
-def _keep_checkpoint(out: Path) -> Iterator[None]:
-    """Saving replaces the model folder whole; park OUT/checkpoint beside it meanwhile so it survives."""
-    checkpoint = out / CHECKPOINT_SUBDIR
-    parked = out.parent / f".{out.name}.{CHECKPOINT_SUBDIR}"
-    if checkpoint.is_dir():
-        os.replace(checkpoint, parked)
-    try:
-        yield
-    finally:
-        if parked.is_dir():
-            out.mkdir(parents=True, exist_ok=True)
-            os.replace(parked, checkpoint)
 
 
 def _fmt(value: float | None, spec: str = ".4f") -> str:
@@ -186,6 +181,7 @@ def _print_summary(summary: dict[str, Any], out: Path | None, report: Path | Non
     test = summary["test"]
     rows = [("ratings", f"{summary['n_train']:,} train, {summary['n_valid']:,} validation, "
                         f"{summary['n_test']:,} test ({summary['cold_test_ratings']:,} cold)"),
+            ("rating scale", scale_text(summary["scale"])),
             ("test RMSE", _fmt(test.get("rmse"))), ("test MAE", _fmt(test.get("mae")))]
     if test.get("scored_at_rating_time"):
         rows.append(("scored", "at each test rating's time (the model uses the day of a rating)"))
@@ -196,8 +192,13 @@ def _print_summary(summary: dict[str, Any], out: Path | None, report: Path | Non
             rows.append((f"{key}@{test.get('k')}", _fmt(test[key])))
     rows += [("epochs", f"{summary['epochs_run']} (best {summary['best_epoch']}"
                         f"{', stopped early' if summary['stopped_early'] else ''})"),
-             ("training", f"{summary['train_seconds']:.2f} s, "
-                          f"{summary['ratings_per_second']:,.0f} ratings/s, engine {summary['engine']}")]
+             ("training", f"{summary['train_seconds']:.2f} s, {summary['ratings_per_second']:,.0f} ratings/s, "
+                          f"engine {summary['engine']}"
+                          + (f" on {summary['device']}" if summary.get("device") else "")
+                          + f", {summary['threads']} thread(s)"
+                          + (f", {summary['world_size']} processes" if summary["world_size"] > 1 else ""))]
+    if summary.get("engine_note"):
+        rows.append(("engine", f"{summary['engine']}: {summary['engine_note']}"))
     if out is not None:
         rows.append(("saved", str(out)))
     if report is not None:
@@ -227,11 +228,11 @@ def synthetic(
     epochs: Annotated[int, typer.Option("--epochs", help="Epochs (the tutorial ran 5).")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the data and the training.")] = 0,
     threads: ThreadsOpt = None,
-    quiet: Annotated[bool, _option("--quiet", help="No progress bar.")] = False,
+    quiet: QuietOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Tutorial 000's first experiment: noise teaches nothing; low-rank data is learned by Adam, not SGD."""
-    from deepmf.data.synthetic import synthetic_ratings
+    from deepmf.data.synthetic import LEARNED_SHARE, noise_floor, share_learned, synthetic_ratings
     from deepmf.training.config import TrainConfig
     from deepmf.training.fit import train_model
 
@@ -242,24 +243,37 @@ def synthetic(
     data = synthetic_ratings(kind, seed=seed)  # type: ignore[arg-type]  # validated there
     train_part = data.subset(np.arange(SYNTHETIC_TRAIN))
     valid = data.subset(np.arange(SYNTHETIC_TRAIN, len(data)))
-    config = TrainConfig(optimizer=optimizer, lr=SYNTHETIC_LR[optimizer], momentum=0.0, epochs=epochs,
+    momentum = {"momentum": 0.0} if optimizer == "sgd" else {}  # MXNet's plain SGD; Adam has no momentum term
+    config = TrainConfig(optimizer=optimizer, lr=SYNTHETIC_LR[optimizer], epochs=epochs,
                          batch_size=1000 if kind == "noise" else 100, seed=seed, engine="torch",
-                         threads=threads)
+                         threads=threads, **momentum)
     trained = train_model(model, data, train_part, valid, SYNTHETIC_MODELS[model], config,
                           progress=not (quiet or json))
     history = trained.result.history
     std = float(np.std(valid.ratings))
     final = history[-1].val_rmse
-    # Predicting the mean scores MSE = variance; "learned" means the validation MSE is clearly (5 %) below it.
-    learned = final is not None and final**2 < 0.95 * std**2
+    floor = min(noise_floor(data), std)
+    share = None if final is None else share_learned(final, std, floor)
+    learned = share is not None and share >= LEARNED_SHARE
+    criterion = (f"learned = validation RMSE at least {LEARNED_SHARE:.0%} of the way from predicting the mean "
+                 f"({std:.4f}, the data's standard deviation) to the noise floor ({floor:.4f}), i.e. at most "
+                 f"{std - LEARNED_SHARE * (std - floor):.4f}")
     summary = {"kind": kind, "model": model, "optimizer": optimizer, "lr": config.lr,
                "batch_size": config.batch_size, "n_train": len(train_part), "n_valid": len(valid),
-               "valid_std": std, "history": [vars(r) for r in history], "final_val_rmse": final,
-               "learned": learned}
+               "valid_std": std, "noise_floor": floor, "history": [vars(r) for r in history],
+               "final_val_rmse": final, "share_learned": share, "learned": learned, "criterion": criterion,
+               "threads": trained.result.threads}
     if json:
         print_json(summary)
         return
     _print_history(history)
-    verdict = "learned the structure" if learned else "learned (almost) nothing"
-    console.print(f"{kind} data, {model} with {optimizer} (lr {config.lr}): validation RMSE {_fmt(final)} "
-                  f"vs the data's standard deviation {std:.4f}: {verdict}")
+    if share is None:
+        verdict = "there is no structure to learn (every value is noise), and no model can beat the mean"
+    else:
+        verdict = (f"{share:.0%} of the way to the noise floor: "
+                   + ("learned the structure" if learned else f"not learned in {len(history)} epochs"))
+    console.print(f"{kind} data, {model} with {optimizer} (lr {config.lr}): validation RMSE {_fmt(final)}, "
+                  f"against {std:.4f} for predicting the mean and {floor:.4f} for the generating matrix "
+                  f"(the noise floor); {verdict}.", markup=False)
+    if share is not None:
+        console.print(f"criterion: {criterion}", markup=False)

@@ -1,13 +1,12 @@
-"""Commands that use trained models: predict, recommend, rated, similar, evaluate, compare, plot, demo.
+"""Commands that use trained models: predict, recommend, rated, similar, evaluate, compare, plot.
 
 Each command parses its flags, calls the Python API (``deepmf.recommender``, ``deepmf.experiment``,
-``deepmf.evaluation.cross_validation``, ``deepmf.plots``, ``deepmf.demo``) and prints a rich table, or one
+``deepmf.evaluation.cross_validation``, ``deepmf.plots``) and prints a rich table, or one
 JSON object with ``--json``. Errors are DeepMFErrors: one line on stderr, exit code 2 (see ``cli/common.py``).
 """
 
 from __future__ import annotations
 
-import json as jsonlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,19 +14,25 @@ import pandas as pd
 import typer
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from deepmf.cli.app import app
 from deepmf.cli.common import console, err_console, print_json
 from deepmf.cli.options import (
+    ConfigOpt,
     DataArg,
-    DeviceOpt,
-    DirOpt,
-    EpochsOpt,
     JsonOpt,
+    KOpt,
     LoaderFlags,
-    ThreadsOpt,
-    given,
+    ModelFlags,
+    ModelOpt,
+    QuietOpt,
+    ReportOpt,
+    SplitOpt,
+    TrainFlags,
+    ValFractionOpt,
     option_groups,
+    run_options,
 )
 from deepmf.errors import ConfigError
 
@@ -46,63 +51,6 @@ ColdStartOpt = Annotated[
         help="Unknown ids: error, or bias (global mean + the known side's bias; the answer says so).",
     ),
 ]
-SplitOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--split",
-        help="u1..u5, ua, ub, canonical (u1..u5), kfold:5, "
-        "random:0.2, user:0.2, time:0.2, files:TRAIN,TEST "
-        "(default: u1 for ml-100k, else random:0.2).",
-        show_default=False,
-    ),
-]
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="JSON file {model, model_options, train_options} (e.g. from `deepmf tune`).",
-        show_default=False,
-    ),
-]
-OptionOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "-o",
-        "--option",
-        help="Model option KEY=VALUE (JSON "
-        "values; repeatable). In compare, "
-        "MODEL.KEY=VALUE targets one model.",
-        show_default=False,
-    ),
-]
-TrainOptionOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "-t",
-        "--train-option",
-        help="Training option KEY=VALUE (lr, batch_size, optimizer, ...; repeatable).",
-        show_default=False,
-    ),
-]
-SeedOpt = Annotated[
-    int | None,
-    typer.Option("--seed", help="Seed for split, initialisation and shuffling.", show_default=False),
-]
-EngineOpt = Annotated[
-    str | None, typer.Option("--engine", help="auto, torch, numba, ...", show_default=False)
-]
-ValFractionOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--val-fraction",
-        help="Validation share carved from training data (default: 0.05 with early stopping, else 0).",
-        show_default=False,
-    ),
-]
-KOpt = Annotated[int, typer.Option("-k", "--k", help="List length of the ranking metrics.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
-
-
 # ---- helpers ---------------------------------------------------------------------------------------------
 def _load(model_dir: Path):
     from deepmf.recommender import Recommender
@@ -128,49 +76,6 @@ def _ranked_table(title: str, frame: pd.DataFrame, columns: dict[str, str]) -> T
 
 def _cell(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-def _parse_value(text: str) -> Any:
-    """JSON value, else a comma-separated list of numbers ("64,32"), else the text itself."""
-    try:
-        return jsonlib.loads(text)
-    except ValueError:
-        parts = text.split(",")
-        try:
-            return [jsonlib.loads(p) for p in parts] if len(parts) > 1 else text
-        except ValueError:
-            return text
-
-
-def parse_assignments(pairs: list[str] | None, what: str) -> dict[str, Any]:
-    """``["factors=64", "layers=[64,32]"]`` -> ``{"factors": 64, "layers": [64, 32]}``."""
-    values: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{what} {pair!r} is not KEY=VALUE")
-        values[key.strip()] = _parse_value(text.strip())
-    return values
-
-
-def _default_split(data: Any, split: str | None) -> str:
-    if split:
-        return split
-    return "u1" if data.meta.get("edition") == "ml-100k" else "random:0.2"
-
-
-def _train_overrides(
-    train_option: list[str] | None,
-    epochs: int | None,
-    seed: int | None,
-    device: str | None,
-    engine: str | None,
-    threads: int | None,
-) -> dict[str, Any]:
-    return {
-        **parse_assignments(train_option, "training option"),
-        **given(epochs=epochs, seed=seed, device=device, engine=engine, threads=threads),
-    }
 
 
 METRIC_HEADERS = (
@@ -206,7 +111,8 @@ def predict(
         return
     title = rec.title(rec.item_ids.index(item)) if item in rec.item_ids else ""
     label = f"item {prediction.item}" + (f" ({title})" if title else "")
-    console.print(f"user {prediction.user}, {label}: predicted rating [bold]{prediction.prediction:.3f}[/]")
+    console.print(Text.assemble(f"user {prediction.user}, {label}: predicted rating ",
+                                (f"{prediction.prediction:.3f}", "bold")))
     if prediction.cold_start:
         console.print(
             f"cold start: unknown {prediction.cold_start}, answered with the global mean plus the known "
@@ -240,9 +146,10 @@ def recommend(
     ] = False,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="File for --all-users: Parquet, or CSV if it ends in .csv.", show_default=False),
+        typer.Option("--out", help="File for --all-users: Parquet, or CSV if it ends in .csv (an earlier one "
+                     "deepmf wrote there is replaced; any other file is left alone and is an error).",
+                     show_default=False),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Let --all-users replace an existing --out file.")] = False,
     json: JsonOpt = False,
 ) -> None:
     """A user's top-N items (items they rated in training are skipped unless --include-seen); a new user's
@@ -252,8 +159,8 @@ def recommend(
     if len(modes) != 1:
         raise ConfigError("give exactly one of USER, --new-user FILE or --all-users"
                           + (f" (got {' and '.join(modes)})" if modes else ""))
-    if (out is not None or force) and not all_users:
-        raise ConfigError("--out and --force go with --all-users")
+    if out is not None and not all_users:
+        raise ConfigError("--out goes with --all-users")
     if cold_start != "error" and user is None:
         raise ConfigError("--cold-start applies to a USER id only")
     if new_user is not None:
@@ -263,16 +170,7 @@ def recommend(
         _recommend_new_user(model_dir, new_user, n, min_ratings, json)
         return
     if all_users:
-        if out is None:
-            raise ConfigError("--all-users needs --out FILE (.parquet, or .csv)")
-        summary = _load(model_dir).write_recommendations(
-            out, n=n, min_ratings=min_ratings, exclude_seen=not include_seen, overwrite=force
-        )
-        if json:
-            print_json(summary.to_dict())
-        else:
-            console.print(f"wrote top {n} for {summary.users} users ({summary.rows} rows) to {summary.path} "
-                          f"in {summary.seconds:.1f} s", markup=False)
+        _recommend_all_users(model_dir, out, n, min_ratings, include_seen, json)
         return
     rec = _load(model_dir)
     top = rec.recommend(
@@ -316,6 +214,23 @@ def _recommend_new_user(model_dir: Path, path: Path, n: int, min_ratings: int, j
     if unknown:
         console.print(f"ignored {len(unknown)} rated item(s) the model does not know: "
                       f"{', '.join(map(str, unknown))}", markup=False)
+
+
+def _recommend_all_users(model_dir: Path, out: Path | None, n: int, min_ratings: int, include_seen: bool,
+                         json: bool) -> None:
+    from deepmf.export import export_recommendations, is_deepmf_export
+    from deepmf.fsutil import check_file_target
+
+    if out is None:
+        raise ConfigError("--all-users needs --out FILE (.parquet, or .csv)")
+    check_file_target(out, ours=is_deepmf_export)  # before loading the model
+    summary = export_recommendations(_load(model_dir), out, n=n, min_ratings=min_ratings,
+                                     exclude_seen=not include_seen)
+    if json:
+        print_json(summary.to_dict())
+        return
+    console.print(f"wrote top {n} for {summary.users} users ({summary.rows} rows) to {summary.path} "
+                  f"in {summary.seconds:.1f} s", markup=False)
 
 
 @app.command()
@@ -365,6 +280,7 @@ def similar(
 
 
 @app.command()
+@option_groups
 def plot(
     model_dir: ModelDirArg,
     out: Annotated[
@@ -378,11 +294,11 @@ def plot(
             help="Ratings to draw the actual-vs-predicted "
             "histograms from, when the model folder holds "
             "no test evaluation (file, folder or "
-            "edition).",
+            "edition; read with the column flags).",
             show_default=False,
         ),
     ] = None,
-    dir: DirOpt = None,
+    loader: LoaderFlags = LoaderFlags(),
     json: JsonOpt = False,
 ) -> None:
     """Write learning curves, actual-vs-predicted histograms and an item-embedding map as PNGs."""
@@ -390,7 +306,10 @@ def plot(
 
     rec = _load(model_dir)
     if test is not None:
-        rec.evaluation = rec.evaluate(LoaderFlags(dir=dir).load(test))
+        from deepmf.data.scale import ScaleBounds
+
+        held_out = loader.load(test, scale=ScaleBounds.of(rec.scale, "the model's scale", step=False))
+        rec.evaluation = rec.evaluate(held_out)
     files = plot_recommender(rec, out if out is not None else model_dir / "plots")
     if json:
         print_json({"files": [str(f) for f in files]})
@@ -464,50 +383,44 @@ def _metric(key: str, value: Any) -> str:
 @option_groups
 def evaluate(
     data: DataArg,
-    model: Annotated[
-        str | None, typer.Option("--model", help="Model name (mf, deepmf, neumf, ...).", show_default=False)
-    ] = None,
+    model: ModelOpt = None,
     split: SplitOpt = None,
-    config: ConfigOpt = None,
-    option: OptionOpt = None,
-    train_option: TrainOptionOpt = None,
-    epochs: EpochsOpt = None,
-    seed: SeedOpt = None,
-    device: DeviceOpt = None,
-    engine: EngineOpt = None,
-    threads: ThreadsOpt = None,
+    model_flags: ModelFlags = ModelFlags(),
+    train_flags: TrainFlags = TrainFlags(),
     val_fraction: ValFractionOpt = None,
+    config: ConfigOpt = None,
     k: KOpt = 10,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Save each fold's model under OUT/<fold>.", show_default=False),
     ] = None,
-    loader: LoaderFlags = LoaderFlags(),
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace deepmf models already in OUT/<fold> (never anything else).")
+    ] = False,
     quiet: QuietOpt = False,
     json: JsonOpt = False,
+    loader: LoaderFlags = LoaderFlags(),
 ) -> None:
     """Train one model per fold of a split; report each fold and mean ± std (as Surprise's cross_validate)."""
-    from deepmf.data.splits import parse_split
+    from deepmf.data.splits import default_split, parse_split
     from deepmf.evaluation.cross_validation import cross_validate
     from deepmf.experiment import RunConfig, train_config_for
+    from deepmf.folders import check_model_target
 
     run = RunConfig.read(config) if config is not None else RunConfig()
-    model_name = model or run.model
-    if model_name is None:
-        raise ConfigError("name a model with --model (or in the --config file)")
-    train_values = {
-        **run.train_options,
-        **_train_overrides(train_option, epochs, seed, device, engine, threads),
-    }
-    train_config = train_config_for(model_name, train_values)
-    options = {**run.model_options, **parse_assignments(option, "model option")}
+    model_name = model or run.model or "mf"
+    options, train_options = run_options([model_name], model_flags, train_flags, run)[model_name]
+    train_config = train_config_for(model_name, train_options)
     ratings = loader.load(data)
-    spec = _default_split(ratings, split)
+    spec = split or default_split(ratings)
     splits = parse_split(spec, ratings, seed=train_config.seed)
+    if out is not None:  # before training any fold
+        for chosen in splits:
+            check_model_target(_fold_folder(out, chosen.name), overwrite=force)
 
     def on_fold(result: Any) -> None:
         if out is not None:
-            result.recommender.save(out / result.split.replace("/", "_").replace(":", "_"))
+            result.recommender.save(_fold_folder(out, result.split), overwrite=force)
         if not json:
             err_console.print(f"{result.split}: RMSE {result.metrics.get('rmse', float('nan')):.4f}")
 
@@ -528,6 +441,11 @@ def evaluate(
     console.print(
         _fold_table(f"{model_name} on {ratings.name} ({spec})", cv.folds, "split", k, cv.mean, cv.std)
     )
+
+
+def _fold_folder(out: Path, split_name: str) -> Path:
+    """OUT/<fold>, the fold's name made a folder name ("kfold:5/2" -> "kfold_5_2")."""
+    return out / split_name.replace("/", "_").replace(":", "_")
 
 
 def _split_models(values: list[str]) -> list[str]:
@@ -555,48 +473,42 @@ def compare(
         ),
     ],
     split: SplitOpt = None,
-    option: OptionOpt = None,
-    train_option: TrainOptionOpt = None,
-    epochs: EpochsOpt = None,
-    seed: SeedOpt = None,
-    device: DeviceOpt = None,
-    threads: ThreadsOpt = None,
+    model_flags: ModelFlags = ModelFlags(),
+    train_flags: TrainFlags = TrainFlags(),
     val_fraction: ValFractionOpt = None,
     k: KOpt = 10,
-    report: Annotated[
-        Path | None,
-        typer.Option(
-            "--report",
-            help="Write a Markdown report with plots (first fold's models) to this folder.",
-            show_default=False,
-        ),
-    ] = None,
-    loader: LoaderFlags = LoaderFlags(),
+    report: ReportOpt = None,
     quiet: QuietOpt = False,
     json: JsonOpt = False,
+    loader: LoaderFlags = LoaderFlags(),
 ) -> None:
-    """Train several models on the same split(s) and print their test metrics side by side."""
-    from deepmf.data.splits import parse_split
+    """Train several models on the same split(s) and print their test metrics side by side.
+
+    A model flag (or -o KEY=VALUE) applies to every model and must be one each of them takes; -o MODEL.KEY=VALUE
+    sets an option for one model.
+    """
+    from deepmf.data.splits import default_split, parse_split
     from deepmf.evaluation.cross_validation import cross_validate
     from deepmf.experiment import train_config_for
+    from deepmf.models.registry import check_model_name
 
     names = _split_models(models)
-    common, per_model = {}, {name: {} for name in names}
-    for key, value in parse_assignments(option, "model option").items():
-        target, dot, option_key = key.rpartition(".")
-        if dot and target in per_model:
-            per_model[target][option_key] = value
-        elif dot:
-            raise ConfigError(f"option {key!r} names model {target!r}, which is not in --models")
-        else:
-            common[key] = value
-    overrides = _train_overrides(train_option, epochs, seed, device, None, threads)
-    configs = {
-        name: train_config_for(name, overrides) for name in names
-    }  # refuse bad options before training
+    for name in names:
+        check_model_name(name)  # "blend:mf,gpt" is refused before mf trains, not after
+    options = run_options(names, model_flags, train_flags)
+    # Refuse bad training options before training anything.
+    configs = {name: train_config_for(name, options[name][1]) for name in names}
+    seeds = {config.seed for config in configs.values()}
+    if len(seeds) > 1:
+        raise ConfigError("the models of compare share one split, and so one seed: set it for all of them "
+                          "(--seed), not per model")
+    if report is not None:
+        from deepmf.report import check_report_target
+
+        check_report_target(report)
     ratings = loader.load(data)
-    spec = _default_split(ratings, split)
-    splits = parse_split(spec, ratings, seed=overrides.get("seed", 0))
+    spec = split or default_split(ratings)
+    splits = parse_split(spec, ratings, seed=seeds.pop())
     rows, first_fold = [], {}
     for name in names:
         if not json:
@@ -605,7 +517,7 @@ def compare(
             ratings,
             splits,
             name,
-            {**common, **per_model[name]},
+            options[name][0],
             configs[name],
             valid_fraction=val_fraction,
             k=k,
@@ -620,6 +532,8 @@ def compare(
                 "std": cv.std,
                 "cold_test_ratings": cv.folds[0].get("cold_test_ratings"),
                 "epochs_run": cv.folds[0].get("epochs_run"),
+                "engine": cv.folds[0].get("engine"),
+                "threads": cv.folds[0].get("threads"),
             }
         )
     report_path = None
@@ -648,55 +562,3 @@ def compare(
     )
     if report_path is not None:
         console.print(f"report: {report_path}")
-
-
-# ---- demo ------------------------------------------------------------------------------------------------
-@app.command()
-def demo(
-    out: Annotated[Path, typer.Option("--out", help="Folder for the report and the saved models.")] = Path(
-        "deepmf-report"
-    ),
-    dir: DirOpt = None,
-    json: JsonOpt = False,
-) -> None:
-    """Train MF and deep MF on ML-100K, compare them, recommend, find similar movies, write a report."""
-    from deepmf.demo import run_demo
-
-    say = (lambda _: None) if json else (lambda text: err_console.print(text, markup=False, soft_wrap=True))
-    result = run_demo(out, dir, say=say)
-    if json:
-        print_json(result.to_dict())
-        return
-    rows = [
-        {
-            "model": r.model_name,
-            **r.metrics,
-            "cold_test_ratings": r.cold["cold_test_ratings"],
-            "epochs_run": r.recommender.summary.get("epochs_run"),
-            "train_seconds": r.recommender.summary.get("train_seconds"),
-        }
-        for r in result.results
-    ]
-    k = result.results[0].metrics.get("k", 10)
-    console.print(_fold_table(f"{result.data_name}, split {result.split}: test metrics", rows, "model", k))
-    console.print(
-        _ranked_table(
-            f"Top 10 for user {result.user} ({result.top_model})",
-            result.top,
-            {"item": "item", "title": "title", "score": "predicted"},
-        )
-    )
-    console.print(
-        _ranked_table(
-            f"Most similar to {result.item_title or result.item} ({result.top_model}, cosine)",
-            result.similar,
-            {"item": "item", "title": "title", "score": "cosine"},
-        )
-    )
-    for note in result.notes:
-        console.print(f"note: {note}", markup=False)
-    console.print(
-        f"report: {result.report}   models: {', '.join(str(p) for p in result.models.values())}   "
-        f"({result.seconds:.1f} s)",
-        markup=False,
-    )

@@ -18,13 +18,30 @@ def _spread(counts: np.ndarray) -> dict[str, float]:
     return {"min": int(counts.min()), "median": float(np.median(counts)), "max": int(counts.max())}
 
 
+def scale_record(r: Ratings) -> dict[str, Any]:
+    """The rating scale with where it came from: {min, max, step, source, warning}.
+
+    ``source`` is "edition" (a MovieLens edition's own scale), "declared" (``--scale``), "inferred" (spanned
+    by the values) or None (Ratings built otherwise); ``warning`` is the loader's line about a few ratings far
+    from the rest, or None.
+    """
+    return {**r.scale.to_dict(), "source": r.meta.get("scale_source"), "warning": r.meta.get("scale_warning")}
+
+
+def scale_text(record: dict[str, Any]) -> str:
+    """One line for a human: "1 .. 5 by 1 (inferred from the ratings)"."""
+    source = {"edition": "the edition's", "declared": "declared", "inferred": "inferred from the ratings"}
+    text = f"{record['min']:g} .. {record['max']:g} by {record['step']:g}"
+    return f"{text} ({source[record['source']]})" if record.get("source") in source else text
+
+
 def describe(r: Ratings) -> dict[str, Any]:
     """Sizes, rating scale, density, date range and side tables of ``r``.
 
     Keys: name, edition, path, n_ratings, n_users, n_items, rating_min, rating_max (observed), rating_step
-    (of the scale), rating_mean, scale {min, max, step}, density, ratings_per_user / ratings_per_item
-    {min, median, max}, date_first / date_last (UTC dates or None), user_id_kind, item_id_kind, side_tables
-    {item_titles, genres (count), genre_names, user_demographics}.
+    (of the scale), rating_mean, scale {min, max, step, source, warning} (see ``scale_record``), density,
+    ratings_per_user / ratings_per_item {min, median, max}, date_first / date_last (UTC dates or None),
+    user_id_kind, item_id_kind, side_tables {item_titles, genres (count), genre_names, user_demographics}.
     """
     n_cells = r.n_users * r.n_items
     item_table, user_table = r.item_table, r.user_table
@@ -42,7 +59,7 @@ def describe(r: Ratings) -> dict[str, Any]:
         "rating_max": float(r.ratings.max()) if len(r) else None,
         "rating_step": r.scale.step,
         "rating_mean": r.global_mean,
-        "scale": r.scale.to_dict(),
+        "scale": scale_record(r),
         "density": len(r) / n_cells if n_cells else 0.0,
         "ratings_per_user": _spread(r.user_counts()),
         "ratings_per_item": _spread(r.item_counts()),

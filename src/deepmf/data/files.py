@@ -1,44 +1,46 @@
-"""Reading rating files: delimited text (any separator, ``::`` included) and parquet, fast, with clear errors.
+"""The user's own rating files, and the last step of every loader: raw columns -> Ratings.
 
-Every loader (MovieLens editions, the user's own files, canonical split files) goes through ``read_table`` and
-``RawRatings``: pyarrow parses the bytes (multi-threaded, no per-row Python); only when something is wrong
-do we scan the file in Python to name the offending line. ``read_user_file`` is the user's-own-file front end:
-column flags or header aliases, a sniffed separator, and positional columns for header-less files.
+``read_user_file`` reads CSV/TSV/any separator (plain, gzip or bz2) or parquet: column flags or header aliases,
+a sniffed separator, positional columns for header-less files. ``ratings_from_raw`` builds Ratings from checked
+raw columns: the scale (declared, or inferred with a warning for odd values), id maps, the duplicates policy.
+Opening and sniffing live in ``textfile``, parsing in ``parsing``, naming lines in ``locate``, value checks in
+``columns``, scale rules in ``scale``.
 """
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from deepmf.data.columns import FrameSource, RawRatings, TableSource, TextSource, raw_from_table
 from deepmf.data.idmap import IdMap
+from deepmf.data.parsing import read_table, release_arrow_memory
 from deepmf.data.ratings import Ratings, RatingScale
+from deepmf.data.scale import ScaleBounds, declared_scale, inferred_scale, scale_within
+from deepmf.data.textfile import (
+    PARQUET_MAGIC,
+    TextFormat,
+    check_encoding,
+    check_file,
+    check_text_head,
+    compression,
+    head_lines,
+    magic,
+    sniff_separator,
+)
 from deepmf.errors import ConfigError, DataError
 
 DuplicatePolicy = Literal["error", "last", "mean"]
 DUPLICATE_POLICIES: tuple[str, ...] = ("error", "last", "mean")
-
-# Separators tried when sniffing, most specific first ("::" before ":" never arises: ":" is not a candidate).
-SNIFF_SEPARATORS: tuple[str, ...] = ("::", "\t", ",", ";", "|")
-# A byte never found in MovieLens text: "::" is rewritten to it because pyarrow takes one-byte delimiters.
-_MULTI_SEP_STANDIN = "\x1f"
 PARQUET_SUFFIXES = (".parquet", ".pq")
-# CSV block: pyarrow's default (1 MiB) makes ~500 chunks of a 485 MiB file; bigger blocks also make the
-# streaming reader's type inference (first block) see more rows.
-_BLOCK_BYTES = 8 << 20
-# Rows per slice when validating a column with float64 temporaries (8 MiB each).
-_CHECK_SLICE = 1 << 20
 
 # Header names recognised without flags (lower-cased, spaces and dashes folded to underscores).
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
@@ -72,380 +74,14 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "rating": ("rating", "ratings", "score", "stars", "rate", "overall", "book_rating"),
     "timestamp": ("timestamp", "time", "ts", "date", "datetime", "rated_at", "unix_time", "unixreviewtime"),
 }
+ROLE_FLAGS = {"user": "--user-col", "item": "--item-col", "rating": "--rating-col", "timestamp": "--time-col"}
 
 
-# ---- low-level table reading -------------------------------------------------------------------------------
 def _fold(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", name.strip().lower())
 
 
-def read_head(path: Path, n_bytes: int = 65536) -> str:
-    """First bytes of a text file decoded leniently (BOM removed), for sniffing."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(n_bytes)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return head.decode("utf-8", errors="replace").lstrip("\ufeff")
-
-
-def sniff_separator(path: Path) -> str:
-    """Guess the field separator from the first lines: the candidate found the same number of times in each.
-
-    Raises:
-        DataError: the file is empty or no candidate separator is consistent.
-    """
-    lines = [line for line in read_head(path).splitlines() if line.strip()][:20]
-    if len(lines) > 1:
-        lines = lines[:-1]  # the last line of the sample may be cut mid-way
-    if not lines:
-        raise DataError(f"{path}: empty file")
-    for sep in SNIFF_SEPARATORS:
-        counts = {line.count(sep) for line in lines}
-        if len(counts) == 1 and min(counts) >= 1:
-            return sep
-    # Quoted fields (titles with commas) make counts differ between lines: let the csv module decide.
-    try:
-        return csv.Sniffer().sniff("\n".join(lines), delimiters=",\t;|").delimiter
-    except csv.Error:
-        raise DataError(f"{path}: cannot detect the column separator; pass --sep") from None
-
-
-def _scan_encoding(encoding: str) -> str:
-    # latin-1 decodes any byte, so line counting never fails on the "auto" (UTF-8 or latin-1) encoding.
-    return "latin-1" if encoding == "auto" else encoding
-
-
-def _line_of_row(path: Path, row: int, header: bool, encoding: str) -> int:
-    """1-based file line of data row ``row`` (0-based), skipping header and blank lines as pyarrow does."""
-    seen = -1
-    with open(path, encoding=_scan_encoding(encoding), errors="replace", newline="") as handle:
-        for number, line in enumerate(handle, start=1):
-            if number == 1 and header:
-                continue
-            if line.strip("\r\n") == "":
-                continue
-            seen += 1
-            if seen == row:
-                return number
-    return number if seen >= 0 else 1
-
-
-def _first_bad_field_count(
-    path: Path, sep: str, expected: int, header: bool, encoding: str
-) -> tuple[int, int]:
-    """(line number, field count) of the first line whose number of fields differs from ``expected``."""
-    with open(path, encoding=_scan_encoding(encoding), errors="replace", newline="") as handle:
-        for number, line in enumerate(handle, start=1):
-            text = line.rstrip("\r\n")
-            if text == "" or (number == 1 and header):
-                continue
-            fields = next(csv.reader([text], delimiter=sep), []) if len(sep) == 1 else text.split(sep)
-            if len(fields) != expected:
-                return number, len(fields)
-    return 0, 0
-
-
-@dataclass(frozen=True)
-class TextFormat:
-    """How a delimited text file is laid out.
-
-    Attributes:
-        sep: field separator (one character, or "::").
-        header: whether the first line names the columns.
-        names: column names to use when there is no header (None: "f0", "f1", ...).
-        encoding: text encoding ("utf-8", "latin-1").
-        quoted: whether fields may be quoted (False for MovieLens ``::`` files, where titles contain quotes).
-    """
-
-    sep: str
-    header: bool
-    names: tuple[str, ...] | None = None
-    encoding: str = "utf-8"
-    quoted: bool = True
-
-
-def read_table(path: Path, fmt: TextFormat, column_types: dict[str, pa.DataType] | None = None) -> pa.Table:
-    """Parse a delimited file with pyarrow (multi-threaded). Malformed lines raise DataError naming the line.
-
-    ``fmt.encoding == "auto"`` decodes UTF-8 and falls back to latin-1 (MovieLens side files vary by edition).
-
-    Raises:
-        DataError: missing/unreadable/empty file, a line with the wrong number of fields, a value pyarrow
-            cannot convert.
-    """
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: empty file")
-    source: str | pa.BufferReader = str(path)
-    sep = fmt.sep
-    if fmt.encoding.lower().replace("-", "") != "utf8" or len(sep) > 1:
-        data = path.read_bytes()
-        # Transcode here rather than with pyarrow's ``encoding`` option: that one runs a Python codec on
-        # pyarrow's reader threads, which intermittently aborts the interpreter at exit.
-        if fmt.encoding == "auto":
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError:
-                data = data.decode("latin-1").encode("utf-8")
-        elif fmt.encoding.lower().replace("-", "") != "utf8":
-            try:
-                data = data.decode(fmt.encoding).encode("utf-8")
-            except (UnicodeDecodeError, LookupError) as exc:
-                raise DataError(f"{path}: cannot decode as {fmt.encoding} ({exc})") from None
-        if len(sep) > 1:
-            # pyarrow's delimiter is one byte: rewrite the multi-byte separator in memory (one C-speed pass).
-            data = data.replace(sep.encode(), _MULTI_SEP_STANDIN.encode())
-            sep = _MULTI_SEP_STANDIN
-        # Hand pyarrow a buffer it owns: reading threads that hold a Python ``bytes`` object can abort the
-        # interpreter at exit when torch is loaded (seen with pyarrow 26 + torch 2.13).
-        sink = pa.BufferOutputStream()
-        sink.write(data)
-        del data
-        source = sink.getvalue()
-    read_options = pacsv.ReadOptions(
-        column_names=None if fmt.header else (list(fmt.names) if fmt.names else None),
-        autogenerate_column_names=not fmt.header and not fmt.names,
-        block_size=_BLOCK_BYTES,
-    )
-    parse_options = pacsv.ParseOptions(delimiter=sep, quote_char='"' if fmt.quoted else False)
-    convert_options = pacsv.ConvertOptions(column_types=column_types or {}, strings_can_be_null=True)
-    options = {"read_options": read_options, "parse_options": parse_options, "convert_options": convert_options}
-
-    def reopen() -> str | pa.BufferReader:
-        return pa.BufferReader(source) if isinstance(source, pa.Buffer) else source
-
-    try:
-        try:
-            # Block by block: the peak is about the table itself. ``read_csv`` held the whole file and its
-            # parse at once (1.3 GiB of pyarrow memory for a 20M-row, 485 MiB CSV whose table is 0.6 GiB).
-            table = pacsv.open_csv(reopen(), **options).read_all()
-        except pa.ArrowInvalid:
-            # The streaming reader fixes each column's type from the first block, so a column that changes
-            # type further down (integer ratings, then a 3.5), or a malformed file, fails there. read_csv
-            # infers types from the whole column and reports errors as it always did.
-            table = pacsv.read_csv(reopen(), **options)
-    except pa.ArrowInvalid as exc:
-        raise _explain_arrow_error(path, fmt, str(exc)) from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not valid {fmt.encoding} text") from None
-    finally:
-        # pyarrow's allocator keeps freed parse buffers for reuse; nothing here reuses them: give them back.
-        release_arrow_memory()
-    if fmt.encoding == "utf-8" and any(pa.types.is_binary(t) for t in table.schema.types):
-        # pyarrow types text that is not valid UTF-8 as binary: read it again as latin-1, which every byte is.
-        return read_table(path, replace(fmt, encoding="auto"), column_types)
-    return table
-
-
-def release_arrow_memory() -> None:
-    """Return the memory pyarrow's allocator keeps cached after tables are freed to the OS.
-
-    Its pool (mimalloc) keeps freed buffers for reuse; after loading, nothing reuses them, and at 20M ratings
-    they held over 1 GiB of resident memory for the rest of the process.
-    """
-    pa.default_memory_pool().release_unused()
-
-
-def _explain_arrow_error(path: Path, fmt: TextFormat, message: str) -> DataError:
-    expected = re.search(r"Expected (\d+) columns, got (\d+)", message)
-    if expected:
-        line, got = _first_bad_field_count(path, fmt.sep, int(expected.group(1)), fmt.header, fmt.encoding)
-        if line:
-            return DataError(f"{path}:{line}: expected {expected.group(1)} fields, found {got}")
-    if "Empty CSV file" in message:
-        return DataError(f"{path}: empty file")
-    row = re.search(r"Row #(\d+)", message)
-    detail = (
-        message.splitlines()[0].replace("CSV parse error: ", "").replace("CSV conversion error", "bad value")
-    )
-    if row:
-        return DataError(f"{path}:{row.group(1)}: {detail}")
-    return DataError(f"{path}: {detail}")
-
-
-# ---- raw ratings: validated columns of raw ids -------------------------------------------------------------
-@dataclass(frozen=True)
-class RawRatings:
-    """Validated rating columns in raw ids, before id maps are built.
-
-    ``line(row)`` names the file line of a row, for error messages; it is only called on the error path.
-    """
-
-    users: np.ndarray
-    items: np.ndarray
-    ratings: np.ndarray
-    timestamps: np.ndarray | None
-    path: Path
-    header: bool = False
-    encoding: str = "utf-8"
-    is_text: bool = True
-
-    def __len__(self) -> int:
-        return len(self.ratings)
-
-    def where(self, row: int) -> str:
-        """``file:line`` (text) or ``file: row N`` (parquet) of a 0-based data row."""
-        if self.is_text:
-            return f"{self.path}:{_line_of_row(self.path, row, self.header, self.encoding)}"
-        return f"{self.path}: row {row + 1}"
-
-    def position(self, row: int) -> str:
-        """``line N`` (text) or ``row N`` (parquet) of a 0-based data row."""
-        if self.is_text:
-            return f"line {_line_of_row(self.path, row, self.header, self.encoding)}"
-        return f"row {row + 1}"
-
-    def take(self, index: np.ndarray) -> RawRatings:
-        ts = None if self.timestamps is None else self.timestamps[index]
-        return RawRatings(
-            self.users[index],
-            self.items[index],
-            self.ratings[index],
-            ts,
-            self.path,
-            self.header,
-            self.encoding,
-            self.is_text,
-        )
-
-
-def _to_numpy(column: pa.ChunkedArray, dtype: type) -> np.ndarray:
-    """A null-free numeric column as one numpy array of ``dtype``, filled chunk by chunk.
-
-    ``ChunkedArray.to_numpy`` first concatenates the chunks in pyarrow memory and a dtype change copies
-    again; this makes the one array that is kept.
-    """
-    out = np.empty(len(column), dtype=dtype)
-    start = 0
-    for chunk in column.chunks:
-        out[start : start + len(chunk)] = chunk.to_numpy(zero_copy_only=False)
-        start += len(chunk)
-    return out
-
-
-def _id_column(column: pa.ChunkedArray, what: str, where) -> np.ndarray:
-    """Raw ids as int32 or int64 integers (integers, or integral floats) or as str objects; nulls are refused.
-
-    Integer ids that fit in int32 (every MovieLens edition's) are kept as int32: half the memory.
-    """
-    if column.null_count:
-        row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
-        raise DataError(f"{where(row)}: empty {what} id")
-    kind = column.type
-    if pa.types.is_integer(kind):
-        bounds = pc.min_max(column)
-        low, high = bounds["min"].as_py(), bounds["max"].as_py()
-        fits = low is not None and np.iinfo(np.int32).min <= low and high <= np.iinfo(np.int32).max
-        return _to_numpy(column, np.int32 if fits else np.int64)
-    if pa.types.is_floating(kind):
-        values = column.to_numpy()
-        if np.all(np.isfinite(values)) and np.all(values == np.round(values)):
-            return values.astype(np.int64)
-    values = column.cast(pa.string()).to_numpy(zero_copy_only=False)
-    return np.asarray(values, dtype=object)
-
-
-def _rating_column(column: pa.ChunkedArray, where) -> np.ndarray:
-    """Ratings as float32; empty, NaN and non-numeric values are refused with their line."""
-    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-        values = np.empty(len(column), dtype=np.float32)
-        start = 0
-        for chunk in column.chunks:  # chunk by chunk: no float64 copy of the whole column
-            part = chunk.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)  # nulls arrive as NaN
-            bad = ~np.isfinite(part)
-            if bad.any():
-                row = start + int(np.flatnonzero(bad)[0])
-                is_null = column.null_count and bool(column.is_null().to_numpy(zero_copy_only=False)[row])
-                problem = "missing rating (empty or NaN)" if is_null else "infinite rating"
-                raise DataError(f"{where(row)}: {problem}")
-            values[start : start + len(part)] = part
-            start += len(part)
-        return values
-    text = pd.Series(column.to_numpy(zero_copy_only=False), dtype=object)
-    numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(numbers)
-    row = int(np.flatnonzero(bad)[0])
-    value = text.iloc[row]
-    if value is None or str(value).strip() == "":
-        raise DataError(f"{where(row)}: missing rating (empty or NaN)")
-    raise DataError(f"{where(row)}: rating {str(value)!r} is not a number")
-
-
-def _time_column(column: pa.ChunkedArray, where) -> np.ndarray:
-    """Timestamps as int64 unix seconds from integers, floats, arrow timestamps or date strings."""
-    if column.null_count:
-        row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
-        raise DataError(f"{where(row)}: empty timestamp")
-    kind = column.type
-    if pa.types.is_integer(kind):
-        return _to_numpy(column, np.int64)
-    if pa.types.is_floating(kind):
-        values = column.to_numpy()
-        if not np.all(np.isfinite(values)):
-            raise DataError(f"{where(int(np.flatnonzero(~np.isfinite(values))[0]))}: non-finite timestamp")
-        return values.astype(np.int64)
-    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
-        seconds = pc.cast(pc.cast(column, pa.timestamp("s")), pa.int64())
-        return seconds.to_numpy().astype(np.int64, copy=False)
-    text = pd.Series(column.to_numpy(zero_copy_only=False), dtype=object)
-    parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{where(row)}: timestamp {text.iloc[row]!r} is neither a number nor a date")
-    return (parsed.astype("datetime64[s, UTC]").astype("int64")).to_numpy(dtype=np.int64)
-
-
-def raw_from_table(
-    table: pa.Table,
-    path: Path,
-    *,
-    user: str,
-    item: str,
-    rating: str,
-    time: str | None,
-    header: bool,
-    encoding: str = "utf-8",
-    is_text: bool = True,
-) -> RawRatings:
-    """Validate the four columns of a parsed table and return them as RawRatings."""
-    shell = RawRatings(np.empty(0), np.empty(0), np.empty(0), None, path, header, encoding, is_text)
-    where = shell.where
-    if table.num_rows == 0:
-        raise DataError(f"{path}: no ratings")
-    users = _id_column(table.column(user), "user", where)
-    items = _id_column(table.column(item), "item", where)
-    ratings = _rating_column(table.column(rating), where)
-    timestamps = _time_column(table.column(time), where) if time else None
-    return RawRatings(users, items, ratings, timestamps, path, header, encoding, is_text)
-
-
 # ---- from raw ids to Ratings -------------------------------------------------------------------------------
-def check_scale(raw: RawRatings, scale: RatingScale) -> None:
-    """Refuse ratings outside ``scale`` or off its step grid, naming the first offending line."""
-    tol = 1e-6
-    # In slices: float64 temporaries of a 20M-row column would cost several hundred MiB at once.
-    for begin in range(0, len(raw.ratings), _CHECK_SLICE):
-        values = raw.ratings[begin : begin + _CHECK_SLICE].astype(np.float64)
-        outside = (values < scale.minimum - tol) | (values > scale.maximum + tol)
-        if outside.any():
-            row = int(np.flatnonzero(outside)[0])
-            raise DataError(
-                f"{raw.where(begin + row)}: rating {values[row]:g} is outside the scale "
-                f"{scale.minimum:g}..{scale.maximum:g}"
-            )
-        steps = (values - scale.minimum) / scale.step
-        off = np.abs(steps - np.round(steps)) > 1e-4
-        if off.any():
-            row = int(np.flatnonzero(off)[0])
-            raise DataError(
-                f"{raw.where(begin + row)}: rating {values[row]:g} is not a multiple of the scale step "
-                f"{scale.step:g} from {scale.minimum:g}"
-            )
-
-
 def _has_repeats(key: np.ndarray) -> bool:
     """Whether any value of ``key`` occurs twice: a sorted copy, compared with itself shifted by one.
 
@@ -480,11 +116,13 @@ def resolve_duplicates(
         return users, items, raw
     dup = pd.Index(key).duplicated(keep="first")
     if policy == "error":
+        python = isinstance(raw.source, FrameSource)
+        choice = "duplicates='last' or 'mean'" if python else "--duplicates last or mean"
         second = int(np.flatnonzero(dup)[0])
         first = int(np.flatnonzero(key == key[second])[0])
         raise DataError(
             f"{raw.where(second)}: duplicate rating of user {_show(raw.users[second])} for item "
-            f"{_show(raw.items[second])} (first at {raw.position(first)}); choose --duplicates last or mean"
+            f"{_show(raw.items[second])} (first at {raw.position(first)}); choose {choice}"
         )
     if policy == "last":
         keep = np.flatnonzero(~pd.Index(key).duplicated(keep="last"))
@@ -492,48 +130,46 @@ def resolve_duplicates(
     codes, _ = pd.factorize(key)
     keep = np.flatnonzero(~dup)  # first row of each pair, in the order factorize numbered them
     mean = np.bincount(codes, weights=raw.ratings.astype(np.float64)) / np.bincount(codes)
-    merged = raw.take(keep)
     ts = None
     if raw.timestamps is not None:
         ts = pd.Series(raw.timestamps).groupby(codes).max().to_numpy(dtype=np.int64)
-    merged = RawRatings(
-        merged.users,
-        merged.items,
-        mean.astype(np.float32),
-        ts,
-        raw.path,
-        raw.header,
-        raw.encoding,
-        raw.is_text,
-    )
-    return users[keep], items[keep], merged
+    return users[keep], items[keep], raw.take(keep).with_values(mean.astype(np.float32), ts)
 
 
 def ratings_from_raw(
     raw: RawRatings,
     *,
     duplicates: str = "error",
-    scale: RatingScale | None = None,
+    scale: ScaleBounds | RatingScale | None = None,
+    scale_source: str = "declared",
     name: str = "",
     user_ids: IdMap | None = None,
     item_ids: IdMap | None = None,
 ) -> Ratings:
-    """Build Ratings from validated raw columns: id maps (or given ones), scale check, duplicate policy.
+    """Build Ratings from validated raw columns: the scale, id maps (or given ones), the duplicate policy.
 
     Args:
         raw: validated columns.
         duplicates: "error" | "last" | "mean".
-        scale: the declared scale; None detects it from the values.
+        scale: the declared scale (ratings outside it are refused); None infers it from the values.
+        scale_source: what a given ``scale`` is, for ``meta["scale_source"]``: "declared", "edition", ...
         name: ``Ratings.name``.
         user_ids, item_ids: existing maps to code the ids with (unknown ids raise DataError); None: build.
+
+    Returns:
+        Ratings whose ``meta`` holds ``scale_source`` ("inferred" when no scale was given) and
+        ``scale_warning`` (the warning about odd ratings of an inferred scale, or None).
     """
     # The parsed table is gone by now (its columns were copied out); give pyarrow's cached buffers back before
     # the id maps' temporaries need the memory.
     release_arrow_memory()
-    if scale is not None:
-        check_scale(raw, scale)
+    bounds = declared_scale(scale)
+    warning = None
+    if bounds is not None:
+        checked = scale_within(raw, bounds)
     else:
-        scale = RatingScale.detect(raw.ratings)
+        checked, warning = inferred_scale(raw)
+        scale_source = "inferred"
     if user_ids is None:
         user_ids, users = IdMap.build(raw.users, name="user")
     else:
@@ -543,7 +179,17 @@ def ratings_from_raw(
     else:
         items = _code_known(item_ids, raw.items, raw, "item")
     users, items, raw = resolve_duplicates(users, items, raw, len(item_ids), duplicates)
-    return Ratings(users, items, raw.ratings, user_ids, item_ids, scale, timestamps=raw.timestamps, name=name)
+    return Ratings(
+        users,
+        items,
+        raw.ratings,
+        user_ids,
+        item_ids,
+        checked,
+        timestamps=raw.timestamps,
+        name=name,
+        meta={"scale_source": scale_source, "scale_warning": warning},
+    )
 
 
 def _show(raw_id: object) -> str:
@@ -559,7 +205,7 @@ def _code_known(id_map: IdMap, values: np.ndarray, raw: RawRatings, what: str) -
     return codes
 
 
-# ---- the user's own files ----------------------------------------------------------------------------------
+# ---- which column is which ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ColumnSpec:
     """Which source columns hold user, item, rating and (optionally) timestamp."""
@@ -570,29 +216,54 @@ class ColumnSpec:
     time: str | None
 
 
-def _resolve_columns(
+def check_column_flag(value: object, role: str) -> str | None:
+    """A column flag as text: a name, or a 0-based position given as an int. ConfigError for anything else."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0:
+        return str(int(value))
+    raise ConfigError(f"the {role} column must be a name or a 0-based position, not {value!r}")
+
+
+def resolve_columns(
     names: Sequence[str],
-    path: Path,
+    where: str,
     header: bool,
     user_col: str | None,
     item_col: str | None,
     rating_col: str | None,
     time_col: str | None,
+    flag_style: Literal["cli", "python"] = "cli",
+    aliases: bool = True,
 ) -> ColumnSpec:
-    """Map the flags (or header aliases, or positions) onto the file's column names."""
+    """Map the flags (or header aliases, or positions) onto the source's column names.
+
+    Args:
+        names: the source's columns.
+        where: the source, for messages ("r.csv", "DataFrame").
+        header: whether the names come from a header (else "f0", "f1", ... and flags may be positions).
+        user_col, item_col, rating_col, time_col: the flags; None: aliases (with a header) or positions.
+        flag_style: how messages name the flags ("--user-col" or "user_col=").
+        aliases: whether header aliases stand in for missing flags (False: only the columns named).
+    """
     flags = {"user": user_col, "item": item_col, "rating": rating_col, "timestamp": time_col}
+    shown = ", ".join(repr(n) for n in names if n)
     chosen: dict[str, str | None] = {}
     folded = {_fold(n): n for n in names if n}
     for role, flag in flags.items():
         if flag is not None:
             if flag in names:
                 chosen[role] = flag
-            elif not header and flag.isdigit() and int(flag) < len(names):
+            elif not header and flag.isdigit():
+                if int(flag) >= len(names):
+                    raise DataError(
+                        f"{where}: no column at position {flag} (the {role} column); the file has {len(names)} "
+                        f"columns, positions 0..{len(names) - 1}"
+                    )
                 chosen[role] = names[int(flag)]  # header-less file: a flag may be a 0-based column position
             else:
-                shown = ", ".join(repr(n) for n in names if n)
-                raise DataError(f"{path}: no column {flag!r} (the {role} column); columns are: {shown}")
-        elif header:
+                raise DataError(f"{where}: no column {flag!r} (the {role} column); columns are: {shown}")
+        elif header and aliases:
             chosen[role] = next((folded[a] for a in COLUMN_ALIASES[role] if a in folded), None)
         else:
             chosen[role] = None
@@ -604,21 +275,28 @@ def _resolve_columns(
                 chosen[role] = free.pop(0)
     missing = [role for role in ("user", "item", "rating") if chosen[role] is None]
     if missing:
-        shown = ", ".join(repr(n) for n in names if n)
-        flags_needed = " ".join(f"--{'time' if r == 'timestamp' else r}-col" for r in missing)
-        raise DataError(
-            f"{path}: cannot tell which column is the {'/'.join(missing)} (columns: {shown}); "
-            f"pass {flags_needed}"
-        )
+        if flag_style == "cli":
+            needed = " ".join(ROLE_FLAGS[r] for r in missing)
+        else:
+            needed = ", ".join(f"{'time' if r == 'timestamp' else r}_col=..." for r in missing)
+        raise DataError(f"{where}: cannot tell which column is the {'/'.join(missing)} (columns: {shown}); "
+                        f"pass {needed}")
+    used = [name for name in chosen.values() if name is not None]
+    for name in used:
+        if used.count(name) > 1:
+            roles = " and ".join(role for role, value in chosen.items() if value == name)
+            raise DataError(f"{where}: column {name!r} is given as the {roles} column")
+        if list(names).count(name) > 1:
+            raise DataError(f"{where}: column {name!r} appears {list(names).count(name)} times")
     return ColumnSpec(chosen["user"], chosen["item"], chosen["rating"], chosen["timestamp"])  # type: ignore[arg-type]
 
 
-def _first_line_is_header(path: Path, sep: str, any_flag: bool) -> bool:
+def _first_line_is_header(path: Path, sep: str, any_flag: bool, encoding: str) -> bool:
     """A header is assumed when column flags are given or when a field of the first line is a known alias or
     not a number while ids and ratings below it are numbers."""
     if any_flag:
         return True
-    lines = [line for line in read_head(path).splitlines() if line.strip()]
+    lines = head_lines(path, encoding)
     first = [f.strip().strip('"') for f in lines[0].split(sep)]
     if any(_fold(f) in alias for f in first for alias in COLUMN_ALIASES.values()):
         return True
@@ -647,6 +325,27 @@ def _drop_empty_trailing(table: pa.Table) -> pa.Table:
     return table
 
 
+def check_separator(sep: object) -> str | None:
+    """``--sep`` as pyarrow needs it ("\\t" and "tab" name a tab); ConfigError for what cannot separate fields."""
+    if sep is None:
+        return None
+    if not isinstance(sep, str) or sep == "":
+        raise ConfigError(f"a separator is a non-empty string such as ',' or '\\t', not {sep!r}")
+    sep = {"\\t": "\t", "tab": "\t"}.get(sep, sep)
+    if any(c in sep for c in "\r\n\"") or (len(sep) > 1 and sep.strip() == ""):
+        raise ConfigError(f"{sep!r} cannot separate fields (no quotes, line ends or runs of spaces)")
+    return sep
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{path}: not a readable parquet file ({str(exc).splitlines()[0]})") from None
+    finally:
+        release_arrow_memory()
+
+
 def read_user_file(
     path: str | Path,
     *,
@@ -657,42 +356,41 @@ def read_user_file(
     sep: str | None = None,
     encoding: str = "utf-8",
 ) -> RawRatings:
-    """Read a user's own ratings file (CSV/TSV/any separator, or parquet) into validated raw columns.
+    """Read a user's own ratings file (CSV/TSV/any separator, plain, gzip or bz2; or parquet) into validated
+    raw columns.
 
     Args:
         path: the file.
         user_col, item_col, rating_col, time_col: column names (or 0-based positions for header-less text);
             None uses header aliases (userId, movieId, rating, timestamp, ...) or the first columns in order.
         sep: field separator; None sniffs it.
-        encoding: text encoding.
+        encoding: text encoding (UTF-8 by default: text that is not UTF-8 is an error naming its line).
 
     Raises:
-        DataError: missing/empty file, missing columns, malformed lines, bad values (with file:line).
+        DataFileError: missing file, a folder or device, an archive or unreadable compression.
+        DataError: empty file, missing columns, malformed lines, bad values (with file:line).
+        ConfigError: a flag that cannot be right (a separator of quotes, an unknown encoding).
     """
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder")
-    if path.suffix.lower() in PARQUET_SUFFIXES:
-        try:
-            table = pq.read_table(path)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise DataError(f"{path}: not a readable parquet file ({str(exc).splitlines()[0]})") from None
-        header, is_text = True, False
+    flags = [check_column_flag(value, role)
+             for value, role in ((user_col, "user"), (item_col, "item"), (rating_col, "rating"),
+                                 (time_col, "timestamp"))]
+    sep = check_separator(sep)
+    encoding = check_encoding(encoding)
+    check_file(path)
+    if path.suffix.lower() in PARQUET_SUFFIXES or magic(path).startswith(PARQUET_MAGIC):
+        table = _read_parquet(path)
+        cols = resolve_columns(table.column_names, str(path), True, *flags)
+        source: TextSource | TableSource = TableSource(path)
     else:
-        sep = sep or sniff_separator(path)
-        sep = {"\\t": "\t", "tab": "\t"}.get(sep, sep)
-        any_flag = any(f is not None and not f.isdigit() for f in (user_col, item_col, rating_col, time_col))
-        header, is_text = _first_line_is_header(path, sep, any_flag), True
-        table = _drop_empty_trailing(read_table(path, TextFormat(sep=sep, header=header, encoding=encoding)))
-    cols = _resolve_columns(table.column_names, path, header, user_col, item_col, rating_col, time_col)
-    return raw_from_table(
-        table,
-        path,
-        user=cols.user,
-        item=cols.item,
-        rating=cols.rating,
-        time=cols.time,
-        header=header,
-        encoding=encoding,
-        is_text=is_text,
-    )
+        compression(path)  # refuses archives and unsupported compressions before any sniffing
+        check_text_head(path, encoding)
+        sep = sep or sniff_separator(path, encoding)
+        any_flag = any(f is not None and not f.isdigit() for f in flags)
+        header = _first_line_is_header(path, sep, any_flag, encoding)
+        fmt = TextFormat(sep=sep, header=header, encoding=encoding)
+        table = _drop_empty_trailing(read_table(path, fmt))
+        cols = resolve_columns(table.column_names, str(path), header, *flags)
+        source = TextSource(path, fmt, tuple(table.column_names))
+    return raw_from_table(table, source, user=cols.user, item=cols.item, rating=cols.rating, time=cols.time)
+

@@ -23,9 +23,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from deepmf.data.files import RawRatings, TextFormat, ratings_from_raw, raw_from_table, read_table
+from deepmf.data.columns import RawRatings, TextSource, raw_from_table
+from deepmf.data.files import ratings_from_raw
 from deepmf.data.idmap import IdMap
+from deepmf.data.parsing import read_table
 from deepmf.data.ratings import ItemTable, Ratings, RatingScale, UserTable
+from deepmf.data.scale import ScaleBounds
+from deepmf.data.textfile import TextFormat
 from deepmf.errors import DataError
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens"
@@ -229,6 +233,9 @@ ML1M_OCCUPATIONS: tuple[str, ...] = (
 NO_GENRES = "(no genres listed)"
 
 _RATING_NAMES = ("user", "item", "rating", "timestamp")
+_CSV_NAMES = ("userId", "movieId", "rating", "timestamp")
+_RATING_TYPES = {"user": pa.int64(), "item": pa.int64(), "rating": pa.float64(), "timestamp": pa.int64()}
+_RATING_LABELS = {"user": "user id", "item": "item id", "rating": "rating", "timestamp": "timestamp"}
 
 
 def edition(name: str) -> Edition:
@@ -268,23 +275,30 @@ def detect_edition(folder: Path) -> str:
 
 # ---- rating files ------------------------------------------------------------------------------------------
 def read_rating_file(path: Path, layout: str) -> RawRatings:
-    """Validated raw columns of a MovieLens rating file (u.data, u1.base, ratings.dat/.csv)."""
+    """Validated raw columns of a MovieLens rating file (u.data, u1.base, ratings.dat/.csv).
+
+    Columns are parsed as the types the edition defines (integer ids and times, numeric ratings), so a value
+    of another kind (an 'abc' id, a date where seconds belong) is an error naming its line and value.
+    """
     if layout == "csv":
-        table = read_table(path, TextFormat(sep=",", header=True))
-        missing = {"userId", "movieId", "rating"} - set(table.column_names)
-        if missing:
-            raise DataError(
-                f"{path}: missing column(s) {', '.join(sorted(missing))} of a MovieLens ratings.csv"
-            )
-        time = "timestamp" if "timestamp" in table.column_names else None
-        return raw_from_table(
-            table, path, user="userId", item="movieId", rating="rating", time=time, header=True
-        )
-    sep = "\t" if layout == "100k" else "::"
-    fmt = TextFormat(sep=sep, header=False, names=_RATING_NAMES, quoted=False)
-    table = read_table(path, fmt, column_types={"user": pa.int64(), "item": pa.int64()})
+        fmt = TextFormat(sep=",", header=True)
+        columns = dict(zip(_RATING_NAMES, _CSV_NAMES, strict=True))  # role -> column name
+    else:
+        fmt = TextFormat(sep="\t" if layout == "100k" else "::", header=False, names=_RATING_NAMES, quoted=False)
+        columns = {name: name for name in _RATING_NAMES}
+    table = read_table(
+        path,
+        fmt,
+        column_types={columns[role]: kind for role, kind in _RATING_TYPES.items()},
+        labels={columns[role]: label for role, label in _RATING_LABELS.items()},
+    )
+    missing = [columns[role] for role in _RATING_NAMES[:3] if columns[role] not in table.column_names]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)} of a MovieLens {path.name}")
+    time = columns["timestamp"] if columns["timestamp"] in table.column_names else None
+    source = TextSource(path, fmt, tuple(table.column_names))
     return raw_from_table(
-        table, path, user="user", item="item", rating="rating", time="timestamp", header=False
+        table, source, user=columns["user"], item=columns["item"], rating=columns["rating"], time=time
     )
 
 
@@ -453,7 +467,7 @@ def load_movielens(
     *,
     name: str | None = None,
     duplicates: str = "error",
-    scale: RatingScale | None = None,
+    scale: RatingScale | ScaleBounds | None = None,
 ) -> Ratings:
     """Load a MovieLens folder (layout detected) with its side tables.
 
@@ -461,7 +475,7 @@ def load_movielens(
         folder: the extracted edition folder.
         name: edition name; None detects it.
         duplicates: duplicate (user, item) policy, "error" | "last" | "mean".
-        scale: declared rating scale; None uses the edition's.
+        scale: declared rating scale; None uses the edition's (a rating outside it is an error naming its line).
 
     Raises:
         DataError: missing folder, not a MovieLens folder, malformed files.
@@ -474,9 +488,10 @@ def load_movielens(
         raise DataError(f"{folder}: not a MovieLens folder (no u.data, ratings.dat or ratings.csv)")
     name = name or detect_edition(folder)
     official = EDITIONS.get(name)
-    scale = scale or (official.scale if official else None)
+    source = "declared" if scale is not None else "edition"
+    scale = scale if scale is not None else (official.scale if official else None)
     raw = read_rating_file(rating_file(folder, layout), layout)
-    ratings = ratings_from_raw(raw, duplicates=duplicates, scale=scale, name=name)
+    ratings = ratings_from_raw(raw, duplicates=duplicates, scale=scale, scale_source=source, name=name)
     item_reader = {
         "100k": read_items_100k,
         "1m": read_items_dat,
@@ -497,6 +512,6 @@ def load_movielens(
         item_table=item_table,
         user_table=user_table,
         name=name,
-        meta={"edition": name, "path": str(folder), "layout": layout},
+        meta={**ratings.meta, "edition": name, "path": str(folder), "layout": layout},
     )
     return result

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from deepmf.errors import DataError
+from deepmf.data.textfile import check_file
+from deepmf.errors import DataError, DataFileError
 
 
 def read_item_ratings(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -19,17 +20,17 @@ def read_item_ratings(path: str | os.PathLike[str]) -> pd.DataFrame:
     Checks of the values against a model (its scale, unknown items, duplicates) are the Recommender's.
 
     Raises:
-        DataError: missing or unreadable file, a line without exactly two fields, a rating that is not a
-            number, or no rating at all (messages name the file and the 1-based line).
+        DataError: missing, empty or unreadable file (DataFileError: not a regular file), a line without
+            exactly two fields, a rating that is not a number, or no rating at all (messages name the file
+            and the 1-based line).
     """
     source = Path(path)
+    check_file(source)  # a folder, pipe or device: one line, never a read that blocks
     try:
         text = source.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{source}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{source}: is a folder, not a CSV file of item,rating lines") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise DataFileError(f"{source}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
         raise DataError(f"{source}: cannot read it as UTF-8 text ({exc})") from None
     items: list[str] = []
     ratings: list[float] = []

@@ -13,6 +13,9 @@ Spec strings for ``parse_split`` (the CLI's ``--split``):
 * ``usertime:last2``: each user's 2 latest ratings held out (at least one kept for training)
 * ``kfold:5``: 5 folds, each the test part once
 * ``files:TRAIN,TEST``: a predefined split given as two files (see ``file_split``)
+
+When no split is named, the commands use ``default_split``: the data's canonical split where it has one (u1 for
+ML-100K), else ``random:0.2``.
 """
 
 from __future__ import annotations
@@ -24,13 +27,23 @@ from typing import Any
 
 import numpy as np
 
-from deepmf.data.files import RawRatings, ratings_from_raw, read_user_file
+from deepmf.data.columns import RawRatings
+from deepmf.data.files import ratings_from_raw, read_user_file
 from deepmf.data.idmap import IdMap
 from deepmf.data.movielens import read_rating_file
-from deepmf.data.ratings import Ratings, RatingScale
+from deepmf.data.ratings import Ratings
+from deepmf.data.scale import ScaleBounds, declared_scale
 from deepmf.errors import ConfigError, DataError
 
 CANONICAL_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
+# The split of data that has no canonical one.
+RANDOM_SPLIT = "random:0.2"
+
+
+def default_split(r: Ratings) -> str:
+    """The split every command uses when none is named: "u1" for ML-100K (its canonical split, the one papers
+    and peers report), else "random:0.2"."""
+    return "u1" if r.meta.get("edition") == "ml-100k" else RANDOM_SPLIT
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,11 @@ class Split:
     cold_users: int
     cold_items: int
     cold_test_ratings: int
+
+    def __repr__(self) -> str:
+        """One line: name, sizes and cold-start counts (not the arrays)."""
+        return (f"Split({self.name!r}: {len(self.train):,} train, {len(self.test):,} test; cold: "
+                f"{self.cold_users:,} users, {self.cold_items:,} items, {self.cold_test_ratings:,} test ratings)")
 
     def summary(self) -> dict[str, Any]:
         """Sizes and cold-start counts, JSON-ready."""
@@ -225,19 +243,21 @@ def canonical_split(r: Ratings, name: str) -> Split:
 def file_split(train_path: str | Path, test_path: str | Path, **load_kwargs: Any) -> Split:
     """A predefined split given as two files (like Surprise's ``load_from_folds``).
 
-    Id maps are built on the union of both files, so every test id has an embedding row.
+    Id maps are built on the union of both files, so every test id has an embedding row. The scale is the
+    declared one, else the one the training file spans: a test rating outside it is an error naming its line
+    (a model never scores ratings on another scale than it was trained on).
 
     Args:
         train_path, test_path: the two rating files (same layout).
-        **load_kwargs: ``user_col``, ``item_col``, ``rating_col``, ``time_col``, ``sep``, ``duplicates``,
-            ``scale`` as for ``deepmf.data.load``.
+        **load_kwargs: ``user_col``, ``item_col``, ``rating_col``, ``time_col``, ``sep``, ``encoding``,
+            ``duplicates``, ``scale`` as for ``deepmf.data.load``.
     """
-    allowed = {"user_col", "item_col", "rating_col", "time_col", "sep", "duplicates", "scale"}
+    allowed = {"user_col", "item_col", "rating_col", "time_col", "sep", "encoding", "duplicates", "scale"}
     unknown = set(load_kwargs) - allowed
     if unknown:
         raise ConfigError(f"file_split: unknown option(s) {', '.join(sorted(unknown))}")
     duplicates = load_kwargs.pop("duplicates", "error")
-    scale = load_kwargs.pop("scale", None)
+    bounds = declared_scale(load_kwargs.pop("scale", None))
     raw_train = read_user_file(train_path, **load_kwargs)
     raw_test = read_user_file(test_path, **load_kwargs)
     if (raw_train.timestamps is None) != (raw_test.timestamps is None):
@@ -248,17 +268,17 @@ def file_split(train_path: str | Path, test_path: str | Path, **load_kwargs: Any
     # Maps on the union of both files; each part is then coded with them (duplicates judged within a file).
     user_ids, _ = IdMap.build(np.concatenate([raw_train.users, raw_test.users]), name="user")
     item_ids, _ = IdMap.build(np.concatenate([raw_train.items, raw_test.items]), name="item")
-    scale = scale or RatingScale.detect(np.concatenate([raw_train.ratings, raw_test.ratings]))
     name = f"files:{Path(train_path).name},{Path(test_path).name}"
-    parts = [
-        ratings_from_raw(
-            raw, duplicates=duplicates, scale=scale, user_ids=user_ids, item_ids=item_ids, name=name
-        )
-        for raw in (raw_train, raw_test)
-    ]
-    for part, path in zip(parts, (train_path, test_path), strict=True):
+    common = {"duplicates": duplicates, "user_ids": user_ids, "item_ids": item_ids, "name": name}
+    if bounds is not None:
+        train = ratings_from_raw(raw_train, scale=bounds, **common)
+    else:
+        train = ratings_from_raw(raw_train, **common)
+    held_to = ScaleBounds.of(train.scale, "the training data's scale", step=False)
+    test = ratings_from_raw(raw_test, scale=held_to, **common)
+    for part, path in ((train, train_path), (test, test_path)):
         part.meta.update({"edition": None, "path": str(path)})
-    return make_split(parts[0], parts[1], name)
+    return make_split(train, test, name)
 
 
 def validation_split(train: Ratings, fraction: float = 0.05, seed: int = 0) -> tuple[Ratings, Ratings]:
@@ -288,6 +308,9 @@ def parse_split(spec: str, r: Ratings, seed: int = 0) -> list[Split]:
         ConfigError: a malformed spec.
         DataError: the data cannot be split that way (no timestamps, no canonical files).
     """
+    if not isinstance(spec, str):
+        raise ConfigError(f"a split is named by a string such as 'u1' or 'random:0.2', not {spec!r}")
+    check_seed(seed)
     text = spec.strip()
     if text in CANONICAL_SPLITS:
         return [canonical_split(r, text)]
@@ -317,6 +340,18 @@ def parse_split(spec: str, r: Ratings, seed: int = 0) -> list[Split]:
         f"unknown split {spec!r}; use u1..u5, ua, ub, canonical, random:0.2, user:0.2, user:leave3, "
         "time:0.2, usertime:last2, kfold:5 or files:TRAIN,TEST"
     )
+
+
+MAX_SEED = 2**32 - 1
+"""The largest seed: what every generator a seed reaches takes (Optuna's sampler seeds NumPy's legacy
+RandomState, which stops at 2**32 - 1; torch.manual_seed stops at 2**64 - 1)."""
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` itself when it is an integer from 0 to ``MAX_SEED``; ConfigError otherwise."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"a seed is an integer from 0 to {MAX_SEED}, not {seed!r}")
+    return int(seed)
 
 
 def _is_fraction(text: str) -> bool:

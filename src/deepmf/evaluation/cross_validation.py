@@ -75,6 +75,7 @@ def fold_row(result: Any) -> dict[str, Any]:
         **result.metrics,
         "epochs_run": summary.get("epochs_run"),
         "engine": summary.get("engine"),
+        "threads": summary.get("threads"),
         "train_seconds": summary.get("train_seconds"),
         "seconds": result.seconds,
     }

@@ -59,9 +59,9 @@ def hit_matrix(top_items: np.ndarray, indptr: np.ndarray, indices: np.ndarray) -
     return np.isin(top_keys, relevant_keys) & (top_items != PAD)
 
 
-def precision_at_k(hits: np.ndarray) -> np.ndarray:
-    """Per-row precision@k from a (n_rows, k) hit matrix."""
-    return hits.sum(axis=1) / hits.shape[1]
+def precision_at_k(hits: np.ndarray, k: int | None = None) -> np.ndarray:
+    """Per-row precision@k from a (n_rows, width) hit matrix; ``k`` >= width counts missing slots as misses."""
+    return hits.sum(axis=1) / (hits.shape[1] if k is None else k)
 
 
 def recall_at_k(hits: np.ndarray, n_relevant: np.ndarray) -> np.ndarray:
@@ -69,13 +69,17 @@ def recall_at_k(hits: np.ndarray, n_relevant: np.ndarray) -> np.ndarray:
     return hits.sum(axis=1) / np.asarray(n_relevant, dtype=np.float64)
 
 
-def ndcg_at_k(hits: np.ndarray, n_relevant: np.ndarray) -> np.ndarray:
-    """Per-row NDCG@k with binary relevance; rows must have at least one relevant item."""
-    k = hits.shape[1]
-    discounts = 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
-    dcg = hits @ discounts
-    ideal_prefix = np.concatenate([[0.0], np.cumsum(discounts)])
-    ideal = ideal_prefix[np.minimum(np.asarray(n_relevant, dtype=np.int64), k)]
+def ndcg_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int | None = None) -> np.ndarray:
+    """Per-row NDCG@k with binary relevance; rows must have at least one relevant item.
+
+    ``k`` may exceed the hit matrix's width (a list cut at the catalogue size): the ideal list still holds
+    ``min(k, n_relevant)`` items, and no table longer than the data is allocated.
+    """
+    width = hits.shape[1]
+    n_ideal = np.minimum(np.asarray(n_relevant, dtype=np.int64), width if k is None else k)
+    discounts = 1.0 / np.log2(np.arange(2, max(width, int(n_ideal.max(initial=0))) + 2, dtype=np.float64))
+    dcg = hits @ discounts[:width]
+    ideal = np.concatenate([[0.0], np.cumsum(discounts)])[n_ideal]
     return dcg / ideal
 
 
@@ -93,14 +97,16 @@ def catalogue_coverage(top_items: np.ndarray, n_catalogue: int) -> float:
 
 
 def ranking_metrics(top_items: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
-                    n_catalogue: int) -> dict[str, float]:
+                    n_catalogue: int, k: int | None = None) -> dict[str, float]:
     """Mean ranking metrics over the rows that have at least one relevant item.
 
     Args:
-        top_items: (n_rows, k) recommended item indices, best first, -1 for empty slots.
+        top_items: (n_rows, width) recommended item indices, best first, -1 for empty slots.
         indptr: CSR offsets of each row's relevant items (length n_rows + 1).
         indices: the relevant items, grouped by row.
         n_catalogue: number of items that could have been recommended (for coverage).
+        k: the list length asked for, when longer than ``width`` (slots past the catalogue are misses);
+            default ``width``.
 
     Returns:
         ``precision``, ``recall``, ``ndcg``, ``hit_rate`` (means over rows with a relevant item; NaN when
@@ -112,8 +118,8 @@ def ranking_metrics(top_items: np.ndarray, indptr: np.ndarray, indices: np.ndarr
     keep = n_relevant > 0
     hits, n_relevant = hits[keep], n_relevant[keep]
     result: dict[str, float] = {}
-    for name, values in (("precision", precision_at_k(hits)), ("recall", recall_at_k(hits, n_relevant)),
-                         ("ndcg", ndcg_at_k(hits, n_relevant)), ("hit_rate", hit_rate(hits))):
+    for name, values in (("precision", precision_at_k(hits, k)), ("recall", recall_at_k(hits, n_relevant)),
+                         ("ndcg", ndcg_at_k(hits, n_relevant, k)), ("hit_rate", hit_rate(hits))):
         result[name] = float(values.mean()) if len(values) else float("nan")
     result["coverage"] = catalogue_coverage(top_items, n_catalogue)
     result["n_users"] = int(keep.sum())

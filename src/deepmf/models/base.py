@@ -37,6 +37,10 @@ class RatingModel(nn.Module):
     default_train: ClassVar[dict[str, Any]] = {}
     # Training engines this model can use, preferred first (see deepmf.training.engines.select_engine).
     engines: tuple[str, ...] = ("torch",)
+    # The engines ``default_train`` was tuned for (None: all of ``engines``). Under torchrun an ``auto`` engine
+    # switches to the data-parallel torch engine only if it is one of these: trained with settings tuned for
+    # another engine, a model would come out quietly worse.
+    tuned_engines: ClassVar[tuple[str, ...] | None] = None
     config: Any
     head: str = "regression"
     # True when predictions depend on when a rating is made (``predict_at`` uses the timestamps); evaluation

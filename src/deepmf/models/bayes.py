@@ -85,10 +85,11 @@ class BayesMF(BilinearModel):
 
     name: ClassVar[str] = "bayes"
     config_class: ClassVar[Any] = BayesMFConfig
-    engines = ("gibbs",)
+    # The numba sampler on the CPU, the batched torch sampler on a GPU (deepmf.training.engines.place decides).
+    engines = ("gibbs", "gibbs-torch")
     # One epoch is one sweep. Priors are sampled, so nothing else needs tuning; patience stays 0 because the
-    # posterior average only improves with more samples; the sampler runs on the CPU.
-    default_train: ClassVar[dict[str, Any]] = {"epochs": 300, "patience": 0, "device": "cpu"}
+    # posterior average only improves with more samples.
+    default_train: ClassVar[dict[str, Any]] = {"epochs": 300, "patience": 0}
 
     def __init__(self, config: BayesMFConfig) -> None:
         super().__init__()
@@ -209,10 +210,10 @@ class BayesMF(BilinearModel):
             kept: samples already averaged; 0 replaces whatever is there (the sampler shows its burn-in
                 samples this way).
             means: value per averaged table: ``global_bias`` (a float), ``user_bias``, ``item_bias`` and, with
-                the date feature, ``day_bias`` and ``user_day_bias`` (arrays of their table's length).
-            vectors: (rows, rank) array per slot table: ``user_factors``, ``item_factors`` and, with the date
-                feature, ``day_factors`` and ``user_day_mix``. Slot ``kept`` receives them; earlier slots are
-                rescaled so each slot weighs 1/sqrt(kept + 1).
+                the date feature, ``day_bias`` and ``user_day_bias`` (arrays or tensors of the table's length).
+            vectors: (rows, rank) array (or tensor on the model's device) per slot table: ``user_factors``,
+                ``item_factors`` and, with the date feature, ``day_factors`` and ``user_day_mix``. Slot ``kept``
+                receives them; earlier slots are rescaled so each slot weighs 1/sqrt(kept + 1).
 
         Raises:
             ConfigError: ``kept`` is outside ``0..samples-1``, or a table is missing or has the wrong shape.
@@ -229,9 +230,12 @@ class BayesMF(BilinearModel):
             if values.shape != (table.shape[0], cfg.rank):
                 raise ConfigError(f"bayes: {name} sample must be ({table.shape[0]}, {cfg.rank}), "
                                   f"got {values.shape}")
-            # Through numpy views: torch would run these whole-table ops on its OpenMP pool, whose threads then
-            # spin beside the sampler; on 2 cores that slowed every sweep by more than half.
-            array = table.numpy()
+            # On the CPU through numpy views: torch would run these whole-table ops on its OpenMP pool, whose
+            # threads then spin beside the sampler; on 2 cores that slowed every sweep by more than half. On a
+            # GPU the tensors themselves (the torch sampler passes device tensors).
+            array = table.numpy() if table.device.type == "cpu" else table
+            if isinstance(values, torch.Tensor) and table.device.type == "cpu":
+                values = values.numpy()
             if kept == 0:
                 array[:] = 0.0
             else:

@@ -81,9 +81,9 @@ class MF(RatingModel):
 
     @property
     def engines(self) -> tuple[str, ...]:  # type: ignore[override]
-        # The numba kernel implements exactly the biased, unsquashed model.
+        # The numba and Triton kernels implement exactly the biased, unsquashed model.
         if self.config.bias and not self.config.sigmoid:
-            return ("numba", "torch")
+            return ("cuda-sgd", "numba", "torch")
         return ("torch",)
 
     def _squash(self, raw: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,9 @@ COLD_START_MODES = ("error", "bias")
 # smaller chunk. Read as ``base.MATMUL_CELLS`` so tests can shrink them.
 MATMUL_CELLS = 1 << 22
 GRID_CELLS = 1 << 17
+# Cells per chunk of ``recommend_all`` (every user's top-n) for matrix-product models: large enough that the
+# per-chunk overhead vanishes, small enough that a chunk's scores stay well under a gigabyte.
+ALL_USERS_CELLS = 1 << 25
 
 
 class RecommenderBase(UserItemMaps):
@@ -63,6 +66,6 @@ class RecommenderBase(UserItemMaps):
         return tensor.device if tensor is not None else torch.device("cpu")
 
     @staticmethod
-    def _check_n(n: int) -> None:
+    def _check_n(n: int, name: str = "n") -> None:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ConfigError(f"n must be a positive number of items, got {n}")
+            raise ConfigError(f"{name} must be a positive number of items, got {n}")

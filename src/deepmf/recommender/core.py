@@ -26,7 +26,6 @@ from deepmf.data.idmap import IdMap
 from deepmf.data.ratings import ItemTable, Ratings, RatingScale
 from deepmf.errors import ConfigError
 from deepmf.recommender.evaluate import Evaluating
-from deepmf.recommender.export import Export
 from deepmf.recommender.foldin import FoldIn
 from deepmf.recommender.persistence import Persistence
 from deepmf.recommender.results import Evaluation
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
     from deepmf.training.fit import TrainedModel
 
 
-class Recommender(Similarity, Evaluating, FoldIn, Export, Persistence):
+class Recommender(Similarity, Evaluating, FoldIn, Persistence):
     """A trained rating model that answers in raw ids and titles.
 
     Args:
@@ -97,6 +96,15 @@ class Recommender(Similarity, Evaluating, FoldIn, Export, Persistence):
         self._fold_in_cache: FoldInContext | None = None
         self._title_search: list[str] | None = None
         self._vector_cache: dict[str, torch.Tensor] = {}
+
+    def __repr__(self) -> str:
+        """One line: model, sizes, how it was trained and its test RMSE if one is kept (not the weights)."""
+        trained = f"{len(self.seen.items):,} training ratings"
+        engine = self.summary.get("engine")
+        metrics = self.evaluation.metrics if self.evaluation is not None else {}
+        return (f"Recommender({self.model_name!r}: {self.n_users:,} users, {self.n_items:,} items, {trained}"
+                + (f", engine {engine}" if engine else "")
+                + (f", test RMSE {metrics['rmse']:.4f}" if metrics.get("rmse") is not None else "") + ")")
 
     # ---- construction --------------------------------------------------------------------------------------
     @classmethod

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from deepmf.data.ratings import Ratings
+from deepmf.data.scale import ScaleBounds, check_values
 from deepmf.errors import ConfigError
 from deepmf.evaluation.ranking import ranking_metrics, relevant_csr
 from deepmf.recommender import base
@@ -49,9 +50,14 @@ class Evaluating(Ranking):
         """
         from deepmf.evaluation.metrics import accuracy, mae, rmse
 
-        self._check_n(k)
+        self._check_n(k, "k (the ranking list length)")
+        if not isinstance(ratings, Ratings):
+            raise ConfigError(f"evaluate() takes Ratings (from deepmf.load), not {type(ratings).__name__}")
         if len(ratings) == 0:
             raise ConfigError("cannot evaluate on an empty set of ratings")
+        # A model never scores ratings on another scale than it was trained on (a 7 against 1..5 stars).
+        check_values(ratings.ratings, ScaleBounds.of(self.scale, "the model's scale", step=False),
+                     lambda row: f"{ratings.name or 'ratings'}: row {row + 1}")
         threshold = self.default_relevant() if relevant_threshold is None else float(relevant_threshold)
         users = self._lookup(
             ratings.user_ids.raw(ratings.users), self.user_ids, self._trained_users, cold_start
@@ -117,7 +123,7 @@ class Evaluating(Ranking):
         top_items = np.concatenate(top) if top else np.zeros((0, k), dtype=np.int64)
         # They get index n_items, which no list contains.
         metrics = ranking_metrics(
-            top_items, indptr, np.where(indices < 0, self.n_items, indices), int(self._trained_items.sum())
+            top_items, indptr, np.where(indices < 0, self.n_items, indices), int(self._trained_items.sum()), k=k
         )
         metrics["n_ranked_users"] = metrics.pop("n_users")
         return metrics

@@ -13,7 +13,7 @@ import torch
 from deepmf import io
 from deepmf.data.idmap import IdMap
 from deepmf.data.ratings import ItemTable, RatingScale
-from deepmf.errors import DeepMFError, ModelFormatError
+from deepmf.errors import DeepMFError, ModelFormatError, ResourceError
 from deepmf.recommender.base import RecommenderBase
 from deepmf.recommender.results import Evaluation
 from deepmf.recommender.seen import SeenRatings
@@ -22,8 +22,15 @@ from deepmf.recommender.seen import SeenRatings
 class Persistence(RecommenderBase):
     """save() writes the folder; load() checks everything in it before building anything."""
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model folder (``model.safetensors`` + ``model.json``) atomically; see ``deepmf.io``."""
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = True, keep_checkpoint: bool = False) -> Path:
+        """Write the model folder (``model.safetensors`` + ``model.json``) atomically; see ``deepmf.io``.
+
+        Only a new path, an empty folder or a deepmf model folder (with ``overwrite``) is written; see
+        ``deepmf.folders`` for the rule. ``keep_checkpoint`` carries the folder's training checkpoint over.
+
+        Raises:
+            OutputError: the path is not deepmf's to replace, or the system refused; nothing was changed.
+        """
         tensors = {f"model.{name}": t for name, t in self.model.state_dict().items()}
         tensors.update(
             {
@@ -61,7 +68,9 @@ class Persistence(RecommenderBase):
             "summary": self.summary,
             "evaluation": evaluation,
         }
-        return io.write_model_folder(path, tensors, _json_safe(meta))
+        return io.write_model_folder(
+            path, tensors, _json_safe(meta), overwrite=overwrite, keep_checkpoint=keep_checkpoint
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Self:
@@ -78,10 +87,11 @@ class Persistence(RecommenderBase):
         where = Path(path) / io.META_FILE
         try:
             parts = _parse_folder(tensors, meta, where)
-        except ModelFormatError:
+        except (ModelFormatError, ResourceError):
             raise
         except (DeepMFError, KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
-            raise ModelFormatError(f"{where}: inconsistent model folder ({exc})") from None
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelFormatError(f"{where}: inconsistent model folder ({reason})") from None
         recommender = cls(**parts)
         recommender.model.to(resolve_device(device))
         return recommender
@@ -110,21 +120,11 @@ def _parse_folder(tensors: dict[str, torch.Tensor], meta: dict[str, Any], where:
     name = io.get(model_meta, "name", str, f"{where} [model]")
     config = io.get(model_meta, "config", dict, f"{where} [model]")
     options = io.get(model_meta, "options", dict, f"{where} [model]", optional=True) or {}
-    model = model_from_config(name, config)
     state = {key.removeprefix("model."): t for key, t in tensors.items() if key.startswith("model.")}
-    expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise ModelFormatError(
-            f"{where}: tensors do not match model {name!r} "
-            f"(missing: {', '.join(missing) or '-'}; unexpected: {', '.join(unexpected) or '-'})"
-        )
-    for key, tensor in expected.items():
-        if state[key].shape != tensor.shape or state[key].dtype != tensor.dtype:
-            raise ModelFormatError(
-                f"{where}: tensor {key!r} is {state[key].dtype} {tuple(state[key].shape)} but "
-                f"the model config needs {tensor.dtype} {tuple(tensor.shape)}"
-            )
+    try:
+        model = model_from_config(name, config, state)
+    except (ModelFormatError, ResourceError) as exc:
+        raise type(exc)(f"{where}: {exc}") from None
     model.load_state_dict(state, strict=True)
 
     maps = []

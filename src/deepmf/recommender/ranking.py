@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,7 @@ from deepmf.recommender.predictions import Predictions
 
 
 class Ranking(Predictions):
-    """recommend / recommend_many / rated_vs_predicted over the model's all-items scores."""
+    """recommend / recommend_many / recommend_all / rated_vs_predicted over the model's all-items scores."""
 
     def _matmul_scoring(self) -> bool:
         """Whether the model scores all items with a matrix product (else a forward pass over the grid)."""
@@ -68,6 +68,7 @@ class Ranking(Predictions):
         ``chunk`` users are scored at a time (default: the scoring budget of ``base``).
         """
         device = self.device
+        k = min(k, self.n_items)  # bounded work: longer lists could only be padding
         candidates = self._candidates(min_ratings)
         chunk_size = chunk or self._chunk_users()
         for start in range(0, len(users), chunk_size):
@@ -88,6 +89,7 @@ class Ranking(Predictions):
         Returns:
             (items (B, k) padded with -1, scores clipped to the rating scale (B, k) padded with NaN).
         """
+        k = min(k, scores.shape[1])  # bounded work: longer lists could only be padding
         untrained = np.flatnonzero(~candidates)
         if len(untrained):
             scores[:, torch.from_numpy(untrained).to(scores.device)] = -math.inf
@@ -144,14 +146,18 @@ class Ranking(Predictions):
         ``min_ratings`` as in ``recommend``.
 
         Raises:
-            ConfigError: n < 1 or min_ratings < 1.
+            ConfigError: n < 1 or min_ratings < 1, or ``users`` is not a collection of ids.
             UnknownIdError: an unknown or untrained user.
         """
         self._check_n(n)
-        index = self._lookup(users, self.user_ids, self._trained_users, "error")
+        if isinstance(users, (str, bytes)) or not isinstance(users, Iterable):
+            raise ConfigError(f"users must be a list or array of user ids, not {type(users).__name__} {users!r}"
+                              " (recommend() takes one user)")
+        index = self._lookup(users if isinstance(users, np.ndarray) else list(users), self.user_ids,
+                             self._trained_users, "error")
         parts = list(self._top_k(index, n, exclude_seen, min_ratings))
-        items = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, n), dtype=np.int64)
-        scores = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, n), dtype=np.float32)
+        items = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, 0), dtype=np.int64)
+        scores = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, 0), dtype=np.float32)
         rows, ranks = np.nonzero(items >= 0)
         picked = items[rows, ranks]
         return pd.DataFrame(
@@ -163,6 +169,34 @@ class Ranking(Predictions):
                 "score": scores[rows, ranks],
             }
         )
+
+    def recommend_all(self, n: int = 10, min_ratings: int = 1, exclude_seen: bool = True) -> Iterator[pd.DataFrame]:
+        """Top-n for every user with training ratings, one DataFrame per chunk of users (bounded memory).
+
+        Columns user, rank (1-based), item, title, score (predicted rating); users in index order.
+        ``min_ratings`` as in ``recommend``.
+
+        Raises:
+            ConfigError: n < 1 or min_ratings < 0.
+        """
+        self._check_n(n)
+        self._candidates(min_ratings)  # refuse a bad value before any work
+        users = np.flatnonzero(self._trained_users)
+        chunk = max(self._chunk_users(), base.ALL_USERS_CELLS // max(1, self.n_items) if self._matmul_scoring() else 1)
+        for start in range(0, len(users), chunk):
+            block = users[start : start + chunk]
+            items, scores = next(self._top_k(block, n, exclude_seen, min_ratings, chunk=len(block)))
+            rows, ranks = np.nonzero(items >= 0)
+            picked = items[rows, ranks]
+            yield pd.DataFrame(
+                {
+                    "user": self.user_ids.raw(block[rows]),
+                    "rank": (ranks + 1).astype(np.int32),
+                    "item": self.item_ids.raw(picked),
+                    "title": self._titles(picked).astype(str),
+                    "score": scores[rows, ranks],
+                }
+            )
 
     def rated_vs_predicted(self, user: Any) -> pd.DataFrame:
         """The user's training ratings next to the model's predictions: item, title, rating, prediction.

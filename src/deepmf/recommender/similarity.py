@@ -15,13 +15,22 @@ from deepmf.recommender.ranking import Ranking
 
 
 class Similarity(Ranking):
-    """item_vectors, similar_items and similar_users."""
+    """item_vectors, user_vectors, similar_items and similar_users."""
 
     def item_vectors(self) -> np.ndarray | None:
-        """The model's learned item vectors (n_items, d) as float32 numpy, or None if it has none."""
+        """The model's learned item vectors (n_items, d) as float32 numpy, row i = item index i (raw id
+        ``item_ids.raw(i)``), or None if it has none."""
+        return self._vectors("item")
+
+    def user_vectors(self) -> np.ndarray | None:
+        """The model's learned user vectors (n_users, d) as float32 numpy, row u = user index u (raw id
+        ``user_ids.raw(u)``), or None if it has none. ``deepmf export`` writes both with raw ids and biases."""
+        return self._vectors("user")
+
+    def _vectors(self, side: str) -> np.ndarray | None:
         try:
-            return self.model.item_embeddings().detach().float().cpu().numpy()
-        except NotImplementedError:
+            return self._embeddings(side).cpu().numpy()
+        except ConfigError:
             return None
 
     def _embeddings(self, side: str) -> torch.Tensor:

@@ -1,19 +1,15 @@
 """The HTTP service (``deepmf serve``): a FastAPI app over the same Recommender API the CLI uses.
 
 Needs the ``[serve]`` extra (FastAPI, uvicorn, pydantic, fastapi-offline for the offline /docs page);
-importing this package without it raises a ConfigError that says so.
+importing this package without it raises a MissingDependencyError that says so.
 """
 
 from __future__ import annotations
 
-import importlib.util
+from deepmf.extras import require
 
-from deepmf.errors import ConfigError
-
-_NEEDED = {"fastapi": "fastapi", "uvicorn": "uvicorn", "pydantic": "pydantic", "fastapi_offline": "fastapi-offline"}
-_missing = [package for module, package in _NEEDED.items() if importlib.util.find_spec(module) is None]
-if _missing:
-    raise ConfigError(f"the deepmf service needs {', '.join(_missing)}: pip install 'deepmf[serve]'")
+for _module in ("fastapi", "uvicorn", "pydantic", "fastapi_offline"):
+    require(_module, "the HTTP service (deepmf serve)")
 
 from deepmf.service.app import create_app  # noqa: E402
 from deepmf.service.settings import ServiceSettings  # noqa: E402

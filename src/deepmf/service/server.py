@@ -15,6 +15,8 @@ import json
 import logging
 import os
 import signal
+import socket
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
 
+from deepmf.errors import ConfigError
 from deepmf.recommender import Recommender
 from deepmf.service.app import create_app
 from deepmf.service.settings import ServiceSettings
@@ -37,31 +40,69 @@ logger = logging.getLogger("deepmf.service")
 
 
 def serve(model_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
-          settings: ServiceSettings | None = None, access_log: bool = False) -> None:
-    """Load ``model_dir`` (refusing a bad folder before binding), then serve it until interrupted.
+          settings: ServiceSettings | None = None, access_log: bool = False,
+          on_listening: Callable[[str, Recommender], None] | None = None) -> None:
+    """Load ``model_dir`` (refusing a bad folder before binding), bind, then serve it until stopped.
+
+    Ctrl-C (SIGINT) is the ordinary way to stop a server: it shuts down gracefully and returns.
+
+    Args:
+        on_listening: called with the service's URL (the real port when ``port`` is 0) and the loaded model
+            once the socket is bound, before the first request is accepted.
 
     Raises:
         ModelFormatError: the folder cannot be loaded.
-        ConfigError: workers < 1.
+        ConfigError: workers < 1, a port outside 0..65535, or an address that cannot be bound.
     """
-    from deepmf.errors import ConfigError
-
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"port must be in 0..65535, got {port}")
     settings = replace(settings or ServiceSettings(), reload_on_hup=True)
     recommender = Recommender.load(model_dir)
-    options: dict[str, Any] = {"host": host, "port": port, "log_config": log_config(), "access_log": access_log,
+    sock = listen(host, port)
+    if on_listening is not None:
+        bound = sock.getsockname()[1]
+        on_listening(f"http://{f'[{host}]' if ':' in host else host}:{bound}", recommender)
+    options: dict[str, Any] = {"log_config": log_config(), "access_log": access_log,
                                "timeout_keep_alive": KEEP_ALIVE_SECONDS}
-    if workers == 1:
-        uvicorn.run(create_app(model_dir, settings, recommender), **options)
-        return
-    del recommender  # each worker loads its own copy
-    os.environ[WORKER_ENV] = json.dumps({"model_dir": str(Path(model_dir).resolve()), "settings": settings.to_json()})
-    config = uvicorn.Config(f"{__name__}:worker_app", factory=True, workers=workers, **options)
-    sockets = [config.bind_socket()]
-    # Older uvicorn releases took the workers' target explicitly; newer ones build it from the config.
-    extra = {"target": uvicorn.Server(config).run} if "target" in inspect.signature(Multiprocess).parameters else {}
-    ReloadingSupervisor(config, sockets=sockets, **extra).run()
+    try:
+        if workers == 1:
+            uvicorn.Server(uvicorn.Config(create_app(model_dir, settings, recommender), **options)).run([sock])
+            return
+        del recommender  # each worker loads its own copy
+        os.environ[WORKER_ENV] = json.dumps({"model_dir": str(Path(model_dir).resolve()),
+                                             "settings": settings.to_json()})
+        config = uvicorn.Config(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+        # Older uvicorn releases took the workers' target explicitly; newer ones build it from the config.
+        extra = {"target": uvicorn.Server(config).run} if "target" in inspect.signature(Multiprocess).parameters else {}
+        ReloadingSupervisor(config, sockets=[sock], **extra).run()
+    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it handled, after its graceful shutdown
+        logger.info("stopped")
+    finally:
+        sock.close()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` (0: a free port), inheritable by worker processes.
+
+    Raises:
+        ConfigError: the address cannot be resolved or bound (in use, not this machine's, no permission).
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def worker_app() -> FastAPI:
@@ -81,7 +122,10 @@ class ReloadingSupervisor(Multiprocess):
 
 
 def log_config() -> dict[str, Any]:
-    """uvicorn's logging setup plus the ``deepmf`` logger (reloads, refused folders) on the same handler."""
+    """uvicorn's logging setup plus the ``deepmf`` logger (reloads, refused folders) on the same handler, all on
+    stderr."""
     config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     config["loggers"]["deepmf"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    # stdout holds only the command's own output (one JSON object under --json): the access log goes to stderr.
+    config["handlers"]["access"]["stream"] = "ext://sys.stderr"
     return config

@@ -8,8 +8,8 @@ A checkpoint folder holds::
     state.json           format version, model name + config, train config, data fingerprint, epoch, history,
                          and the structure of the trainer/engine state with tensors replaced by references
 
-The whole folder is replaced at once (``fsutil.atomic_directory``), so after a kill it is either the previous
-epoch's complete checkpoint or this one's.
+The whole folder is replaced at once (``fsutil.replace_directory``), so after a kill it is either the previous
+epoch's complete checkpoint or this one's; a folder holding anything but checkpoint files is never replaced.
 """
 
 from __future__ import annotations
@@ -21,14 +21,16 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_safetensors
 
 from deepmf.errors import ModelFormatError
-from deepmf.fsutil import atomic_directory
+from deepmf.folders import CHECKPOINT_FORMAT, CHECKPOINT_JSON, check_checkpoint_target
+from deepmf.fsutil import recover, replace_directory, write_new_file
 
-FORMAT = "deepmf-checkpoint"
+FORMAT = CHECKPOINT_FORMAT
 FORMAT_VERSION = 1
-STATE_JSON = "state.json"
+STATE_JSON = CHECKPOINT_JSON
 
 
 # ---- nested state <-> (JSON structure, flat tensors) -------------------------------------------------------
@@ -97,19 +99,31 @@ def _state_dict_for_save(state_dict: dict[str, torch.Tensor]) -> dict[str, torch
 
 def save_checkpoint(directory: str | Path, *, info: dict[str, Any], model_state: dict[str, torch.Tensor],
                     best_state: dict[str, torch.Tensor] | None, state: dict[str, Any]) -> None:
-    """Write a complete checkpoint folder atomically, replacing the previous one."""
+    """Write a complete checkpoint folder atomically, replacing the previous one.
+
+    Raises:
+        OutputError: ``directory`` holds files that are not a checkpoint's, or the system refused (read-only,
+            permission denied, disk full); the previous checkpoint is then as it was.
+    """
     structure, tensors = flatten_state(state)
     document = {"format": FORMAT, "format_version": FORMAT_VERSION, **info, "state": structure}
-    with atomic_directory(directory) as tmp:
-        save_file(_state_dict_for_save(model_state), str(tmp / "model.safetensors"))
-        if best_state is not None:
-            save_file(_state_dict_for_save(best_state), str(tmp / "best.safetensors"))
-        save_file(tensors, str(tmp / "state.safetensors"))
-        (tmp / STATE_JSON).write_text(json.dumps(document, indent=1), encoding="utf-8")
+    files = {"model.safetensors": save_safetensors(_state_dict_for_save(model_state)),
+             "state.safetensors": save_safetensors(tensors),
+             STATE_JSON: json.dumps(document, indent=1).encode("utf-8")}
+    if best_state is not None:
+        files["best.safetensors"] = save_safetensors(_state_dict_for_save(best_state))
+    with replace_directory(directory, check=check_checkpoint_target, durable=False) as tmp:
+        for name, data in files.items():
+            write_new_file(tmp / name, data, durable=False)  # survives a kill; the final model is fsynced
 
 
 def has_checkpoint(directory: str | Path) -> bool:
-    """True when ``directory`` holds a checkpoint (complete or not: ``load_checkpoint`` checks the rest)."""
+    """True when ``directory`` holds a checkpoint (complete or not: ``load_checkpoint`` checks the rest).
+
+    A checkpoint that a kill left under a temp name during its swap is put back first (``fsutil.recover``).
+    """
+    if not Path(directory).exists():
+        recover(directory)
     return (Path(directory) / STATE_JSON).exists()
 
 

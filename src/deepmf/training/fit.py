@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from deepmf.device import resolve_device
 from deepmf.errors import ConfigError
+from deepmf.memory import allocation_guard, require, training_copies
 from deepmf.models.registry import create_model
 from deepmf.training.trainer import Trainer, TrainResult
 
@@ -25,7 +27,8 @@ class TrainedModel:
         model: the trained module (on the training device, eval mode).
         model_name: its registry name.
         model_options: the options it was created with (the model's ``config`` holds the resolved values).
-        train_config: the training configuration.
+        train_config: the training options as the engine carried them out (its implied values filled in:
+            the numba engine records optimizer "sgd" at batch size 1, whatever the model's torch defaults).
         result: history and timings.
     """
 
@@ -56,12 +59,20 @@ def train_model(model_name: str, data: Ratings, train: Ratings, valid: Ratings |
 
     Raises:
         ConfigError: bad options, or ``train`` does not share ``data``'s id maps.
+        ResourceError: the model's tables, gradients and optimizer state would not fit in memory (refused
+            before the table that would not fit is allocated).
     """
     if train.user_ids is not data.user_ids or train.item_ids is not data.item_ids:
         raise ConfigError("training ratings must be a split of the full data set (shared id maps)")
-    with torch.random.fork_rng(devices=[]):
+    shown = ", ".join(f"{key}={value}" for key, value in model_options.items())
+    what = f"training model {model_name}" + (f" with {shown}" if shown else "")
+    device = resolve_device(train_config.device)
+    with torch.random.fork_rng(devices=[]), allocation_guard(what, optimizer=train_config.optimizer):
         torch.manual_seed(train_config.seed)
         model = create_model(model_name, train, **model_options)
+    if device.type != "cpu":  # built on the CPU, trained on the device
+        weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+        require(weights * training_copies(train_config.optimizer), what, device)
     result = Trainer(train_config, **trainer_kwargs).fit(model, train, valid)
     model.eval()
-    return TrainedModel(model, model_name, dict(model_options), train_config, result)
+    return TrainedModel(model, model_name, dict(model_options), result.config or train_config, result)

@@ -4,6 +4,12 @@ Engines (training/engines) only run one epoch of updates; everything around them
 and engine gets the same honest bookkeeping. Randomness: the engine shuffles with its own generator seeded by
 ``config.seed``; dropout draws from torch's global generator, which ``fit`` seeds inside ``fork_rng`` (the
 caller's global RNG state is restored afterwards) and saves in every checkpoint.
+
+Under torchrun (a process group of several ranks, training/distributed.py) the same loop trains data-parallel:
+every rank runs it, the engine trains the rank's shard of each epoch, rank 0 alone validates (the others get
+its RMSE, so early stopping decides alike everywhere), shows progress and writes checkpoints. A checkpoint
+holds the unwrapped model, the optimizer state (the same on every rank) and the shuffling generator (shared
+by the ranks), so a run resumes with any number of processes.
 """
 
 from __future__ import annotations
@@ -11,10 +17,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import math
 import time
+import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,19 +30,24 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deepmf.device import resolve_device
-from deepmf.errors import ConfigError
-from deepmf.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from deepmf.training.engines import create_engine, select_engine
+from deepmf.device import auto_device_requested, default_torch_threads, resolve_device
+from deepmf.errors import ConfigError, ModelFormatError
+from deepmf.training.checkpoint import Checkpoint, has_checkpoint, load_checkpoint, save_checkpoint
+from deepmf.training.config import TrainConfig
+from deepmf.training.distributed import DataParallel, cpu_threads, current_group, rank_seed
+from deepmf.training.engines import EngineChoice, create_engine, place, runs_on, select_engine
 
 if TYPE_CHECKING:
     from deepmf.data.ratings import Ratings, RatingTensors
     from deepmf.models.base import RatingModel
-    from deepmf.training.config import TrainConfig
 
 # Train-config keys that may differ on resume: they change speed, not results.
 RESUME_FREE_KEYS = ("threads", "device")
+# Engines that can train one model in several processes (they implement ``distribute``).
+DATA_PARALLEL_ENGINES = ("torch",)
 EVAL_BATCH = 1 << 16
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,8 +80,18 @@ class TrainResult:
         train_seconds: total wall time of all epochs.
         ratings_per_second: training ratings per second over all training passes.
         engine: name of the engine used.
+        device: the device it trained on ("cpu", "cuda:0").
+        effective_options: options the engine derived from the configuration and the device (the torch
+            engine's batch size, learning rate and warm-up under ``gpu_batch_scaling``), or empty.
         stopped_early: patience ran out before ``epochs``.
         resumed_from: the epoch a resumed run continued after (0 for a fresh run).
+        run_id: identifies the run across resumes (kept in its checkpoints and in the saved model's summary).
+        world_size: processes that trained the model together (1 outside torchrun).
+        threads: CPU threads the run used (the engine's own count, else torch's).
+        engine_note: why the model's preferred engine was passed over ("" when it was not).
+        unused_options: training options the engine does not read (none of them was chosen by the user).
+        config: the training options as the engine carried them out (``EngineChoice.config``); not part of
+            ``to_dict``, the Recommender keeps it as its ``train_config``.
     """
 
     history: list[EpochRecord] = field(default_factory=list)
@@ -77,11 +100,21 @@ class TrainResult:
     train_seconds: float = 0.0
     ratings_per_second: float = 0.0
     engine: str = ""
+    device: str = ""
+    effective_options: dict[str, Any] = field(default_factory=dict)
     stopped_early: bool = False
     resumed_from: int = 0
+    run_id: str = ""
+    world_size: int = 1
+    threads: int = 0
+    engine_note: str = ""
+    unused_options: list[str] = field(default_factory=list)
+    config: TrainConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        values = asdict(self)
+        values.pop("config")
+        return values
 
 
 def evaluate_rmse(model: RatingModel, data: RatingTensors, low: float, high: float,
@@ -128,6 +161,19 @@ def _threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+def _check_needs_no_validation(config: TrainConfig, chosen: frozenset[str]) -> None:
+    """Refuse a chosen option that acts on validation RMSE when there are no validation ratings (it would be
+    silently ignored): early stopping, and the plateau schedule."""
+    wanted = []
+    if "patience" in chosen and config.patience > 0:
+        wanted.append(f"patience={config.patience}")
+    if "lr_schedule" in chosen and config.lr_schedule == "plateau":
+        wanted.append("lr_schedule=plateau")
+    if wanted:
+        raise ConfigError(f"{' and '.join(wanted)} act on validation RMSE, and there are no validation ratings "
+                          "(a validation fraction of 0?)")
+
+
 @dataclass
 class _RunState:
     """Trainer bookkeeping that a checkpoint must carry."""
@@ -146,7 +192,7 @@ class Trainer:
     Args:
         config: training hyperparameters.
         checkpoint_dir: folder for a checkpoint after every epoch (None: no checkpoints).
-        resume: continue from the checkpoint in ``checkpoint_dir`` if there is one.
+        resume: continue from the checkpoint in ``checkpoint_dir`` (an error when there is none).
         progress: show a rich progress bar (on stderr).
         on_epoch: called with each EpochRecord after the epoch's checkpoint is written.
     """
@@ -168,27 +214,47 @@ class Trainer:
         validation RMSE and the best weights are restored.
 
         Raises:
-            ConfigError: bad device/engine/optimizer choices, a diverging run, or a checkpoint that does not
-                match this model, configuration or data.
+            ConfigError: bad device/engine/optimizer choices, a diverging run, ``resume`` without a checkpoint,
+                or a checkpoint that does not match this model, configuration or data.
             ModelFormatError: a damaged checkpoint folder.
+            OutputError: a checkpoint could not be written (see ``save_checkpoint``).
         """
-        config = self.config
-        device = resolve_device(config.device)
+        if self.resume and not has_checkpoint(self.checkpoint_dir):  # type: ignore[arg-type]
+            raise ConfigError(f"nothing to resume: {self.checkpoint_dir} holds no checkpoint")
+        device = resolve_device(self.config.device)
+        group = current_group(device)
+        if group is not None:
+            device = group.device
+        checkpoint = load_checkpoint(self.checkpoint_dir) if self.resume else None  # type: ignore[arg-type]
+        device, choice = self._choose_engine(model, device, group, checkpoint, len(train))
+        config = choice.config
+        if choice.note and (group is None or group.is_main):
+            logger.warning("%s: training with the %s engine (%s)", model.name, choice.name, choice.note)
+        if valid is None or len(valid) == 0:
+            _check_needs_no_validation(config, config.chosen_options(model.default_train))
         fork_devices = [device.index or 0] if device.type == "cuda" else []
-        with _threads(config.threads), torch.random.fork_rng(devices=fork_devices):
+        threads = config.threads
+        if threads is None and device.type == "cpu":
+            threads = cpu_threads(group.env) if group is not None else default_torch_threads(len(train))
+        with _threads(threads), torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(config.seed)
-            engine_name = select_engine(model, config, device)
+            engine_name = choice.name
             engine = create_engine(engine_name, model, train, config, device)
+            threads_used = int(getattr(engine, "threads", torch.get_num_threads()))
+            logger.info("%s: %d training ratings, %d validation, engine %s, %d thread(s) on %s", model.name,
+                        len(train), 0 if valid is None else len(valid), engine_name, threads_used, device)
             info = {"model": {"name": model.name, "config": _canonical(model.config_dict())},
                     "train_config": config.to_dict(), "fingerprint": data_fingerprint(train),
-                    "engine": engine_name}
+                    "engine": engine_name, "run_id": uuid.uuid4().hex}
             run = _RunState()
-            if self.resume and self.checkpoint_dir is not None and has_checkpoint(self.checkpoint_dir):
-                self._restore(model, engine, run, info, device)
+            if checkpoint is not None:
+                self._restore(checkpoint, model, engine, run, info, device)
             resumed_from = len(run.history)
+            if group is not None:
+                self._join(group, engine, info, resumed_from)
             has_valid = valid is not None and len(valid) > 0
             valid_tensors = valid.to(device, timestamps=model.uses_time) if has_valid else None
-            self._loop(model, engine, train, valid_tensors, run, info, device)
+            self._loop(model, engine, train, valid_tensors, run, info, device, group)
         if run.best_state is not None and config.patience > 0:
             model.load_state_dict(run.best_state)
         history = run.history
@@ -200,26 +266,97 @@ class Trainer:
             train_seconds=sum(r.seconds for r in history),
             ratings_per_second=len(train) * len(history) / train_time if train_time > 0 else 0.0,
             engine=engine_name,
+            device=str(device) if device.type == "cpu" else f"{device.type}:{device.index or 0}",
+            effective_options=dict(getattr(engine, "effective_options", {})),
             stopped_early=run.stopped_early,
             resumed_from=resumed_from,
+            run_id=info["run_id"],
+            world_size=1 if group is None else group.env.world_size,
+            threads=threads_used,
+            engine_note=choice.note,
+            unused_options=list(choice.unused),
+            config=config,
         )
+
+    def _choose_engine(self, model: RatingModel, device: torch.device, group: DataParallel | None,
+                       checkpoint: Checkpoint | None, n_ratings: int) -> tuple[torch.device, EngineChoice]:
+        """(device, engine): ``place``'s choice; with ``auto``, the resumed run's engine; under torchrun a
+        data-parallel one on the group's device.
+
+        Raises:
+            ConfigError: no engine of the model can do what is asked (e.g. Bayesian MF under torchrun).
+        """
+        config = self.config
+        allowed: tuple[str, ...] = getattr(model, "engines", ("torch",))
+        if config.engine == "auto" and checkpoint is not None:
+            saved = str(checkpoint.info.get("engine"))
+            if saved in allowed and (group is None or saved in DATA_PARALLEL_ENGINES):
+                cpu = torch.device("cpu")
+                if runs_on(saved, device):
+                    return device, self._pinned(model, device, saved)
+                if group is None and auto_device_requested(config.device) and runs_on(saved, cpu):
+                    return cpu, self._pinned(model, cpu, saved)
+        if group is None:
+            return place(model, config, n_ratings)
+        choice = select_engine(model, config, device)
+        if choice.name in DATA_PARALLEL_ENGINES:
+            return device, choice
+        parallel = [e for e in allowed if e in DATA_PARALLEL_ENGINES]
+        tuned = getattr(model, "tuned_engines", None) or allowed
+        switch = [e for e in parallel if e in tuned]
+        if config.engine == "auto" and switch:
+            return device, self._pinned(model, device, switch[0],
+                                        f"its default engine, {choice.name}, runs in one process; this job "
+                                        f"has {group.env.world_size}")
+        hint = ""
+        if parallel and config.engine == "auto":
+            hint = (f" (or pass --engine {parallel[0]}, whose results with this model's default settings are "
+                    f"worse: they were tuned for engine {choice.name!r})")
+        elif parallel:
+            hint = f" (or pass --engine {parallel[0]})"
+        raise ConfigError(f"model {model.name!r} with engine {choice.name!r} trains in one process: run it "
+                          f"without torchrun{hint}")
+
+    def _pinned(self, model: RatingModel, device: torch.device, engine: str, note: str = "") -> EngineChoice:
+        """``select_engine`` held to ``engine`` (it still refuses options that engine cannot honour); the run
+        records the configured engine (``auto``), so a resumed run's options compare equal."""
+        choice = select_engine(model, replace(self.config, engine=engine), device)
+        config = replace(choice.config, engine=self.config.engine)
+        return replace(choice, config=config, note="; ".join(n for n in (choice.note, note) if n))
+
+    def _join(self, group: DataParallel, engine: Any, info: dict[str, Any], resumed_from: int) -> None:
+        """Check that every rank trains the same thing from the same epoch, then hand the engine the group."""
+        # run_id is each process's own draw; only rank 0's is ever written.
+        same = {**{k: v for k, v in info.items() if k != "run_id"},
+                "train_config": {k: v for k, v in info["train_config"].items() if k not in RESUME_FREE_KEYS},
+                "epoch": resumed_from}
+        group.check_same(json.dumps(same, sort_keys=True),
+                         "training data, options or checkpoint epoch (run the same command on the same data; "
+                         "with --resume, the checkpoint folder must be on storage every machine sees)")
+        if not group.is_main:
+            # Dropout masks: each rank its own stream. Rank 0's is the one a checkpoint carries, as in one process.
+            torch.manual_seed(rank_seed(self.config.seed, group.env.rank, resumed_from))
+        engine.distribute(group)
 
     # ---- the epoch loop ------------------------------------------------------------------------------------
     def _loop(self, model: RatingModel, engine: Any, train: Ratings, valid: RatingTensors | None,
-              run: _RunState, info: dict[str, Any], device: torch.device) -> None:
+              run: _RunState, info: dict[str, Any], device: torch.device, group: DataParallel | None) -> None:
         config = self.config
         first = len(run.history) + 1
         if run.stopped_early or first > config.epochs:
             return
         scale = train.scale
-        with self._progress_bar() as bar:
+        main = group is None or group.is_main
+        with self._progress_bar(main) as bar:
             task = bar.add_task("training", total=config.epochs, completed=first - 1, status="")
             for epoch in range(first, config.epochs + 1):
                 started = time.perf_counter()
                 train_rmse = engine.train_epoch(epoch)
                 train_seconds = time.perf_counter() - started
                 val_rmse = (evaluate_rmse(model, valid, scale.minimum, scale.maximum)
-                            if valid is not None else None)
+                            if valid is not None and main else None)
+                if valid is not None and group is not None:
+                    val_rmse = group.broadcast_float(val_rmse)
                 step_schedule = getattr(engine, "step_schedule", None)
                 if step_schedule is not None:
                     step_schedule(val_rmse)
@@ -227,9 +364,10 @@ class Trainer:
                                      len(train) / max(train_seconds, 1e-9))
                 run.history.append(record)
                 self._track_best(model, run, record)
-                if self.checkpoint_dir is not None:
+                if self.checkpoint_dir is not None and main:
                     self._save(model, engine, run, info, device)
                 status = f"train {train_rmse:.4f}" + (f"  val {val_rmse:.4f}" if val_rmse is not None else "")
+                logger.debug("epoch %d: %s, %.2f s", epoch, status, record.seconds)
                 bar.update(task, advance=1, status=status)
                 if self.on_epoch is not None:
                     self.on_epoch(record)
@@ -250,10 +388,10 @@ class Trainer:
             raise ConfigError(f"validation RMSE is not finite after epoch {record.epoch}: "
                               f"lower the learning rate (now {self.config.lr})")
 
-    def _progress_bar(self) -> Progress:
+    def _progress_bar(self, main: bool) -> Progress:
         return Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(),
                         TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
-                        console=Console(stderr=True), disable=not self.progress, transient=True)
+                        console=Console(stderr=True), disable=not (self.progress and main), transient=True)
 
     # ---- checkpoints ---------------------------------------------------------------------------------------
     def _save(self, model: RatingModel, engine: Any, run: _RunState, info: dict[str, Any],
@@ -269,9 +407,8 @@ class Trainer:
         save_checkpoint(self.checkpoint_dir, info=document, model_state=model.state_dict(),  # type: ignore[arg-type]
                         best_state=run.best_state, state=state)
 
-    def _restore(self, model: RatingModel, engine: Any, run: _RunState, info: dict[str, Any],
-                 device: torch.device) -> None:
-        checkpoint = load_checkpoint(self.checkpoint_dir)  # type: ignore[arg-type]
+    def _restore(self, checkpoint: Checkpoint, model: RatingModel, engine: Any, run: _RunState,
+                 info: dict[str, Any], device: torch.device) -> None:
         saved = checkpoint.info
         folder = self.checkpoint_dir
         saved_model = saved.get("model", {})
@@ -294,6 +431,19 @@ class Trainer:
         if saved.get("engine") != info["engine"]:
             raise ConfigError(f"{folder}: checkpoint was written by engine {saved.get('engine')!r}, "
                               f"not {info['engine']!r}")
+        info["run_id"] = saved.get("run_id") or info["run_id"]
+        try:
+            self._load_state(checkpoint, model, engine, run, device)
+        except (TypeError, KeyError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelFormatError(f"{folder}: damaged checkpoint ({reason}); train without --resume to start "
+                                   "afresh") from None
+
+    @staticmethod
+    def _load_state(checkpoint: Checkpoint, model: RatingModel, engine: Any, run: _RunState,
+                    device: torch.device) -> None:
+        """Put the checkpoint's weights, engine, RNG and trainer state in place (raises on a damaged one)."""
+        saved = checkpoint.info
         model.load_state_dict({k: v.to(device) for k, v in checkpoint.model_state.items()})
         engine.load_state_dict(checkpoint.state["engine"])
         torch.set_rng_state(checkpoint.state["rng"]["cpu"])

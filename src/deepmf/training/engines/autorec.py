@@ -53,7 +53,8 @@ class AutoRecEngine:
         device: where to train (CPU or CUDA).
 
     Raises:
-        ConfigError: the model is not AutoRec, or an option the engine cannot honour is set.
+        ConfigError: the model is not AutoRec. (Options it cannot honour, such as another optimizer or a
+            schedule, are refused by ``deepmf.training.engines.select_engine``.)
     """
 
     name = "autorec"
@@ -62,8 +63,6 @@ class AutoRecEngine:
         if getattr(model, "name", "") != "autorec":
             raise ConfigError(f"the autorec engine trains AutoRec only, "
                               f"not {getattr(model, 'name', model)!r}")
-        if config.lr_schedule != "none":
-            raise ConfigError("the autorec engine adapts its own steps (Rprop): set lr_schedule none")
         self.model = model.to(device)
         tensors = train.to(device)
         cfg = model.config

@@ -83,7 +83,7 @@ class BlendEngine:
         device: the blend's device; members train where their own defaults say (Bayesian MF on the CPU).
 
     Raises:
-        ConfigError: the model is not a blend, or it is run for more than one epoch.
+        ConfigError: the model is not a blend. (It is fitted in one epoch; ``select_engine`` refuses others.)
     """
 
     name = "blend"
@@ -91,8 +91,6 @@ class BlendEngine:
     def __init__(self, model: Blend, train: Ratings, config: TrainConfig, device: torch.device) -> None:
         if getattr(model, "name", "") != "blend":
             raise ConfigError(f"the blend engine fits blends only, not {getattr(model, 'name', model)!r}")
-        if config.epochs != 1:
-            raise ConfigError(f"a blend is fitted in one epoch, got epochs={config.epochs}")
         self.model = model
         self.train = train
         self.config = config

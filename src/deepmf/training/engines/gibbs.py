@@ -39,19 +39,23 @@ from numba import njit, prange
 
 from deepmf.device import default_cpu_threads
 from deepmf.errors import ConfigError
-from deepmf.models.bayes import SECONDS_PER_DAY
+from deepmf.training.engines.gibbs_common import (
+    BIAS_GROUPS,
+    FACTOR_GROUPS,
+    PRIOR_RATE,
+    PRIOR_SHAPE,
+    check_sampler_options,
+    draw_hyperparameters,
+    rating_days,
+    sample_slot,
+    sample_tables,
+)
 
 if TYPE_CHECKING:
     from deepmf.data.ratings import Ratings
     from deepmf.models.bayes import BayesMF
     from deepmf.training.config import TrainConfig
 
-# Normal-Gamma hyperprior (alpha0, beta0, gamma0, mu0) as in libFM / myFM: weak, and centred on zero.
-PRIOR_SHAPE = 1.0
-PRIOR_RATE = 1.0
-PRIOR_MEAN_STRENGTH = 1.0
-FACTOR_GROUPS = ("user_factors", "user_implicit", "item_factors", "item_implicit", "day_factors")
-BIAS_GROUPS = ("user_bias", "item_bias", "day_bias")
 
 
 # ---- compiled kernels --------------------------------------------------------------------------------------
@@ -248,11 +252,6 @@ def _csr(keys: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     return ptr, order
 
 
-def rating_days(timestamps: np.ndarray, first_day: int, n_days: int) -> np.ndarray:
-    """Day index of each timestamp relative to ``first_day``, clipped into the ``n_days`` training days."""
-    return np.clip(timestamps // SECONDS_PER_DAY - first_day, 0, n_days - 1).astype(np.int32)
-
-
 class GibbsEngine:
     """Engine "gibbs": one Gibbs sweep per epoch for a ``BayesMF`` model (see the module docstring).
 
@@ -277,16 +276,8 @@ class GibbsEngine:
     def __init__(self, model: BayesMF, train: Ratings, config: TrainConfig, device: torch.device) -> None:
         if torch.device(device).type != "cpu":
             raise ConfigError(f"the gibbs engine runs on cpu, not {device}")
-        if getattr(model, "name", "") != "bayes":
-            raise ConfigError(f"the gibbs engine samples Bayesian MF only, "
-                              f"not {getattr(model, 'name', model)!r}")
+        check_sampler_options(model, train, config)
         cfg = model.config
-        if cfg.burn_in >= config.epochs:
-            raise ConfigError(f"burn_in ({cfg.burn_in}) must be below the number of sweeps (epochs, "
-                              f"{config.epochs}), or no sample is ever kept")
-        if cfg.date and train.timestamps is None:
-            raise ConfigError("the date feature needs rating timestamps: these ratings have none "
-                              "(set date=False)")
         self.model = model
         self.rank = cfg.rank
         self.threads = min(config.threads or default_cpu_threads(len(train)), numba.config.NUMBA_NUM_THREADS)
@@ -403,17 +394,10 @@ class GibbsEngine:
     def _sample_hyper(self, group: str) -> None:
         """Draw a group's Normal-Gamma hyperparameters (mean and precision per dimension) given its values."""
         values = self.state[group].reshape(len(self.state[group]), -1)
-        n = values.shape[0]
         mean = values.mean(axis=0)
         spread = ((values - mean) ** 2).sum(axis=0)
-        shape = PRIOR_SHAPE + 0.5 * n
-        rate = PRIOR_RATE + 0.5 * (spread + PRIOR_MEAN_STRENGTH * n * mean**2 / (PRIOR_MEAN_STRENGTH + n))
-        precision = self.rng.gamma(shape, 1.0 / rate)
-        strength = PRIOR_MEAN_STRENGTH + n
-        self.state[f"{group}_prior_prec"] = precision
-        spread_of_mean = 1.0 / np.sqrt(strength * precision)
-        draw = self.rng.standard_normal(len(mean))
-        self.state[f"{group}_prior_mean"] = n * mean / strength + draw * spread_of_mean
+        self.state[f"{group}_prior_prec"], self.state[f"{group}_prior_mean"] = draw_hyperparameters(
+            self.rng, values.shape[0], mean, spread)
 
     def _sample_noise_and_biases(self) -> None:
         s = self.state
@@ -459,15 +443,11 @@ class GibbsEngine:
     def _keep(self, epoch: int) -> None:
         """Fold the current sample into the model: in burn-in it replaces slot 0, later it is averaged."""
         cfg = self.model.config
-        after = self.sweeps - cfg.burn_in
-        if after >= 0 and after % self.thin != 0:
+        kept = sample_slot(self.sweeps, cfg.burn_in, self.thin, self.kept, cfg.samples)
+        if kept is None:
             return
-        kept = self.kept if after >= 0 else 0
-        if after >= 0 and kept >= cfg.samples:
-            return  # more sweeps than planned (resumed with a larger epochs): the slots are full
         s = self.state
-        means = {"global_bias": s["mu"], "user_bias": s["user_bias"], "item_bias": s["item_bias"]}
-        vectors = {"user_factors": self.user_vecs, "item_factors": self.item_vecs}
+        day_mix = day_bias_mix = None
         if cfg.date:
             # A prediction without a time is the mean of the user's predictions over the days he rated on in
             # training (his day mix), which is linear in the day terms, so it folds into his vector and bias;
@@ -477,12 +457,9 @@ class GibbsEngine:
                               self.user_share, day_mix)
             day_bias_mix = (np.bincount(self.users, weights=s["day_bias"][self.days], minlength=cfg.n_users)
                             * self.user_share + (self.user_vecs * day_mix).sum(axis=1))
-            means.update(user_bias=s["user_bias"] + day_bias_mix, day_bias=s["day_bias"],
-                         user_day_bias=day_bias_mix)
-            vectors.update(user_factors=self.user_vecs + day_mix, day_factors=s["day_factors"],
-                           user_day_mix=day_mix)
+        means, vectors = sample_tables(s, self.user_vecs, self.item_vecs, day_mix, day_bias_mix)
         self.model.add_sample(kept, means, vectors)
-        if after >= 0:
+        if self.sweeps >= cfg.burn_in:
             self.kept += 1
 
     # ---- checkpointing -------------------------------------------------------------------------------------

@@ -218,8 +218,9 @@ class NumbaMFEngine:
 
     Uses ``config.lr`` (learning rate), ``config.l2`` (regularization ``reg``), ``config.seed`` (shuffle and
     groups) and ``config.threads`` (number of user/item groups and Numba threads; None = all cores; see the
-    module docstring). It always runs plain per-rating SGD, so ``optimizer``, ``momentum``, ``batch_size`` and
-    ``sparse`` do not apply.
+    module docstring). It always runs plain per-rating SGD at a constant rate, so it honours no other
+    optimizer, momentum, batch size, weight decay, schedule or sparse gradients; ``deepmf.training.engines``
+    declares that, and ``select_engine`` never hands it a run that asks for them.
 
     Args:
         model: a biased regression MF (parameters ``user_factors``, ``item_factors``, ``user_bias``,
@@ -229,8 +230,7 @@ class NumbaMFEngine:
         device: must be the CPU.
 
     Raises:
-        ConfigError: the device is not the CPU, the model is not biased MF, or an option the engine cannot
-            honour is set (weight decay, a learning-rate schedule).
+        ConfigError: the device is not the CPU, or the model is not biased MF.
     """
 
     name = "numba"
@@ -238,11 +238,6 @@ class NumbaMFEngine:
     def __init__(self, model: RatingModel, train: Ratings, config: TrainConfig, device: torch.device) -> None:
         if torch.device(device).type != "cpu":
             raise ConfigError(f"the numba engine runs on cpu, not {device}")
-        if config.weight_decay > 0:
-            raise ConfigError("the numba engine regularizes with l2, not weight_decay: set weight_decay to 0")
-        if config.lr_schedule != "none":
-            raise ConfigError(f"the numba engine uses a constant learning rate; lr_schedule "
-                              f"{config.lr_schedule!r} needs the torch engine")
         mf_arrays(model)  # validate the model now, not at the first epoch
         self.model = model
         self.train = train  # kept (not copied) only for train_epoch(order=...)

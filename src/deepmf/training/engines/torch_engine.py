@@ -4,7 +4,9 @@ Speed comes from doing nothing per sample: the training ratings live as tensors 
 draws one ``randperm`` from the engine's own generator, gathers the shuffled columns once and then slices
 contiguous batches. The epoch's squared error accumulates in a device tensor, so the only host sync is at the
 epoch's end. With sparse gradients (``sparse_adam``, or ``sparse=True`` with SGD/Adagrad) an optimizer step
-touches only the embedding rows the batch used, which is what makes large tables cheap.
+touches only the embedding rows the batch used, which is what makes large tables cheap. Under torchrun
+(``distribute``) each rank trains its shard of every global batch (training/distributed.py) and DDP averages
+the gradients, sparse ones included (gloo; NCCL reduces only dense gradients).
 
 Models with Linear layers (deep MF, NeuMF) run their forward pass under bfloat16 autocast where the hardware
 multiplies bfloat16 natively (CPUs with AVX512-BF16 or AMX, CUDA GPUs that support it): a 16K x 64 x 64 matmul
@@ -19,6 +21,14 @@ same test RMSE. It is off by default because compiling costs more than it saves 
 first time on this 2-core machine and about 4 s once Inductor's on-disk cache has the kernels, against
 0.33 s saved per million ratings trained: at that rate it pays beyond about 100M ratings per run from a
 cold cache, 12M from a warm one. The optimizer step stays eager (fused Adam is one kernel already).
+
+On CUDA, ``gpu_batch_scaling`` (the deep models' default) sizes the batch for the device: a GPU step costs
+about the same for 4K or 64K ratings, so a small batch leaves it idle, but a batch too large for the data
+leaves too few steps per epoch and the RMSE per epoch collapses. ``device_batch`` grows the batch to about
+1/MIN_STEPS_PER_EPOCH of the training ratings (never below the configured batch, never above
+GPU_MAX_BATCH), scales the learning rate by the square root of the growth (the usual rule for Adam) and warms
+it up linearly over the first epoch's steps; ML-100K keeps its CPU settings, ML-20M-sized data trains at
+65,536. Provisional until bench/gpu.py has measured time-to-RMSE on an H200.
 """
 
 from __future__ import annotations
@@ -33,11 +43,17 @@ import torch
 from torch import nn
 
 from deepmf.errors import ConfigError
+from deepmf.training.distributed import epoch_steps
 
 if TYPE_CHECKING:
     from deepmf.data.ratings import Ratings
     from deepmf.models.base import RatingModel
     from deepmf.training.config import TrainConfig
+    from deepmf.training.distributed import DataParallel
+
+# gpu_batch_scaling (see the module docstring); provisional until measured on a GPU.
+GPU_MAX_BATCH = 1 << 16
+MIN_STEPS_PER_EPOCH = 256
 
 # Optimizers that accept sparse embedding gradients (SparseAdam only accepts sparse ones).
 SPARSE_CAPABLE = ("sgd", "adagrad", "sparse_adam")
@@ -48,7 +64,10 @@ def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` multiplies bfloat16 matrices in hardware (not by emulation, which is slower)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported(including_emulation=False)
-    capabilities = torch.cpu.get_capabilities()
+    get_capabilities = getattr(torch.cpu, "get_capabilities", None)
+    if get_capabilities is None:  # older torch cannot tell: stay with float32, never slower by emulation
+        return False
+    capabilities = get_capabilities()
     return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
 
 
@@ -83,6 +102,19 @@ def compile_requested() -> bool:
     return choice == "1"
 
 
+def device_batch(config: TrainConfig, n_ratings: int, device: torch.device) -> tuple[int, float, int]:
+    """(batch size, learning-rate factor, warm-up steps) the torch engine uses (see the module docstring).
+
+    The configured batch and rate, with no warm-up, unless ``gpu_batch_scaling`` is on and ``device`` is CUDA.
+    """
+    if not config.gpu_batch_scaling or device.type != "cuda":
+        return config.batch_size, 1.0, 0
+    fitting = 1 << max(0, (n_ratings // MIN_STEPS_PER_EPOCH).bit_length() - 1)  # a power of two
+    batch = max(config.batch_size, min(GPU_MAX_BATCH, fitting))
+    growth = batch / config.batch_size
+    return batch, math.sqrt(growth), (-(-n_ratings // batch) if growth > 1 else 0)
+
+
 def _dense_optimizer(name: str, params: list[nn.Parameter], config: TrainConfig, weight_decay: float,
                      fused: bool = True) -> torch.optim.Optimizer:
     """The configured torch optimizer over ``params``.
@@ -115,6 +147,24 @@ def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> Any:
     return None
 
 
+class _Outputs(nn.Module):
+    """``(model output, L2 penalty or None)`` of a batch: the forward pass a step differentiates.
+
+    A module rather than a method so that data-parallel training can wrap it in DDP, whose gradient hooks
+    only fire for a forward pass run through the wrapper.
+    """
+
+    def __init__(self, model: RatingModel, with_penalty: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.with_penalty = with_penalty
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.with_penalty:
+            return self.model.forward_with_penalty(users, items)
+        return self.model(users, items), None
+
+
 class TorchEngine:
     """One epoch of minibatch training of ``model`` on ``train`` (see module docstring)."""
 
@@ -134,8 +184,19 @@ class TorchEngine:
         self.precision = "fp32" if self.autocast is None else "bf16"
         self._forward_context = (contextlib.nullcontext if self.autocast is None
                                  else functools.partial(torch.autocast, device.type, dtype=self.autocast))
+        self.batch_size, lr_factor, self.warmup_steps = device_batch(config, self.n, device)
         self.optimizers = self._build_optimizers()
+        for optimizer in self.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] *= lr_factor  # before the schedulers are built, so they start from the scaled rate
+        self.peak_lrs = [[group["lr"] for group in o.param_groups] for o in self.optimizers]
+        self.steps = 0
+        # What the Trainer reports beside the configuration, so the switch is visible.
+        self.effective_options = {"batch_size": self.batch_size, "lr": config.lr * lr_factor,
+                                  "warmup_steps": self.warmup_steps}
         self.schedulers = [s for s in (_scheduler(o, config) for o in self.optimizers) if s is not None]
+        self.outputs: nn.Module = _Outputs(self.model, config.l2 > 0)
+        self.group: DataParallel | None = None
         self.compiled = compile_requested()
         # The forward pass, loss and penalty of a batch, and through AOTAutograd their backward too.
         self._batch_loss = torch.compile(self._eager_batch_loss) if self.compiled else self._eager_batch_loss
@@ -171,43 +232,57 @@ class TorchEngine:
     def _eager_batch_loss(self, users: torch.Tensor, items: torch.Tensor,
                           ratings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(model output, the batch's loss, loss + l2 x penalty) of one batch."""
-        model, l2 = self.model, self.config.l2
         with self._forward_context():
-            if l2 > 0:
-                output, penalty = model.forward_with_penalty(users, items)
-            else:
-                output, penalty = model(users, items), None
-            loss = model.loss(output, ratings)
-        return output, loss, loss if penalty is None else loss + l2 * penalty
+            output, penalty = self.outputs(users, items)
+            loss = self.model.loss(output, ratings)
+        return output, loss, loss if penalty is None else loss + self.config.l2 * penalty
+
+    def distribute(self, group: DataParallel) -> None:
+        """Train data-parallel in ``group``: each epoch on this rank's shard, gradients averaged by DDP."""
+        self.group = group
+        self.outputs = group.wrap(self.outputs)
 
     def train_epoch(self, epoch: int) -> float:
         """One shuffled pass in minibatches; returns the training RMSE of the pass (model in train mode)."""
-        model, data, batch_size = self.model, self.data, self.config.batch_size
+        model, data, batch_size = self.model, self.data, self.batch_size
         model.train()
         order = torch.randperm(self.n, generator=self.generator, device=self.device)
+        order, steps = epoch_steps(order, batch_size, self.group)
         users, items, ratings = data.users[order], data.items[order], data.ratings[order]
         squared_error = torch.zeros((), dtype=torch.float64, device=self.device)
         classification = model.head == "classification"
-        for start in range(0, self.n, batch_size):
-            u = users[start:start + batch_size]
-            i = items[start:start + batch_size]
-            r = ratings[start:start + batch_size]
+        for step in steps:
+            u, i, r = users[step.start:step.end], items[step.start:step.end], ratings[step.start:step.end]
             output, loss, total = self._batch_loss(u, i, r)
             for optimizer in self.optimizers:
                 optimizer.zero_grad(set_to_none=True)
-            total.backward()
+            (total if step.weight == 1.0 else total * step.weight).backward()
+            if self.steps < self.warmup_steps:
+                self._warm_up()
             for optimizer in self.optimizers:
                 optimizer.step()
+            self.steps += 1
+            if not step.scored:
+                continue
             with torch.no_grad():
                 if classification:
                     squared_error += (model.to_rating(output.float()) - r).pow(2).sum()
                 else:  # the MSE loss is already the batch's mean squared error
                     squared_error += loss.detach() * r.shape[0]
+        if self.group is not None:
+            squared_error = self.group.all_sum(squared_error)
         rmse = math.sqrt(float(squared_error) / self.n)
         if not math.isfinite(rmse):
             raise ConfigError(f"training diverged in epoch {epoch} (loss is NaN or infinite): "
                               f"lower the learning rate (now {self.config.lr})")
         return rmse
+
+    def _warm_up(self) -> None:
+        """Linear warm-up: step t of W runs at (t + 1) / W of the scaled rate (the last one at the full rate)."""
+        fraction = (self.steps + 1) / self.warmup_steps
+        for optimizer, peaks in zip(self.optimizers, self.peak_lrs, strict=True):
+            for group, peak in zip(optimizer.param_groups, peaks, strict=True):
+                group["lr"] = peak * fraction
 
     def step_schedule(self, val_rmse: float | None) -> None:
         """Advance the LR schedule at the end of an epoch (plateau needs the validation RMSE)."""
@@ -221,7 +296,7 @@ class TorchEngine:
     def state_dict(self) -> dict[str, Any]:
         return {"optimizers": [o.state_dict() for o in self.optimizers],
                 "schedulers": [s.state_dict() for s in self.schedulers],
-                "generator": self.generator.get_state()}
+                "generator": self.generator.get_state(), "steps": self.steps}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         saved_shape = (len(state["optimizers"]), len(state["schedulers"]))
@@ -232,3 +307,4 @@ class TorchEngine:
         for scheduler, saved in zip(self.schedulers, state["schedulers"], strict=True):
             scheduler.load_state_dict(saved)
         self.generator.set_state(state["generator"].cpu())
+        self.steps = int(state.get("steps", 0))  # checkpoints from before warm-up existed have no count
