@@ -117,7 +117,12 @@ class TrainConfig:
 
     def _check_types(self) -> None:
         """Each field has its declared type (a --config file or the Python API may pass anything); NumPy
-        numbers become Python ones so the config stays JSON-able."""
+        numbers become Python ones so the config stays JSON-able.
+
+        Hand-written rather than a pydantic model: these dozen lines are all the type checking there is (the
+        range checks in ``__post_init__`` are domain rules a model would need as validators anyway), errors
+        must be one ``ConfigError`` line naming the option, and training should not need pydantic installed.
+        """
         for name, kind in _TYPES.items():
             value = getattr(self, name)
             if value is None and name == "threads":
