@@ -40,7 +40,7 @@ class Similarity(Ranking):
             raise ConfigError(f"model {self.model_name!r} has no {side} embeddings to compare") from None
         return vectors.detach().float()
 
-    def _vectors(self, side: str, metric: Metric) -> torch.Tensor:
+    def _compared_vectors(self, side: str, metric: Metric) -> torch.Tensor:
         """The side's vectors, unit-normalised for cosine; kept once computed (the model does not change, and a
         service asks on every request: normalising 27K item vectors each time cost more than the product)."""
         key = f"{side}:{metric}"
@@ -60,7 +60,7 @@ class Similarity(Ranking):
         )
         index = int(self._lookup([raw_id], id_map, trained, "error")[0])
         allowed = self._candidates(min_ratings) if side == "item" else trained
-        vectors = self._vectors(side, metric)
+        vectors = self._compared_vectors(side, metric)
         scores = vectors @ vectors[index]
         candidates = torch.from_numpy(allowed).to(scores.device).clone()
         candidates[index] = False
