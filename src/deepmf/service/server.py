@@ -34,6 +34,8 @@ from deepmf.service.settings import ServiceSettings
 # client reusing a connection just as the server closes it gets a read error (seen in bench/serve_load.py);
 # 75 s is nginx's default and outlasts the idle pools of common clients.
 KEEP_ALIVE_SECONDS = 75
+# Connections waiting to be accepted (uvicorn's default).
+BACKLOG = 2048
 # How `serve` hands the model folder and settings to worker processes (spawned, so they start afresh).
 WORKER_ENV = "DEEPMF_SERVE_WORKER"
 logger = logging.getLogger("deepmf.service")
@@ -84,7 +86,7 @@ def serve(model_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int 
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host``:``port`` (0: a free port), inheritable by worker processes.
+    """A TCP socket listening on ``host``:``port`` (0: a free port), inheritable by worker processes.
 
     Raises:
         ConfigError: the address cannot be resolved or bound (in use, not this machine's, no permission).
@@ -98,6 +100,9 @@ def listen(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        # Listening now, not when uvicorn starts: a client told the URL may connect at once (it waits in
+        # the backlog rather than being refused).
+        sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
