@@ -38,6 +38,22 @@ def test_a_huge_n_is_clamped_to_the_catalogue(run, model_dir: Path, trained, com
     assert 0 < len(rows) <= trained.n_items
 
 
+@pytest.mark.parametrize("mode", ["--new-user", "--all-users"])
+def test_a_huge_n_for_a_new_user_or_every_user_is_clamped(run, model_dir: Path, trained, tmp_path: Path,
+                                                          mode: str) -> None:
+    if mode == "--new-user":
+        rated = tmp_path / "me.csv"
+        rated.write_text(f"item,rating\n{trained.item_ids.raw(0)},5\n")
+        code, out, err = run("recommend", model_dir, "--new-user", rated, "-n", str(BIG), "--json")
+        assert code == 0, err
+        assert 0 < len(json.loads(out)["items"]) < trained.n_items
+    else:
+        code, out, err = run("recommend", model_dir, "--all-users", "-n", str(BIG), "--out", tmp_path / "all.csv",
+                             "--json")
+        assert code == 0, err
+        assert 0 < json.loads(out)["rows"] <= trained.n_users * trained.n_items
+
+
 def test_huge_counts_in_the_python_api_stay_bounded(trained) -> None:
     users = trained.user_ids.raw(np.arange(3))
     assert len(trained.recommend_many(users, n=BIG)) <= 3 * trained.n_items
