@@ -11,9 +11,10 @@ wrote everything in it:
   marked temp folders. Replacing a non-empty model folder also needs the caller's consent (``--force``,
   ``overwrite=True``), except a run's own ``--resume`` target;
 - a *checkpoint folder* may replace one that holds only checkpoint files and the marker;
-- a *file* (report, plot, tuned config) may replace a regular file deepmf wrote: a PNG whose ``Software`` text
-  chunk starts with "deepmf", a ``report.md`` that starts with deepmf's comment line, a JSON config with
-  ``"written_by": "deepmf tune"``.
+- a *file* (report, plot, tuned config, export) may replace a regular file deepmf wrote: a PNG whose
+  ``Software`` text chunk starts with "deepmf", a ``report.md`` that starts with deepmf's comment line, a JSON
+  config with ``"written_by": "deepmf tune"``, an export (``deepmf.export.is_deepmf_export``: a parquet file
+  with deepmf's metadata key, or a CSV starting with the quoted header ``recommend --all-users`` writes).
 
 Anything else — a user's file among ours, a link, a device, a file where a folder should be — is refused
 with one ``OutputError`` line naming what is in the way. Nothing is deleted or renamed to find out.

@@ -230,7 +230,7 @@ def _recommend_all_users(model_dir: Path, out: Path | None, n: int, min_ratings:
         print_json(summary.to_dict())
         return
     console.print(f"wrote top {n} for {summary.users} users ({summary.rows} rows) to {summary.path} "
-                  f"in {summary.seconds:.1f} s", markup=False)
+                  f"in {summary.seconds:.2f} s", markup=False)
 
 
 @app.command()
