@@ -1,8 +1,9 @@
 """Crash-safe writes that never touch what deepmf did not write.
 
 **Files** (``write_file`` for bytes, ``writing_file`` for writers that stream to a path): a temp file beside the
-target is written, fsynced and renamed over the target, so a reader sees the old file or the new one. An existing target is replaced only when the caller's ``ours`` test
-recognises it as deepmf's own (a PNG deepmf drew, a report it wrote); anything else is an ``OutputError``.
+target is written, fsynced and renamed over the target, so a reader sees the old file or the new one. An
+existing target is replaced only when the caller's ``ours`` test recognises it as deepmf's own (a PNG deepmf
+drew, a report it wrote); anything else is an ``OutputError``.
 
 **Folders** (``replace_directory``), for saved models and checkpoints:
 
