@@ -173,3 +173,21 @@ def test_read_item_ratings(tmp_path: Path) -> None:
         read_item_ratings(path)
     with pytest.raises(DataError, match="is a folder"):
         read_item_ratings(tmp_path)
+
+
+def test_a_full_disk_is_one_error_and_keeps_the_old_file(saved, tmp_path: Path, monkeypatch) -> None:
+    import errno
+    import os
+
+    rec, _ = saved
+    path = tmp_path / "recs.csv"
+    export_recommendations(rec, path, n=2)
+    before = path.read_bytes()
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OutputError, match=f"cannot write {path}: No space left on device"):
+        export_recommendations(rec, path, n=3)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]

@@ -369,7 +369,10 @@ def writing_file(path: str | os.PathLike[str], *, ours: Callable[[Path], bool]) 
     existing = check_file_target(target, ours=ours)
     temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:
-        write_new_file(temp, b"", durable=False)
+        write_new_file(temp, b"", durable=False)  # exclusive: never someone else's file
+    except OSError as exc:
+        raise output_error(exc, target) from None
+    try:
         yield temp
         with open(temp, "rb+") as handle:
             os.fsync(handle.fileno())
