@@ -74,6 +74,10 @@ def _ranked_table(title: str, frame: pd.DataFrame, columns: dict[str, str]) -> T
     return table
 
 
+# A top-N list's columns and their headers (recommend USER, recommend --new-user).
+TOP_COLUMNS = {"item": "item", "title": "title", "score": "predicted"}
+
+
 def _cell(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
@@ -183,13 +187,7 @@ def recommend(
             payload["cold_start"] = top.attrs["cold_start"]
         print_json(payload)
         return
-    console.print(
-        _ranked_table(
-            f"Top {len(top)} for user {user_id} ({rec.model_name})",
-            top,
-            {"item": "item", "title": "title", "score": "predicted"},
-        )
-    )
+    console.print(_ranked_table(f"Top {len(top)} for user {user_id} ({rec.model_name})", top, TOP_COLUMNS))
     if "cold_start" in top.attrs:
         console.print("cold start: unknown user, ranked by the global mean plus each item's bias")
 
@@ -204,13 +202,8 @@ def _recommend_new_user(model_dir: Path, path: Path, n: int, min_ratings: int, j
     if json:
         print_json({"user": None, "items": _records(top), "unknown_items": unknown})
         return
-    console.print(
-        _ranked_table(
-            f"Top {len(top)} for a new user with {len(ratings) - len(unknown)} ratings ({rec.model_name}, fold-in)",
-            top,
-            {"item": "item", "title": "title", "score": "predicted"},
-        )
-    )
+    console.print(_ranked_table(f"Top {len(top)} for a new user with {len(ratings) - len(unknown)} ratings "
+                                f"({rec.model_name}, fold-in)", top, TOP_COLUMNS))
     if unknown:
         console.print(f"ignored {len(unknown)} rated item(s) the model does not know: "
                       f"{', '.join(map(str, unknown))}", markup=False)
