@@ -86,8 +86,8 @@ def version(json: JsonOpt = False) -> None:
 
 def _register() -> None:
     # Imported for their side effect of adding commands to ``app``, in the order `deepmf --help` lists them.
-    for module in ("data_cmds", "accuracy_cmds", "model_cmds", "recommend_cmds", "serve_cmds", "demo_cmds",
-                   "export_cmds"):
+    for module in ("data_cmds", "accuracy_cmds", "model_cmds", "recommend_cmds", "experiment_cmds", "serve_cmds",
+                   "demo_cmds", "export_cmds"):
         importlib.import_module(f"deepmf.cli.{module}")
 
 

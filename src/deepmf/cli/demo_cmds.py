@@ -13,8 +13,9 @@ from rich.table import Table
 
 from deepmf.cli.app import app
 from deepmf.cli.common import console, err_console, print_json
+from deepmf.cli.experiment_cmds import _fold_table
 from deepmf.cli.options import DirOpt, JsonOpt
-from deepmf.cli.recommend_cmds import _cell, _fold_table
+from deepmf.cli.recommend_cmds import _cell
 
 
 @app.command()

@@ -1,8 +1,9 @@
-"""Commands that use trained models: predict, recommend, rated, similar, evaluate, compare, plot.
+"""Commands that use a trained model folder: predict, recommend (a user, a new user, every user), rated,
+similar, plot.
 
-Each command parses its flags, calls the Python API (``deepmf.recommender``, ``deepmf.experiment``,
-``deepmf.evaluation.cross_validation``, ``deepmf.plots``) and prints a rich table, or one
-JSON object with ``--json``. Errors are DeepMFErrors: one line on stderr, exit code 2 (see ``cli/common.py``).
+Each command parses its flags, calls the Python API (``deepmf.recommender``, ``deepmf.export``, ``deepmf.plots``)
+and prints a rich table, or one JSON object with ``--json``. Errors are DeepMFErrors: one line on stderr, exit
+code 2 (see ``cli/common.py``).
 """
 
 from __future__ import annotations
@@ -12,28 +13,12 @@ from typing import Annotated, Any
 
 import pandas as pd
 import typer
-from rich import box
 from rich.table import Table
 from rich.text import Text
 
 from deepmf.cli.app import app
-from deepmf.cli.common import console, err_console, print_json
-from deepmf.cli.options import (
-    ConfigOpt,
-    DataArg,
-    JsonOpt,
-    KOpt,
-    LoaderFlags,
-    ModelFlags,
-    ModelOpt,
-    QuietOpt,
-    ReportOpt,
-    SplitOpt,
-    TrainFlags,
-    ValFractionOpt,
-    option_groups,
-    run_options,
-)
+from deepmf.cli.common import console, print_json
+from deepmf.cli.options import JsonOpt, LoaderFlags, option_groups
 from deepmf.errors import ConfigError
 
 ModelDirArg = Annotated[
@@ -80,22 +65,6 @@ TOP_COLUMNS = {"item": "item", "title": "title", "score": "predicted"}
 
 def _cell(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-METRIC_HEADERS = (
-    ("rmse", "RMSE"),
-    ("mae", "MAE"),
-    ("accuracy", "acc"),
-    ("precision", "P@k"),
-    ("recall", "R@k"),
-    ("ndcg", "NDCG@k"),
-    ("hit_rate", "hit"),
-    ("coverage", "cov"),
-)
-
-
-def _metric_columns(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(key, header) for key, header in METRIC_HEADERS if any(row.get(key) is not None for row in rows)]
 
 
 # ---- single-model queries --------------------------------------------------------------------------------
@@ -311,247 +280,3 @@ def plot(
         console.print("nothing to plot: the folder has no history, no test evaluation and no genres")
     for path in files:
         console.print(f"wrote {path}")
-
-
-# ---- experiments -----------------------------------------------------------------------------------------
-def _fold_table(
-    title: str,
-    rows: list[dict[str, Any]],
-    first: str,
-    k: int,
-    mean: dict[str, float] | None = None,
-    std: dict[str, float] | None = None,
-) -> Table:
-    """Metrics per row (fold or model), with mean and std rows when given; fits an 80-column terminal."""
-    columns = _metric_columns(rows)
-    cold = {row.get("cold_test_ratings") for row in rows} - {None}
-    caption = (
-        f"{'/'.join(map(str, sorted(cold)))} test ratings of users/items unseen in training answered by the "
-        "bias fallback"
-        if cold and cold != {0}
-        else None
-    )
-    table = Table(
-        title=title,
-        title_justify="left",
-        caption=caption,
-        caption_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        padding=(0, 1, 0, 0),  # one space plus the box's separator between columns: fits 80 columns
-    )
-    table.add_column(first, justify="left", no_wrap=True, min_width=max(len(str(r.get(first))) for r in rows))
-    for _, header in columns:
-        table.add_column(header.replace("@k", f"@{k}"), justify="right")
-    table.add_column("ep", justify="right")
-    table.add_column("sec", justify="right")
-    for row in rows:
-        table.add_row(
-            str(row.get(first)),
-            *(_metric(key, row.get(key)) for key, _ in columns),
-            str(row.get("epochs_run") or "–"),
-            _metric("seconds", row.get("train_seconds")),
-        )
-    if mean is not None and std is not None and len(rows) > 1:
-        table.add_section()
-        for label, values in (("mean", mean), ("std", std)):
-            table.add_row(
-                label,
-                *(_metric(key, values.get(key)) for key, _ in columns),
-                "",
-                _metric("seconds", values.get("train_seconds")),
-            )
-    return table
-
-
-def _metric(key: str, value: Any) -> str:
-    if value is None:
-        return "–"
-    if key == "seconds":
-        return f"{value:.1f}"
-    return f"{value:.4f}" if key in ("rmse", "mae") else f"{value:.3f}"
-
-
-@app.command()
-@option_groups
-def evaluate(
-    data: DataArg,
-    model: ModelOpt = None,
-    split: SplitOpt = None,
-    model_flags: ModelFlags = ModelFlags(),
-    train_flags: TrainFlags = TrainFlags(),
-    val_fraction: ValFractionOpt = None,
-    config: ConfigOpt = None,
-    k: KOpt = 10,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", help="Save each fold's model under OUT/<fold>.", show_default=False),
-    ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Replace deepmf models already in OUT/<fold> (never anything else).")
-    ] = False,
-    quiet: QuietOpt = False,
-    json: JsonOpt = False,
-    loader: LoaderFlags = LoaderFlags(),
-) -> None:
-    """Train one model per fold of a split; report each fold and mean ± std (as Surprise's cross_validate)."""
-    from deepmf.data.splits import default_split, parse_split
-    from deepmf.evaluation.cross_validation import cross_validate
-    from deepmf.experiment import RunConfig, train_config_for
-    from deepmf.folders import check_model_target
-
-    run = RunConfig.read(config) if config is not None else RunConfig()
-    model_name = model or run.model or "mf"
-    options, train_options = run_options([model_name], model_flags, train_flags, run)[model_name]
-    train_config = train_config_for(model_name, train_options)
-    ratings = loader.load(data)
-    spec = split or default_split(ratings)
-    splits = parse_split(spec, ratings, seed=train_config.seed)
-    if out is not None:  # before training any fold
-        for chosen in splits:
-            check_model_target(_fold_folder(out, chosen.name), overwrite=force)
-
-    def on_fold(result: Any) -> None:
-        if out is not None:
-            result.recommender.save(_fold_folder(out, result.split), overwrite=force)
-        if not json:
-            err_console.print(f"{result.split}: RMSE {result.metrics.get('rmse', float('nan')):.4f}")
-
-    cv = cross_validate(
-        ratings,
-        splits,
-        model_name,
-        options,
-        train_config,
-        valid_fraction=val_fraction,
-        k=k,
-        progress=not (quiet or json),
-        on_fold=on_fold,
-    )
-    if json:
-        print_json({"split": spec, "k": k, **cv.to_dict()})
-        return
-    console.print(
-        _fold_table(f"{model_name} on {ratings.name} ({spec})", cv.folds, "split", k, cv.mean, cv.std)
-    )
-
-
-def _fold_folder(out: Path, split_name: str) -> Path:
-    """OUT/<fold>, the fold's name made a folder name ("kfold:5/2" -> "kfold_5_2")."""
-    return out / split_name.replace("/", "_").replace(":", "_")
-
-
-def _split_models(values: list[str]) -> list[str]:
-    """``--models mf,deepmf --models blend:mf,svdpp`` -> [mf, deepmf, blend:mf,svdpp].
-
-    A value naming a composite model (it has a ':') is taken whole, since its own arguments contain commas.
-    """
-    names: list[str] = []
-    for value in values:
-        names += [value.strip()] if ":" in value else [v.strip() for v in value.split(",") if v.strip()]
-    if not names:
-        raise ConfigError("name at least one model with --models")
-    return names
-
-
-@app.command()
-@option_groups
-def compare(
-    data: DataArg,
-    models: Annotated[
-        list[str],
-        typer.Option(
-            "--models",
-            help="Comma-separated model names; repeat the flag for a composite name such as blend:mf,svdpp.",
-        ),
-    ],
-    split: SplitOpt = None,
-    model_flags: ModelFlags = ModelFlags(),
-    train_flags: TrainFlags = TrainFlags(),
-    val_fraction: ValFractionOpt = None,
-    k: KOpt = 10,
-    report: ReportOpt = None,
-    quiet: QuietOpt = False,
-    json: JsonOpt = False,
-    loader: LoaderFlags = LoaderFlags(),
-) -> None:
-    """Train several models on the same split(s) and print their test metrics side by side.
-
-    A model flag (or -o KEY=VALUE) applies to every model and must be one each of them takes; -o MODEL.KEY=VALUE
-    sets an option for one model.
-    """
-    from deepmf.data.splits import default_split, parse_split
-    from deepmf.evaluation.cross_validation import cross_validate
-    from deepmf.experiment import train_config_for
-    from deepmf.models.registry import check_model_name
-
-    names = _split_models(models)
-    for name in names:
-        check_model_name(name)  # "blend:mf,gpt" is refused before mf trains, not after
-    options = run_options(names, model_flags, train_flags)
-    # Refuse bad training options before training anything.
-    configs = {name: train_config_for(name, options[name][1]) for name in names}
-    seeds = {config.seed for config in configs.values()}
-    if len(seeds) > 1:
-        raise ConfigError("the models of compare share one split, and so one seed: set it for all of them "
-                          "(--seed), not per model")
-    if report is not None:
-        from deepmf.report import check_report_target
-
-        check_report_target(report)
-    ratings = loader.load(data)
-    spec = split or default_split(ratings)
-    splits = parse_split(spec, ratings, seed=seeds.pop())
-    rows, first_fold = [], {}
-    for name in names:
-        if not json:
-            err_console.print(f"training {name} ...")
-        cv = cross_validate(
-            ratings,
-            splits,
-            name,
-            options[name][0],
-            configs[name],
-            valid_fraction=val_fraction,
-            k=k,
-            progress=not (quiet or json),
-            on_fold=lambda result: first_fold.setdefault(result.model_name, result.recommender),
-        )
-        rows.append(
-            {
-                "model": name,
-                "folds": len(cv.folds),
-                **cv.mean,
-                "std": cv.std,
-                "cold_test_ratings": cv.folds[0].get("cold_test_ratings"),
-                "epochs_run": cv.folds[0].get("epochs_run"),
-                "engine": cv.folds[0].get("engine"),
-                "threads": cv.folds[0].get("threads"),
-            }
-        )
-    report_path = None
-    if report is not None:
-        from deepmf.report import write_report
-
-        report_path = write_report(
-            report,
-            first_fold,
-            title=f"deepmf compare: {', '.join(names)}",
-            data_name=ratings.name,
-            split_name=splits[0].name,
-        )
-    if json:
-        print_json(
-            {"split": spec, "k": k, "models": rows, **({"report": str(report_path)} if report_path else {})}
-        )
-        return
-    console.print(
-        _fold_table(
-            f"{ratings.name} ({spec}): test metrics" + (" (mean over folds)" if len(splits) > 1 else ""),
-            rows,
-            "model",
-            k,
-        )
-    )
-    if report_path is not None:
-        console.print(f"report: {report_path}")
