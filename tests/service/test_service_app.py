@@ -231,3 +231,11 @@ def test_without_the_serve_extra_the_error_says_what_to_install(tmp_path: Path) 
     assert result.returncode == 2
     assert result.stderr == ("error: the HTTP service (deepmf serve) needs the optional package fastapi, which is not "
                              "installed: pip install 'deepmf[serve]'\n")
+
+
+def test_error_statuses() -> None:
+    from deepmf.errors import ConfigError, DataError, ModelFormatError, ResourceError, UnknownIdError
+    from deepmf.service.errors import status_of
+
+    assert [status_of(exc) for exc in (UnknownIdError("user", 9), ConfigError("n"), DataError("x"),
+                                       ModelFormatError("gone"), ResourceError("full"))] == [404, 422, 422, 503, 503]

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from deepmf.errors import DeepMFError, ModelFormatError, UnknownIdError
+from deepmf.errors import DeepMFError, ModelFormatError, ResourceError, UnknownIdError
 
 logger = logging.getLogger("deepmf.service")
 
@@ -19,10 +19,11 @@ def _detail(status: int, message: str) -> JSONResponse:
 
 
 def status_of(exc: DeepMFError) -> int:
-    """404 for an unknown (or untrained) id, 503 for a model that cannot be loaded, else 422 (bad value)."""
+    """404 for an unknown (or untrained) id, 503 for a model that cannot be loaded or memory the server lacks (the
+    request may succeed later or elsewhere), else 422 (bad value)."""
     if isinstance(exc, UnknownIdError):
         return 404
-    if isinstance(exc, ModelFormatError):
+    if isinstance(exc, (ModelFormatError, ResourceError)):
         return 503
     return 422
 
