@@ -2,7 +2,7 @@
 
 Used by the ``train``, ``evaluate``, ``compare`` and ``demo`` commands. The test part of a split is read once,
 at the end, by ``Recommender.evaluate``; early stopping and any tuning only ever see the validation ratings
-carved from the training part.
+carved from the training part (for implicit feedback, a share of each user's training interactions).
 """
 
 from __future__ import annotations
@@ -116,6 +116,7 @@ class ExperimentResult:
         n_test: held-out test ratings.
         cold: cold_users, cold_items, cold_test_ratings of the split.
         seconds: wall time of the whole experiment (training, validation and evaluation).
+        baseline: implicit feedback, when asked for: the popularity baseline's test metrics on the same split.
     """
 
     model_name: str
@@ -126,6 +127,7 @@ class ExperimentResult:
     n_test: int
     cold: dict[str, int]
     seconds: float
+    baseline: dict[str, Any] | None = None
 
     @property
     def evaluation(self) -> Evaluation | None:
@@ -156,6 +158,7 @@ class ExperimentResult:
             "stopped_early": summary.get("stopped_early"),
             "seconds": self.seconds,
             "history": self.recommender.history,
+            **({"baseline": {"model": "pop", "test": self.baseline}} if self.baseline is not None else {}),
         }
 
 
@@ -169,6 +172,8 @@ def run_experiment(
     valid_fraction: float | None = None,
     k: int = 10,
     relevant_threshold: float | None = None,
+    protocol: str = "full",
+    baseline: bool = False,
     **trainer_kwargs: Any,
 ) -> ExperimentResult:
     """Train ``model_name`` on ``split.train`` and evaluate it once on ``split.test``.
@@ -183,7 +188,11 @@ def run_experiment(
             0 trains on all of it without validation; None (default) carves 5 % when validation steers
             training (patience > 0 or a plateau schedule) and nothing otherwise.
         k: list length of the ranking metrics.
-        relevant_threshold: held-out rating counted as relevant (default: 4 on a 1..5 scale).
+        relevant_threshold: held-out rating counted as relevant (default: 4 on a 1..5 scale; implicit
+            feedback: every held-out interaction).
+        protocol: "full" ranking, or "sampled" (NCF's; implicit feedback only, labelled in the metrics).
+        baseline: with implicit feedback, also fit the popularity baseline on the same training part and
+            report its test metrics (``ExperimentResult.baseline``).
         **trainer_kwargs: passed to the Trainer (progress, checkpoint_dir, resume, on_epoch).
 
     Raises:
@@ -203,7 +212,12 @@ def run_experiment(
     # Every training rating counts as seen, validation included: the user rated those items.
     recommender = Recommender.from_trained(trained, data, split.train)
     if len(split.test):
-        recommender.evaluation = recommender.evaluate(split.test, k=k, relevant_threshold=relevant_threshold)
+        recommender.evaluation = recommender.evaluate(split.test, k=k, relevant_threshold=relevant_threshold,
+                                                      protocol=protocol)
+    seconds = time.perf_counter() - start
+    pop = None
+    if baseline and len(split.test) and data.feedback == "implicit" and model_name != "pop":
+        pop = run_experiment(data, split, "pop", k=k, protocol=protocol, progress=False).metrics
     return ExperimentResult(
         model_name,
         split.name,
@@ -216,5 +230,6 @@ def run_experiment(
             "cold_items": split.cold_items,
             "cold_test_ratings": split.cold_test_ratings,
         },
-        time.perf_counter() - start,
+        seconds,
+        pop,
     )

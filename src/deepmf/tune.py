@@ -2,7 +2,9 @@
 
 ``tune(data, splits, model, trials)`` samples model and training options from the model's search space,
 trains on each split's training part minus a validation carve, and scores the trial by the mean validation
-RMSE over the splits (each run's best epoch, as early stopping would keep). Test ratings are never read: a
+RMSE over the splits (each run's best epoch, as early stopping would keep); for implicit feedback by the mean
+validation NDCG@10 (full ranking; the carve is a share of each user's interactions), maximised. Test ratings are
+never read: a
 split's test part is not even looked at. The best trial becomes a run config
 ``{"model": ..., "model_options": {...}, "train_options": {...}}`` that ``deepmf train --config`` reads.
 """
@@ -60,8 +62,26 @@ def _autorec(trial: optuna.Trial) -> Options:
              "l2": trial.suggest_float("l2", 1.0, 1000.0, log=True)})
 
 
+def _bpr(trial: optuna.Trial) -> Options:
+    return ({"factors": trial.suggest_int("factors", 16, 256, log=True)},
+            {"lr": trial.suggest_float("lr", 5e-3, 0.3, log=True),
+             "l2": trial.suggest_float("l2", 1e-4, 0.1, log=True)})
+
+
+def _ials(trial: optuna.Trial) -> Options:
+    # Rendle et al. 2021 tune the dimension, reg and the unobserved weight alpha0 (with nu = 1).
+    return ({"factors": trial.suggest_int("factors", 16, 256, log=True),
+             "reg": trial.suggest_float("reg", 1e-4, 1.0, log=True),
+             "alpha0": trial.suggest_float("alpha0", 1e-3, 3.0, log=True)}, {})
+
+
+def _ease(trial: optuna.Trial) -> Options:
+    return ({"reg": trial.suggest_float("reg", 1.0, 1e4, log=True)}, {})
+
+
 SEARCH_SPACES: dict[str, Callable[[optuna.Trial], Options]] = {
     "mf": _mf, "deepmf": _deep, "neumf": _deep, "svdpp": _svdpp, "bayes": _bayes, "autorec": _autorec,
+    "bpr": _bpr, "ials": _ials, "ease": _ease,
 }
 
 
@@ -71,19 +91,26 @@ class TuneResult:
 
     Attributes:
         model: registry name.
-        best_rmse: mean validation RMSE of the best trial.
+        best_score: the best trial's mean validation RMSE (lowest), or NDCG@10 for implicit feedback (highest).
         model_options: the best trial's model options.
         train_options: the best trial's training options (over the model's defaults).
-        trials: every trial: number, validation RMSE, options.
+        trials: every trial: number, validation score (key ``metric``), options.
         n_valid: validation ratings per split.
+        metric: "val_rmse", or "val_ndcg" for implicit feedback.
     """
 
     model: str
-    best_rmse: float
+    best_score: float
     model_options: dict[str, Any]
     train_options: dict[str, Any]
     trials: list[dict[str, Any]] = field(default_factory=list)
     n_valid: list[int] = field(default_factory=list)
+    metric: str = "val_rmse"
+
+    @property
+    def best_rmse(self) -> float:
+        """The best mean validation RMSE (NaN when the search maximised NDCG)."""
+        return self.best_score if self.metric == "val_rmse" else float("nan")
 
     def run_config(self) -> dict[str, Any]:
         """The best configuration in the ``--config`` file format."""
@@ -94,8 +121,8 @@ class TuneResult:
         atomic_write_text(path, json.dumps(self.run_config(), indent=2) + "\n")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.run_config(), "best_rmse": self.best_rmse, "n_valid": self.n_valid,
-                "trials": self.trials}
+        return {**self.run_config(), f"best_{self.metric.removeprefix('val_')}": self.best_score,
+                "metric": self.metric, "n_valid": self.n_valid, "trials": self.trials}
 
 
 def tune(data: Ratings, splits: list[Split], model: str, trials: int, *, valid_fraction: float = 0.1,
@@ -131,6 +158,8 @@ def tune(data: Ratings, splits: list[Split], model: str, trials: int, *, valid_f
     carves = [validation_split(split.train, valid_fraction, seed=seed) for split in splits]
     space = SEARCH_SPACES[model]
     records: list[dict[str, Any]] = []
+    metric = "val_ndcg" if data.feedback == "implicit" else "val_rmse"
+    best_of = max if metric == "val_ndcg" else min
 
     def objective(trial: optuna.Trial) -> float:
         model_options, train_options = space(trial)
@@ -139,12 +168,12 @@ def tune(data: Ratings, splits: list[Split], model: str, trials: int, *, valid_f
         scores = []
         for fit_part, valid in carves:
             result = train_model(model, data, fit_part, valid, model_options, config, progress=False).result
-            val = [r.val_rmse for r in result.history if r.val_rmse is not None]
-            scores.append(min(val, default=math.inf))
+            val = [getattr(r, metric) for r in result.history if getattr(r, metric) is not None]
+            scores.append(best_of(val, default=-math.inf if metric == "val_ndcg" else math.inf))
         score = float(sum(scores) / len(scores))
         trial.set_user_attr("model_options", model_options)
         trial.set_user_attr("train_options", train_options)
-        record = {"trial": trial.number, "val_rmse": score, "model_options": model_options,
+        record = {"trial": trial.number, metric: score, "model_options": model_options,
                   "train_options": train_options}
         records.append(record)
         if on_trial is not None:
@@ -152,8 +181,9 @@ def tune(data: Ratings, splits: list[Split], model: str, trials: int, *, valid_f
         return score
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
+    direction = "maximize" if metric == "val_ndcg" else "minimize"
+    study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=trials)
     best = study.best_trial
     return TuneResult(model, float(best.value), dict(best.user_attrs["model_options"]),
-                      dict(best.user_attrs["train_options"]), records, [len(v) for _, v in carves])
+                      dict(best.user_attrs["train_options"]), records, [len(v) for _, v in carves], metric)

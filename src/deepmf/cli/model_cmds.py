@@ -23,10 +23,14 @@ from deepmf.cli.options import (
     DeviceOpt,
     EpochsOpt,
     JsonOpt,
+    KOpt,
     LoaderFlags,
+    OptionOpt,
+    ProtocolOpt,
     ThreadsOpt,
     given,
     option_groups,
+    parse_assignments,
 )
 from deepmf.data.ratings import Ratings
 from deepmf.data.splits import Split, parse_split
@@ -46,10 +50,12 @@ def _option(*names: str, help: str) -> Any:
 def train(
     data: DataArg,
     model: Annotated[str | None, _option(
-        "--model", help="Model: mf, deepmf, neumf, svdpp, bayes, autorec, blend or blend:A,B,... (default mf)."
+        "--model", help="Model: mf, deepmf, neumf, svdpp, bayes, autorec, blend or blend:A,B,... (default mf); "
+        "with --feedback implicit: bpr, ials, ease, pop, deepmf or neumf (default ials)."
     )] = None,
     split: Annotated[str | None, _option("--split", help="Test split: u1..u5, ua, ub, random:0.2, user:0.2, "
-                                                         "time:0.2 ... (default random:0.2).")] = None,
+                                                         "time:0.2, leave-last-out, ncf ... (default random:0.2; "
+                                                         "user:0.2 for implicit feedback).")] = None,
     test: Annotated[Path | None, _option(
         "--test", help="A file of test ratings; DATA is then all training data.")] = None,
     factors: Annotated[int | None, _option("--factors", help="Latent factors / embedding size K.")] = None,
@@ -63,12 +69,19 @@ def train(
     features: Annotated[str | None, _option(
         "--features", help="Side features, comma-separated: genre, genres, user.")] = None,
     head: Annotated[str | None, _option("--head", help="regression or classification.")] = None,
+    loss: Annotated[str | None, _option(
+        "--loss", help="deepmf/neumf: rating (explicit ratings) or bce (implicit feedback with sampled "
+        "negatives, as NCF; the default with --feedback implicit).")] = None,
+    option: OptionOpt = None,
     optimizer: Annotated[str | None, _option(
         "--optimizer", help="sgd, adam, adamw, rmsprop, adagrad, sparse_adam.")] = None,
     lr: Annotated[float | None, _option("--lr", help="Learning rate.")] = None,
     weight_decay: Annotated[float | None, _option("--weight-decay", help="Optimizer weight decay.")] = None,
     l2: Annotated[float | None, _option("--l2", help="Per-batch L2 on the embedding rows used.")] = None,
     batch_size: Annotated[int | None, _option("--batch-size", help="Ratings per step.")] = None,
+    negatives: Annotated[int | None, _option(
+        "--negatives", help="Implicit feedback: negatives sampled per interaction and epoch (bpr: 1, bce: 4).")
+    ] = None,
     epochs: EpochsOpt = None,
     patience: Annotated[int | None, _option(
         "--patience", help="Early stopping patience in epochs (0: off).")] = None,
@@ -83,6 +96,8 @@ def train(
         "early stopping, else 0).", show_default=False)] = None,
     config: Annotated[Path | None, _option(
         "--config", help="JSON file {model, model_options, train_options}; flags override it.")] = None,
+    k: KOpt = 10,
+    protocol: ProtocolOpt = "full",
     out: Annotated[Path | None, _option(
         "--out", help="Save the trained model here (checkpoints in OUT/checkpoint).")] = None,
     resume: Annotated[bool, _option("--resume", help="Continue the run checkpointed in OUT.")] = False,
@@ -100,21 +115,23 @@ def train(
     if split is not None and test is not None:
         raise ConfigError("give either --split or --test, not both")
     run_config = RunConfig.read(config) if config is not None else RunConfig()
-    model_name = model or run_config.model or "mf"
-    model_options = {**run_config.model_options, **given(
+    model_name = model or run_config.model or ("ials" if loader.feedback == "implicit" else "mf")
+    model_options = {**run_config.model_options, **parse_assignments(option, "model option"), **given(
         factors=factors, user_dim=user_dim, item_dim=item_dim, layers=layers, dropout=dropout, head=head,
-        features=features, batchnorm=batchnorm or None, sigmoid=sigmoid or None,
+        features=features, batchnorm=batchnorm or None, sigmoid=sigmoid or None, loss=loss,
         bias=False if no_bias else None)}
     train_options = {**run_config.train_options, **given(
         optimizer=optimizer, lr=lr, weight_decay=weight_decay, l2=l2, batch_size=batch_size, epochs=epochs,
-        patience=patience, lr_schedule=lr_schedule, seed=seed, device=device, engine=engine, threads=threads)}
+        patience=patience, lr_schedule=lr_schedule, seed=seed, device=device, engine=engine, threads=threads,
+        negatives=negatives)}
     train_config = train_config_for(model_name, train_options)
 
     ratings = loader.load(data)
     if test is not None:
         chosen = _test_file_split(ratings, loader.load(str(test)), test)
     else:
-        splits = parse_split(split or "random:0.2", ratings, seed=train_config.seed)
+        default = "user:0.2" if ratings.feedback == "implicit" else "random:0.2"
+        splits = parse_split(split or default, ratings, seed=train_config.seed)
         if len(splits) != 1:
             raise ConfigError(f"train needs one split, {split!r} gives {len(splits)}: "
                               "use `deepmf evaluate` for several")
@@ -122,8 +139,8 @@ def train(
 
     checkpoint_dir = out / CHECKPOINT_SUBDIR if out is not None else None
     result = run_experiment(ratings, chosen, model_name, model_options, train_config,
-                            valid_fraction=val_fraction, progress=not (quiet or json),
-                            checkpoint_dir=checkpoint_dir, resume=resume)
+                            valid_fraction=val_fraction, k=k, protocol=protocol, baseline=True,
+                            progress=not (quiet or json), checkpoint_dir=checkpoint_dir, resume=resume)
     if out is not None:
         with _keep_checkpoint(out):
             result.recommender.save(out)
@@ -170,11 +187,14 @@ def _fmt(value: float | None, spec: str = ".4f") -> str:
 
 
 def _print_history(history: list[EpochRecord]) -> None:
+    scores = any(r.val_ndcg is not None or r.train_loss is not None for r in history)
+    columns = (("train loss", "train_loss"), ("val NDCG@10", "val_ndcg")) if scores else (
+        ("train RMSE", "train_rmse"), ("val RMSE", "val_rmse"))
     table = Table(title="training")
-    for column in ("epoch", "train RMSE", "val RMSE", "seconds", "ratings/s"):
+    for column in ("epoch", *(header for header, _ in columns), "seconds", "ratings/s"):
         table.add_column(column, justify="right")
     for r in history:
-        table.add_row(str(r.epoch), _fmt(r.train_rmse), _fmt(r.val_rmse), _fmt(r.seconds, ".2f"),
+        table.add_row(str(r.epoch), *(_fmt(getattr(r, key)) for _, key in columns), _fmt(r.seconds, ".2f"),
                       f"{r.ratings_per_second:,.0f}")
     console.print(table)
 
@@ -184,15 +204,20 @@ def _print_summary(summary: dict[str, Any], out: Path | None, report: Path | Non
     table.add_column("", style="bold")
     table.add_column("")
     test = summary["test"]
-    rows = [("ratings", f"{summary['n_train']:,} train, {summary['n_valid']:,} validation, "
-                        f"{summary['n_test']:,} test ({summary['cold_test_ratings']:,} cold)"),
-            ("test RMSE", _fmt(test.get("rmse"))), ("test MAE", _fmt(test.get("mae")))]
+    implicit = "rmse" not in test and "k" in test
+    rows = [("interactions" if implicit else "ratings",
+             f"{summary['n_train']:,} train, {summary['n_valid']:,} validation, "
+             f"{summary['n_test']:,} test ({summary['cold_test_ratings']:,} cold)")]
+    if implicit:
+        rows += _ranking_rows(test, summary.get("baseline"))
+    else:
+        rows += [("test RMSE", _fmt(test.get("rmse"))), ("test MAE", _fmt(test.get("mae")))]
     if test.get("scored_at_rating_time"):
         rows.append(("scored", "at each test rating's time (the model uses the day of a rating)"))
     if "accuracy" in test:
         rows.append(("test accuracy", _fmt(test["accuracy"])))
     for key in ("precision", "ndcg"):
-        if key in test:
+        if key in test and not implicit:
             rows.append((f"{key}@{test.get('k')}", _fmt(test[key])))
     rows += [("epochs", f"{summary['epochs_run']} (best {summary['best_epoch']}"
                         f"{', stopped early' if summary['stopped_early'] else ''})"),
@@ -205,6 +230,20 @@ def _print_summary(summary: dict[str, Any], out: Path | None, report: Path | Non
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
+
+
+def _ranking_rows(test: dict[str, Any], baseline: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Summary rows of an implicit-feedback model's test ranking, the popularity baseline's beside each."""
+    pop = (baseline or {}).get("test", {})
+    k = test.get("k")
+    label = "sampled (99 negatives per held-out item, NCF)" if test.get("protocol") == "sampled" else (
+        "full ranking of every unseen item")
+    rows = [("protocol", label)]
+    for key, name in (("ndcg", f"NDCG@{k}"), ("recall", f"recall@{k}"), ("map", f"MAP@{k}"),
+                      ("hit_rate", f"hit rate@{k}"), ("coverage", "coverage")):
+        if key in test:
+            rows.append((f"test {name}", _fmt(test[key]) + (f"   (pop {_fmt(pop[key])})" if key in pop else "")))
+    return rows
 
 
 # ---- synthetic --------------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """Options shared by several commands: ``Annotated`` aliases, the loader flags as one group, option helpers.
 
-A command declares a shared option by its alias (``json: JsonOpt = False``). The seven loader flags
-(``--dir``, ``--user-col``, ``--item-col``, ``--rating-col``, ``--time-col``, ``--sep``, ``--duplicates``) are
-declared once, as the fields of ``LoaderFlags``; a command takes them as one parameter, and ``option_groups``
-spreads that parameter into the seven flags, in place, for typer::
+A command declares a shared option by its alias (``json: JsonOpt = False``). The loader flags (``--dir``,
+``--user-col``, ``--item-col``, ``--rating-col``, ``--time-col``, ``--sep``, ``--duplicates``, ``--feedback``,
+``--positive``) are declared once, as the fields of ``LoaderFlags``; a command takes them as one parameter,
+and ``option_groups`` spreads that parameter into the flags, in place, for typer::
 
     @app.command()
     @option_groups
@@ -16,12 +16,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import json
 import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+
+from deepmf.errors import ConfigError
 
 if TYPE_CHECKING:
     from deepmf.data.ratings import Ratings
@@ -65,6 +68,22 @@ DuplicatesOpt = Annotated[
     str,
     typer.Option("--duplicates", help="Duplicate (user, item) ratings: error, last (keep the last) or mean (average)."),
 ]
+FeedbackOpt = Annotated[
+    str,
+    typer.Option(
+        "--feedback",
+        help="explicit (star ratings) or implicit (interactions: clicks, plays, or ratings >= --positive; a file "
+        "may then have no rating column, and repeated events become counts).",
+    ),
+]
+PositiveOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--positive",
+        help="With --feedback implicit: the lowest rating that counts as an interaction (default: every row).",
+        show_default=False,
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Maximum epochs.", show_default=False)]
 DeviceOpt = Annotated[
@@ -80,6 +99,28 @@ ThreadsOpt = Annotated[
 ]
 
 
+OptionOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "-o",
+        "--option",
+        help="Model option KEY=VALUE (JSON "
+        "values; repeatable). In compare, "
+        "MODEL.KEY=VALUE targets one model.",
+        show_default=False,
+    ),
+]
+KOpt = Annotated[int, typer.Option("-k", "--k", help="List length of the ranking metrics.")]
+ProtocolOpt = Annotated[
+    str,
+    typer.Option(
+        "--protocol",
+        help="Implicit feedback: full (rank every item the user has not interacted with) or sampled (NCF's "
+        "shortcut: each held-out item among 99 sampled items; far easier, labelled as such).",
+    ),
+]
+
+
 @dataclasses.dataclass(frozen=True)
 class LoaderFlags:
     """The flags that say how DATA is read (see ``deepmf.data.load``); the defaults are "not given"."""
@@ -91,6 +132,8 @@ class LoaderFlags:
     time_col: TimeColOpt = None
     sep: SepOpt = None
     duplicates: DuplicatesOpt = "error"
+    feedback: FeedbackOpt = "explicit"
+    positive: PositiveOpt = None
 
     def load(self, data: str) -> Ratings:
         """Load DATA (edition name, MovieLens folder or ratings file); errors propagate as DeepMFError."""
@@ -105,6 +148,8 @@ class LoaderFlags:
             time_col=self.time_col,
             sep=self.sep,
             duplicates=self.duplicates,
+            feedback=self.feedback,
+            positive=self.positive,
         )
 
 
@@ -140,6 +185,29 @@ def option_groups(command: Command) -> Command:
     gathered.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
     gathered.__annotations__ = {p.name: p.annotation for p in parameters}
     return gathered  # type: ignore[return-value]
+
+
+def _parse_value(text: str) -> Any:
+    """JSON value, else a comma-separated list of numbers ("64,32"), else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        parts = text.split(",")
+        try:
+            return [json.loads(p) for p in parts] if len(parts) > 1 else text
+        except ValueError:
+            return text
+
+
+def parse_assignments(pairs: list[str] | None, what: str) -> dict[str, Any]:
+    """``["factors=64", "layers=[64,32]"]`` -> ``{"factors": 64, "layers": [64, 32]}``."""
+    values: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{what} {pair!r} is not KEY=VALUE")
+        values[key.strip()] = _parse_value(text.strip())
+    return values
 
 
 def given(**values: Any) -> dict[str, Any]:

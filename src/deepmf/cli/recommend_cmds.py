@@ -7,7 +7,6 @@ JSON object with ``--json``. Errors are DeepMFErrors: one line on stderr, exit c
 
 from __future__ import annotations
 
-import json as jsonlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,10 +23,14 @@ from deepmf.cli.options import (
     DirOpt,
     EpochsOpt,
     JsonOpt,
+    KOpt,
     LoaderFlags,
+    OptionOpt,
+    ProtocolOpt,
     ThreadsOpt,
     given,
     option_groups,
+    parse_assignments,
 )
 from deepmf.errors import ConfigError
 
@@ -51,8 +54,8 @@ SplitOpt = Annotated[
     typer.Option(
         "--split",
         help="u1..u5, ua, ub, canonical (u1..u5), kfold:5, "
-        "random:0.2, user:0.2, time:0.2, files:TRAIN,TEST "
-        "(default: u1 for ml-100k, else random:0.2).",
+        "random:0.2, user:0.2, time:0.2, leave-last-out, ncf, files:TRAIN,TEST "
+        "(default: u1 for ml-100k, else random:0.2; user:0.2 for implicit feedback).",
         show_default=False,
     ),
 ]
@@ -61,17 +64,6 @@ ConfigOpt = Annotated[
     typer.Option(
         "--config",
         help="JSON file {model, model_options, train_options} (e.g. from `deepmf tune`).",
-        show_default=False,
-    ),
-]
-OptionOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "-o",
-        "--option",
-        help="Model option KEY=VALUE (JSON "
-        "values; repeatable). In compare, "
-        "MODEL.KEY=VALUE targets one model.",
         show_default=False,
     ),
 ]
@@ -99,7 +91,6 @@ ValFractionOpt = Annotated[
         show_default=False,
     ),
 ]
-KOpt = Annotated[int, typer.Option("-k", "--k", help="List length of the ranking metrics.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 
 
@@ -130,32 +121,11 @@ def _cell(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def _parse_value(text: str) -> Any:
-    """JSON value, else a comma-separated list of numbers ("64,32"), else the text itself."""
-    try:
-        return jsonlib.loads(text)
-    except ValueError:
-        parts = text.split(",")
-        try:
-            return [jsonlib.loads(p) for p in parts] if len(parts) > 1 else text
-        except ValueError:
-            return text
-
-
-def parse_assignments(pairs: list[str] | None, what: str) -> dict[str, Any]:
-    """``["factors=64", "layers=[64,32]"]`` -> ``{"factors": 64, "layers": [64, 32]}``."""
-    values: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{what} {pair!r} is not KEY=VALUE")
-        values[key.strip()] = _parse_value(text.strip())
-    return values
-
-
 def _default_split(data: Any, split: str | None) -> str:
     if split:
         return split
+    if data.feedback == "implicit":
+        return "user:0.2"  # every test user keeps a history to rank from
     return "u1" if data.meta.get("edition") == "ml-100k" else "random:0.2"
 
 
@@ -180,6 +150,7 @@ METRIC_HEADERS = (
     ("precision", "P@k"),
     ("recall", "R@k"),
     ("ndcg", "NDCG@k"),
+    ("map", "MAP@k"),
     ("hit_rate", "hit"),
     ("coverage", "cov"),
 )
@@ -206,12 +177,11 @@ def predict(
         return
     title = rec.title(rec.item_ids.index(item)) if item in rec.item_ids else ""
     label = f"item {prediction.item}" + (f" ({title})" if title else "")
-    console.print(f"user {prediction.user}, {label}: predicted rating [bold]{prediction.prediction:.3f}[/]")
+    what = "ranking score (implicit feedback)" if rec.scores_only else "predicted rating"
+    console.print(f"user {prediction.user}, {label}: {what} [bold]{prediction.prediction:.3f}[/]")
     if prediction.cold_start:
-        console.print(
-            f"cold start: unknown {prediction.cold_start}, answered with the global mean plus the known "
-            "side's bias"
-        )
+        fallback = "the item's popularity" if rec.scores_only else "the global mean plus the known side's bias"
+        console.print(f"cold start: unknown {prediction.cold_start}, answered with {fallback}")
 
 
 @app.command()
@@ -242,11 +212,12 @@ def recommend(
         _ranked_table(
             f"Top {len(top)} for user {user_id} ({rec.model_name})",
             top,
-            {"item": "item", "title": "title", "score": "predicted"},
+            {"item": "item", "title": "title", "score": "score" if rec.scores_only else "predicted"},
         )
     )
     if "cold_start" in top.attrs:
-        console.print("cold start: unknown user, ranked by the global mean plus each item's bias")
+        ranked_by = "popularity" if rec.scores_only else "the global mean plus each item's bias"
+        console.print(f"cold start: unknown user, ranked by {ranked_by}")
 
 
 @app.command()
@@ -409,6 +380,7 @@ def evaluate(
     threads: ThreadsOpt = None,
     val_fraction: ValFractionOpt = None,
     k: KOpt = 10,
+    protocol: ProtocolOpt = "full",
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Save each fold's model under OUT/<fold>.", show_default=False),
@@ -440,7 +412,9 @@ def evaluate(
         if out is not None:
             result.recommender.save(out / result.split.replace("/", "_").replace(":", "_"))
         if not json:
-            err_console.print(f"{result.split}: RMSE {result.metrics.get('rmse', float('nan')):.4f}")
+            key = "ndcg" if "rmse" not in result.metrics else "rmse"
+            name = f"NDCG@{k}" if key == "ndcg" else "RMSE"
+            err_console.print(f"{result.split}: {name} {result.metrics.get(key, float('nan')):.4f}")
 
     cv = cross_validate(
         ratings,
@@ -450,11 +424,12 @@ def evaluate(
         train_config,
         valid_fraction=val_fraction,
         k=k,
+        protocol=protocol,
         progress=not (quiet or json),
         on_fold=on_fold,
     )
     if json:
-        print_json({"split": spec, "k": k, **cv.to_dict()})
+        print_json({"split": spec, "k": k, "protocol": protocol, **cv.to_dict()})
         return
     console.print(
         _fold_table(f"{model_name} on {ratings.name} ({spec})", cv.folds, "split", k, cv.mean, cv.std)
@@ -494,6 +469,7 @@ def compare(
     threads: ThreadsOpt = None,
     val_fraction: ValFractionOpt = None,
     k: KOpt = 10,
+    protocol: ProtocolOpt = "full",
     report: Annotated[
         Path | None,
         typer.Option(
@@ -506,12 +482,16 @@ def compare(
     quiet: QuietOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Train several models on the same split(s) and print their test metrics side by side."""
+    """Train several models on the same split(s) and print their test metrics side by side (with --feedback
+    implicit the popularity baseline pop is always among them)."""
     from deepmf.data.splits import parse_split
     from deepmf.evaluation.cross_validation import cross_validate
     from deepmf.experiment import train_config_for
 
     names = _split_models(models)
+    added_pop = loader.feedback == "implicit" and "pop" not in names
+    if added_pop:
+        names.append("pop")  # any implicit model must be read against what popularity alone achieves
     common, per_model = {}, {name: {} for name in names}
     for key, value in parse_assignments(option, "model option").items():
         target, dot, option_key = key.rpartition(".")
@@ -522,9 +502,16 @@ def compare(
         else:
             common[key] = value
     overrides = _train_overrides(train_option, epochs, seed, device, None, threads)
+    # The baseline compare adds for implicit feedback takes no options but the run's seed, device and threads.
+    baseline_overrides = {key: overrides[key] for key in ("seed", "device", "threads") if key in overrides}
     configs = {
-        name: train_config_for(name, overrides) for name in names
+        name: train_config_for(name, baseline_overrides if added_pop and name == "pop" else overrides)
+        for name in names
     }  # refuse bad options before training
+    if added_pop:
+        common_for = {name: {} if name == "pop" else common for name in names}
+    else:
+        common_for = {name: common for name in names}
     ratings = loader.load(data)
     spec = _default_split(ratings, split)
     splits = parse_split(spec, ratings, seed=overrides.get("seed", 0))
@@ -536,10 +523,11 @@ def compare(
             ratings,
             splits,
             name,
-            {**common, **per_model[name]},
+            {**common_for[name], **per_model[name]},
             configs[name],
             valid_fraction=val_fraction,
             k=k,
+            protocol=protocol,
             progress=not (quiet or json),
             on_fold=lambda result: first_fold.setdefault(result.model_name, result.recommender),
         )
@@ -566,12 +554,14 @@ def compare(
         )
     if json:
         print_json(
-            {"split": spec, "k": k, "models": rows, **({"report": str(report_path)} if report_path else {})}
+            {"split": spec, "k": k, "protocol": protocol, "models": rows,
+             **({"report": str(report_path)} if report_path else {})}
         )
         return
+    sampled = " (sampled protocol: 99 negatives per held-out item)" if protocol == "sampled" else ""
     console.print(
         _fold_table(
-            f"{ratings.name} ({spec}): test metrics" + (" (mean over folds)" if len(splits) > 1 else ""),
+            f"{ratings.name} ({spec}): test metrics{sampled}" + (" (mean over folds)" if len(splits) > 1 else ""),
             rows,
             "model",
             k,

@@ -24,7 +24,9 @@ def describe(r: Ratings) -> dict[str, Any]:
     Keys: name, edition, path, n_ratings, n_users, n_items, rating_min, rating_max (observed), rating_step
     (of the scale), rating_mean, scale {min, max, step}, density, ratings_per_user / ratings_per_item
     {min, median, max}, date_first / date_last (UTC dates or None), user_id_kind, item_id_kind, side_tables
-    {item_titles, genres (count), genre_names, user_demographics}.
+    {item_titles, genres (count), genre_names, user_demographics}, feedback ("explicit" or "implicit"; for
+    implicit feedback "ratings" are interactions and rating_* describe their event counts) and positive (the
+    threshold that made interactions of ratings, or None).
     """
     n_cells = r.n_users * r.n_items
     item_table, user_table = r.item_table, r.user_table
@@ -50,6 +52,8 @@ def describe(r: Ratings) -> dict[str, Any]:
         "date_last": _iso(r.timestamps.max()) if has_time else None,
         "user_id_kind": r.user_ids.kind,
         "item_id_kind": r.item_ids.kind,
+        "feedback": r.feedback,
+        "positive": r.meta.get("positive") if r.feedback == "implicit" else None,
         "side_tables": {
             "item_titles": titles,
             "genres": n_genres,

@@ -271,6 +271,7 @@ class RawRatings:
     """Validated rating columns in raw ids, before id maps are built.
 
     ``line(row)`` names the file line of a row, for error messages; it is only called on the error path.
+    ``ratings_missing``: the file had no rating column (an implicit-feedback event log); ``ratings`` are ones.
     """
 
     users: np.ndarray
@@ -281,6 +282,7 @@ class RawRatings:
     header: bool = False
     encoding: str = "utf-8"
     is_text: bool = True
+    ratings_missing: bool = False
 
     def __len__(self) -> int:
         return len(self.ratings)
@@ -308,6 +310,7 @@ class RawRatings:
             self.header,
             self.encoding,
             self.is_text,
+            self.ratings_missing,
         )
 
 
@@ -404,22 +407,22 @@ def raw_from_table(
     *,
     user: str,
     item: str,
-    rating: str,
+    rating: str | None,
     time: str | None,
     header: bool,
     encoding: str = "utf-8",
     is_text: bool = True,
 ) -> RawRatings:
-    """Validate the four columns of a parsed table and return them as RawRatings."""
+    """Validate the four columns of a parsed table and return them as RawRatings (no ``rating`` column: ones)."""
     shell = RawRatings(np.empty(0), np.empty(0), np.empty(0), None, path, header, encoding, is_text)
     where = shell.where
     if table.num_rows == 0:
         raise DataError(f"{path}: no ratings")
     users = _id_column(table.column(user), "user", where)
     items = _id_column(table.column(item), "item", where)
-    ratings = _rating_column(table.column(rating), where)
+    ratings = _rating_column(table.column(rating), where) if rating else np.ones(len(users), dtype=np.float32)
     timestamps = _time_column(table.column(time), where) if time else None
-    return RawRatings(users, items, ratings, timestamps, path, header, encoding, is_text)
+    return RawRatings(users, items, ratings, timestamps, path, header, encoding, is_text, rating is None)
 
 
 # ---- from raw ids to Ratings -------------------------------------------------------------------------------
@@ -537,11 +540,11 @@ def ratings_from_raw(
     if user_ids is None:
         user_ids, users = IdMap.build(raw.users, name="user")
     else:
-        users = _code_known(user_ids, raw.users, raw, "user")
+        users = code_known(user_ids, raw.users, raw, "user")
     if item_ids is None:
         item_ids, items = IdMap.build(raw.items, name="item")
     else:
-        items = _code_known(item_ids, raw.items, raw, "item")
+        items = code_known(item_ids, raw.items, raw, "item")
     users, items, raw = resolve_duplicates(users, items, raw, len(item_ids), duplicates)
     return Ratings(users, items, raw.ratings, user_ids, item_ids, scale, timestamps=raw.timestamps, name=name)
 
@@ -551,7 +554,8 @@ def _show(raw_id: object) -> str:
     return str(int(raw_id)) if isinstance(raw_id, (int, np.integer)) else repr(str(raw_id))
 
 
-def _code_known(id_map: IdMap, values: np.ndarray, raw: RawRatings, what: str) -> np.ndarray:
+def code_known(id_map: IdMap, values: np.ndarray, raw: RawRatings, what: str) -> np.ndarray:
+    """Codes of ``values`` in ``id_map``; DataError naming the line of the first id it lacks."""
     codes = id_map.indices(values, missing="none")
     if (codes < 0).any():
         row = int(np.flatnonzero(codes < 0)[0])
@@ -566,7 +570,7 @@ class ColumnSpec:
 
     user: str
     item: str
-    rating: str
+    rating: str | None
     time: str | None
 
 
@@ -578,8 +582,10 @@ def _resolve_columns(
     item_col: str | None,
     rating_col: str | None,
     time_col: str | None,
+    rating_optional: bool = False,
 ) -> ColumnSpec:
-    """Map the flags (or header aliases, or positions) onto the file's column names."""
+    """Map the flags (or header aliases, or positions) onto the file's column names (``rating_optional``: a
+    file without a rating column is an event log, not an error)."""
     flags = {"user": user_col, "item": item_col, "rating": rating_col, "timestamp": time_col}
     chosen: dict[str, str | None] = {}
     folded = {_fold(n): n for n in names if n}
@@ -602,7 +608,8 @@ def _resolve_columns(
         for role in ("user", "item", "rating", "timestamp"):
             if chosen[role] is None and free and (role != "timestamp" or len(names) >= 4):
                 chosen[role] = free.pop(0)
-    missing = [role for role in ("user", "item", "rating") if chosen[role] is None]
+    required = ("user", "item") if rating_optional else ("user", "item", "rating")
+    missing = [role for role in required if chosen[role] is None]
     if missing:
         shown = ", ".join(repr(n) for n in names if n)
         flags_needed = " ".join(f"--{'time' if r == 'timestamp' else r}-col" for r in missing)
@@ -656,6 +663,7 @@ def read_user_file(
     time_col: str | None = None,
     sep: str | None = None,
     encoding: str = "utf-8",
+    rating_optional: bool = False,
 ) -> RawRatings:
     """Read a user's own ratings file (CSV/TSV/any separator, or parquet) into validated raw columns.
 
@@ -665,6 +673,8 @@ def read_user_file(
             None uses header aliases (userId, movieId, rating, timestamp, ...) or the first columns in order.
         sep: field separator; None sniffs it.
         encoding: text encoding.
+        rating_optional: accept a file without a rating column (implicit feedback: ``user,item[,timestamp]``
+            events); its ``ratings`` are ones and ``ratings_missing`` is set.
 
     Raises:
         DataError: missing/empty file, missing columns, malformed lines, bad values (with file:line).
@@ -684,7 +694,8 @@ def read_user_file(
         any_flag = any(f is not None and not f.isdigit() for f in (user_col, item_col, rating_col, time_col))
         header, is_text = _first_line_is_header(path, sep, any_flag), True
         table = _drop_empty_trailing(read_table(path, TextFormat(sep=sep, header=header, encoding=encoding)))
-    cols = _resolve_columns(table.column_names, path, header, user_col, item_col, rating_col, time_col)
+    cols = _resolve_columns(table.column_names, path, header, user_col, item_col, rating_col, time_col,
+                            rating_optional)
     return raw_from_table(
         table,
         path,

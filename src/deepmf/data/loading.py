@@ -8,8 +8,9 @@ from pathlib import Path
 import platformdirs
 
 from deepmf.data.files import DUPLICATE_POLICIES, ratings_from_raw, read_user_file
+from deepmf.data.implicit import implicit_from_raw, to_implicit
 from deepmf.data.movielens import EDITIONS, detect_layout, load_movielens
-from deepmf.data.ratings import Ratings, RatingScale
+from deepmf.data.ratings import FEEDBACKS, Ratings, RatingScale
 from deepmf.errors import ConfigError, DataError
 
 DATA_ENV = "DEEPMF_DATA"
@@ -49,6 +50,8 @@ def load(
     sep: str | None = None,
     duplicates: str = "error",
     scale: RatingScale | None = None,
+    feedback: str = "explicit",
+    positive: float | None = None,
 ) -> Ratings:
     """Load ratings from an edition name, a MovieLens folder, or a ratings file (CSV/TSV/parquet).
 
@@ -60,14 +63,19 @@ def load(
         sep: separator of a user file; None sniffs it.
         duplicates: duplicate (user, item) pairs: "error" (default), "last" (keep the last), "mean" (average).
         scale: the declared rating scale; ratings outside it are refused. None: the edition's, or detected.
+        feedback: "explicit" (star ratings) or "implicit" (interactions; see ``deepmf.data.implicit``): a user
+            file may then lack a rating column, and repeated (user, item) events become a count.
+        positive: with implicit feedback, the lowest rating that counts as an interaction (None: every row).
 
     Returns:
         Ratings with ``name`` and ``meta["edition"]`` (None for a user file) and ``meta["path"]`` set.
 
     Raises:
         DataError: unknown edition, missing folder/file, malformed or invalid data.
-        ConfigError: a bad option (duplicates policy, column flags given for an edition).
+        ConfigError: a bad option (duplicates policy, column flags given for an edition, --positive without
+            implicit feedback, a duplicates policy with implicit feedback).
     """
+    implicit = _check_feedback(feedback, positive, duplicates)
     if duplicates not in DUPLICATE_POLICIES:
         raise ConfigError(
             f"unknown duplicates policy {duplicates!r}; choose one of {', '.join(DUPLICATE_POLICIES)}"
@@ -84,7 +92,8 @@ def load(
                 f"run `deepmf download {text}` or pass --dir"
             )
         _refuse_flags(given, text)
-        return load_movielens(folder, name=text, duplicates=duplicates, scale=scale)
+        ratings = load_movielens(folder, name=text, duplicates=duplicates, scale=scale)
+        return to_implicit(ratings, positive) if implicit else ratings
     path = Path(text).expanduser()
     if path.is_dir():
         if detect_layout(path) is None:
@@ -93,9 +102,14 @@ def load(
                 "pass a ratings file instead"
             )
         _refuse_flags(given, str(path))
-        return load_movielens(path, duplicates=duplicates, scale=scale)
+        ratings = load_movielens(path, duplicates=duplicates, scale=scale)
+        return to_implicit(ratings, positive) if implicit else ratings
     if path.is_file():
-        ratings = ratings_from_raw(read_user_file(path, **columns), duplicates=duplicates, scale=scale, name=path.name)
+        raw = read_user_file(path, **columns, rating_optional=implicit)
+        if implicit:
+            ratings = implicit_from_raw(raw, positive, path.name)
+        else:
+            ratings = ratings_from_raw(raw, duplicates=duplicates, scale=scale, name=path.name)
         ratings.meta.update({"edition": None, "path": str(path)})
         return ratings
     if text.startswith("ml-") or (os.sep not in text and "." not in text):
@@ -104,6 +118,18 @@ def load(
             "nor an existing file or folder"
         )
     raise DataError(f"{path}: no such file or folder")
+
+
+def _check_feedback(feedback: str, positive: float | None, duplicates: str) -> bool:
+    """Whether the feedback is implicit; ConfigError for options that do not go with the feedback asked for."""
+    if feedback not in FEEDBACKS:
+        raise ConfigError(f"unknown feedback {feedback!r}; choose one of {', '.join(FEEDBACKS)}")
+    implicit = feedback == "implicit"
+    if positive is not None and not implicit:
+        raise ConfigError("--positive selects implicit positives: add --feedback implicit")
+    if implicit and duplicates != "error":
+        raise ConfigError("--duplicates applies to explicit ratings; implicit feedback counts repeated events")
+    return implicit
 
 
 def _refuse_flags(given: list[str], what: str) -> None:

@@ -16,6 +16,8 @@ import torch
 from deepmf.data.idmap import IdMap, UserItemMaps
 from deepmf.errors import DataError
 
+FEEDBACKS = ("explicit", "implicit")
+
 
 @dataclass(frozen=True)
 class RatingScale:
@@ -120,7 +122,7 @@ class RatingTensors:
 
 @dataclass(frozen=True, eq=False)
 class Ratings(UserItemMaps):
-    """Explicit ratings as columnar arrays with id maps and optional side tables.
+    """Ratings (or implicit interactions) as columnar arrays with id maps and optional side tables.
 
     Attributes:
         users: int32 user indices into ``user_ids``.
@@ -133,6 +135,9 @@ class Ratings(UserItemMaps):
         item_table: titles and genres, or None.
         user_table: demographics, or None.
         name: where the ratings came from (edition name or file path), for reports.
+        meta: provenance (edition, path; for implicit feedback the ``positive`` threshold and the source scale).
+        feedback: "explicit" (``ratings`` are star ratings on ``scale``) or "implicit" (every row is a positive
+            interaction and ``ratings`` holds its weight, the number of events; see ``deepmf.data.implicit``).
     """
 
     users: np.ndarray
@@ -146,8 +151,11 @@ class Ratings(UserItemMaps):
     user_table: UserTable | None = None
     name: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    feedback: str = "explicit"
 
     def __post_init__(self) -> None:
+        if self.feedback not in FEEDBACKS:
+            raise DataError(f"feedback must be one of {', '.join(FEEDBACKS)}, got {self.feedback!r}")
         n = len(self.users)
         if (
             len(self.items) != n

@@ -11,6 +11,9 @@ Spec strings for ``parse_split`` (the CLI's ``--split``):
 * ``user:leave3``: 3 random ratings of each user held out (at least one kept for training)
 * ``time:0.2``: the latest 20 % of ratings (global time cut) held out
 * ``usertime:last2``: each user's 2 latest ratings held out (at least one kept for training)
+* ``leave-last-out``: each user's latest rating (or interaction) held out: ``usertime:last1`` under its usual name
+* ``ncf``: the split of NCF's protocol (He et al. 2017), the same rows as ``leave-last-out``; NCF then ranked each
+  held-out item among 99 sampled items, which deepmf does only when asked (``--protocol sampled``)
 * ``kfold:5``: 5 folds, each the test part once
 * ``files:TRAIN,TEST``: a predefined split given as two files (see ``file_split``)
 """
@@ -26,6 +29,7 @@ import numpy as np
 
 from deepmf.data.files import RawRatings, ratings_from_raw, read_user_file
 from deepmf.data.idmap import IdMap
+from deepmf.data.implicit import implicit_from_raw, to_implicit
 from deepmf.data.movielens import read_rating_file
 from deepmf.data.ratings import Ratings, RatingScale
 from deepmf.errors import ConfigError, DataError
@@ -198,11 +202,14 @@ def kfold_splits(r: Ratings, k: int = 5, seed: int = 0) -> list[Split]:
 
 
 def _coded(r: Ratings, raw: RawRatings) -> Ratings:
-    """Rows of a canonical split file coded with ``r``'s maps, carrying r's scale and side tables."""
-    coded = ratings_from_raw(raw, scale=r.scale, user_ids=r.user_ids, item_ids=r.item_ids, name=r.name)
-    return replace(
-        r, users=coded.users, items=coded.items, ratings=coded.ratings, timestamps=coded.timestamps
-    )
+    """Rows of a canonical split file coded with ``r``'s maps, carrying r's scale and side tables (implicit
+    ``r``: the file's ratings made interactions with r's threshold)."""
+    implicit = r.feedback == "implicit"
+    scale = RatingScale.from_dict(r.meta["source_scale"]) if implicit else r.scale
+    coded = ratings_from_raw(raw, scale=scale, user_ids=r.user_ids, item_ids=r.item_ids, name=r.name)
+    part = replace(r, users=coded.users, items=coded.items, ratings=coded.ratings, timestamps=coded.timestamps,
+                   scale=scale, feedback="explicit")
+    return to_implicit(part, r.meta.get("positive")) if implicit else part
 
 
 def canonical_split(r: Ratings, name: str) -> Split:
@@ -230,16 +237,19 @@ def file_split(train_path: str | Path, test_path: str | Path, **load_kwargs: Any
     Args:
         train_path, test_path: the two rating files (same layout).
         **load_kwargs: ``user_col``, ``item_col``, ``rating_col``, ``time_col``, ``sep``, ``duplicates``,
-            ``scale`` as for ``deepmf.data.load``.
+            ``scale``, ``feedback``, ``positive`` as for ``deepmf.data.load``.
     """
-    allowed = {"user_col", "item_col", "rating_col", "time_col", "sep", "duplicates", "scale"}
+    allowed = {"user_col", "item_col", "rating_col", "time_col", "sep", "duplicates", "scale", "feedback",
+               "positive"}
     unknown = set(load_kwargs) - allowed
     if unknown:
         raise ConfigError(f"file_split: unknown option(s) {', '.join(sorted(unknown))}")
     duplicates = load_kwargs.pop("duplicates", "error")
     scale = load_kwargs.pop("scale", None)
-    raw_train = read_user_file(train_path, **load_kwargs)
-    raw_test = read_user_file(test_path, **load_kwargs)
+    implicit = load_kwargs.pop("feedback", "explicit") == "implicit"
+    positive = load_kwargs.pop("positive", None)
+    raw_train = read_user_file(train_path, **load_kwargs, rating_optional=implicit)
+    raw_test = read_user_file(test_path, **load_kwargs, rating_optional=implicit)
     if (raw_train.timestamps is None) != (raw_test.timestamps is None):
         raise DataError(
             f"{test_path}: has {'no ' if raw_test.timestamps is None else ''}timestamps but "
@@ -248,26 +258,34 @@ def file_split(train_path: str | Path, test_path: str | Path, **load_kwargs: Any
     # Maps on the union of both files; each part is then coded with them (duplicates judged within a file).
     user_ids, _ = IdMap.build(np.concatenate([raw_train.users, raw_test.users]), name="user")
     item_ids, _ = IdMap.build(np.concatenate([raw_train.items, raw_test.items]), name="item")
-    scale = scale or RatingScale.detect(np.concatenate([raw_train.ratings, raw_test.ratings]))
     name = f"files:{Path(train_path).name},{Path(test_path).name}"
-    parts = [
-        ratings_from_raw(
-            raw, duplicates=duplicates, scale=scale, user_ids=user_ids, item_ids=item_ids, name=name
-        )
-        for raw in (raw_train, raw_test)
-    ]
+    if implicit:
+        parts = [implicit_from_raw(raw, positive, name, user_ids, item_ids) for raw in (raw_train, raw_test)]
+    else:
+        scale = scale or RatingScale.detect(np.concatenate([raw_train.ratings, raw_test.ratings]))
+        parts = [
+            ratings_from_raw(
+                raw, duplicates=duplicates, scale=scale, user_ids=user_ids, item_ids=item_ids, name=name
+            )
+            for raw in (raw_train, raw_test)
+        ]
     for part, path in zip(parts, (train_path, test_path), strict=True):
         part.meta.update({"edition": None, "path": str(path)})
     return make_split(parts[0], parts[1], name)
 
 
 def validation_split(train: Ratings, fraction: float = 0.05, seed: int = 0) -> tuple[Ratings, Ratings]:
-    """Carve a validation set for early stopping out of training data only (random ``fraction`` of rows).
+    """Carve a validation set for early stopping out of training data only: a random ``fraction`` of the rows,
+    or for implicit feedback ``fraction`` of each user's interactions (every user keeps one for training, so
+    each validation user has a history to rank from).
 
     Returns:
         (the remaining training ratings, the validation ratings), both with the full id maps.
     """
-    split = random_split(train, fraction, seed)
+    if train.feedback == "implicit":
+        split = user_split(train, test_fraction=fraction, seed=seed)
+    else:
+        split = random_split(train, fraction, seed)
     return split.train, split.test
 
 
@@ -296,8 +314,13 @@ def parse_split(spec: str, r: Ratings, seed: int = 0) -> list[Split]:
     kind, _, arg = text.partition(":")
     kind = kind.strip().lower()
     arg = arg.strip()
+    if text in ("leave-last-out", "ncf"):
+        split = user_temporal_split(r, 1)
+        return [replace(split, name=text)]
     if kind == "files" and "," in arg:
         train_path, test_path = (p.strip() for p in arg.split(",", 1))
+        if r.feedback == "implicit":
+            return [file_split(train_path, test_path, feedback="implicit", positive=r.meta.get("positive"))]
         return [file_split(train_path, test_path, scale=r.scale)]
     if kind in _FRACTION_KINDS and _is_fraction(arg):
         fraction = float(arg)
@@ -315,7 +338,7 @@ def parse_split(spec: str, r: Ratings, seed: int = 0) -> list[Split]:
         return kfold_splits(r, int(arg), seed)
     raise ConfigError(
         f"unknown split {spec!r}; use u1..u5, ua, ub, canonical, random:0.2, user:0.2, user:leave3, "
-        "time:0.2, usertime:last2, kfold:5 or files:TRAIN,TEST"
+        "time:0.2, usertime:last2, leave-last-out, ncf, kfold:5 or files:TRAIN,TEST"
     )
 
 

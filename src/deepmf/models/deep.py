@@ -3,6 +3,11 @@
 Tutorials 000 and 003: any depth and widths (003: 10→5, 000: 64→64), ReLU, optional batch norm before the
 activation, dropout, asymmetric user/item embedding sizes (000: 15 vs 25), side-feature embeddings (000: the
 first genre), and a classification head over rating values (000). ``DeepModel`` holds what NeuMF shares.
+
+With ``loss="bce"`` the same networks learn implicit feedback as NCF did (He et al. 2017): the output is a
+logit, trained by binary cross-entropy on the observed pairs (label 1) and on items drawn uniformly from each
+user's unobserved ones (label 0, ``TrainConfig.negatives`` per positive) by the "sampled" engine; it is a
+score (``output_kind = "score"``), not a rating.
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ from deepmf.models.layers import (
 if TYPE_CHECKING:
     from deepmf.data.ratings import Ratings
 
+# "rating": learn explicit ratings with the head's loss (squared error, or cross-entropy over rating classes);
+# "bce": learn implicit feedback, positives against sampled negatives.
+LOSSES = ("rating", "bce")
+
 
 @dataclass(kw_only=True)
 class DeepConfig(FeatureConfig):
@@ -44,6 +53,8 @@ class DeepConfig(FeatureConfig):
         bias: add user, item and global biases to the output (regression only; None: on for regression).
         head: "regression" (one output) or "classification" (logits over rating values).
         init_std: standard deviation of the normal initialisation of the embeddings.
+        loss: one of LOSSES: "rating" (explicit ratings) or "bce" (implicit feedback, NCF's training); the
+            default follows the data's feedback.
     """
 
     factors: int = 32
@@ -55,9 +66,14 @@ class DeepConfig(FeatureConfig):
     bias: bool | None = None
     head: str = "regression"
     init_std: float = 0.1
+    loss: str = "rating"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
+        if self.loss == "bce" and self.head != "regression":
+            raise ConfigError("loss bce scores one logit per pair: it needs the regression head")
         check_positive("factors", self.factors)
         self.user_dim = self.factors if self.user_dim is None else self.user_dim
         self.item_dim = self.factors if self.item_dim is None else self.item_dim
@@ -65,8 +81,8 @@ class DeepConfig(FeatureConfig):
         check_positive("item_dim", self.item_dim)
         self.layers = parse_layers(self.layers)
         check_dropout(self.dropout)
-        if self.bias is None:
-            self.bias = self.head == "regression"
+        if self.bias is None:  # NCF's networks have no per-user/item biases
+            self.bias = self.head == "regression" and self.loss == "rating"
         elif self.bias and self.head == "classification":
             raise ConfigError("biases add to a rating, so they apply to the regression head only")
         if not self.init_std >= 0:
@@ -85,10 +101,13 @@ class DeepModel(RatingModel):
     default_train: ClassVar[dict[str, Any]] = {"optimizer": "adam", "lr": 0.003, "l2": 0.1,
                                                "batch_size": 4096, "epochs": 40, "patience": 3}
 
+    feedbacks = ("explicit", "implicit")
+
     def __init__(self, config: DeepConfig) -> None:
         super().__init__()
         self.config = config
         self.head = config.head
+        self.output_kind = "score" if config.loss == "bce" else "rating"
         self.side = SideFeatures(config)
         self.n_outputs = output_width(self, config.head, config)
         if config.bias:
@@ -98,15 +117,41 @@ class DeepModel(RatingModel):
             nn.init.zeros_(self.item_bias.weight)
             self.global_bias = nn.Parameter(torch.tensor(float(config.global_mean)))
 
+    @classmethod
+    def from_data(cls, data: Ratings, **options: Any) -> DeepModel:
+        """As ``RatingModel.from_data``; the loss defaults to the data's feedback (bce for implicit) and must
+        match it.
+
+        Raises:
+            ConfigError: as ``RatingModel.from_data``, or a loss that does not fit the data's feedback.
+        """
+        loss = options.setdefault("loss", "bce" if data.feedback == "implicit" else "rating")
+        if (loss == "bce") != (data.feedback == "implicit"):
+            raise ConfigError(f"loss {loss!r} learns {'implicit feedback' if loss == 'bce' else 'explicit ratings'}, "
+                              f"but the data is {data.feedback}"
+                              + (": add --feedback implicit" if loss == "bce" else ": use loss bce"))
+        return super().from_data(data, **options)  # type: ignore[return-value]
+
+    @property
+    def engines(self) -> tuple[str, ...]:  # type: ignore[override]
+        # Implicit feedback needs sampled negatives, which only the "sampled" engine draws.
+        return ("sampled",) if self.config.loss == "bce" else ("torch",)
+
+    def loss(self, output: torch.Tensor, ratings: torch.Tensor) -> torch.Tensor:
+        """The head's rating loss, or with loss "bce" the binary cross-entropy of logits on 1/0 labels."""
+        if self.config.loss == "bce":
+            return nn.functional.binary_cross_entropy_with_logits(output, ratings)
+        return super().loss(output, ratings)
+
     def embedding(self, rows: int, dim: int) -> FastEmbedding:
         table = FastEmbedding(rows, dim)
         nn.init.normal_(table.weight, 0.0, self.config.init_std)
         return table
 
     def output_layer(self, in_width: int) -> nn.Linear:
-        """The last Linear; without biases a regression output starts at the training mean."""
+        """The last Linear; without biases a regression output of ratings starts at the training mean."""
         layer = nn.Linear(in_width, self.n_outputs)
-        if self.head == "regression" and not self.config.bias:
+        if self.head == "regression" and not self.config.bias and self.config.loss == "rating":
             nn.init.constant_(layer.bias, self.config.global_mean)
         return layer
 

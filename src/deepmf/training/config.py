@@ -9,7 +9,7 @@ from deepmf.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "sparse_adam")
 LR_SCHEDULES = ("none", "cosine", "step", "plateau")
-ENGINE_NAMES = ("auto", "torch", "numba", "gibbs", "autorec", "svdpp", "blend")
+ENGINE_NAMES = ("auto", "torch", "numba", "gibbs", "autorec", "svdpp", "blend", "bpr", "ials", "closed", "sampled")
 
 
 @dataclass
@@ -34,6 +34,8 @@ class TrainConfig:
         threads: torch/numba threads; None = all cores, except that the Gibbs sampler and SVD++ use one
             below ``deepmf.device.PARALLEL_FROM_RATINGS`` ratings (faster there, and reproducible).
         sparse: use sparse embedding gradients where the optimizer supports them.
+        negatives: sampled negatives per interaction and epoch for implicit feedback (the "bpr" engine: BPR
+            triples, default 1; "sampled": NCF's label-0 pairs, default 4); None: the engine's default.
     """
 
     optimizer: str = "adam"
@@ -50,6 +52,7 @@ class TrainConfig:
     engine: str = "auto"
     threads: int | None = None
     sparse: bool = False
+    negatives: int | None = None
 
     def __post_init__(self) -> None:
         self.optimizer = self.optimizer.lower()
@@ -72,6 +75,9 @@ class TrainConfig:
             raise ConfigError(f"unknown engine {self.engine!r}: choose one of {', '.join(ENGINE_NAMES)}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        if self.negatives is not None and (isinstance(self.negatives, bool) or not isinstance(self.negatives, int)
+                                           or self.negatives < 1):
+            raise ConfigError(f"negatives must be a positive integer, got {self.negatives!r}")
 
     @property
     def steered_by_validation(self) -> bool:

@@ -7,6 +7,9 @@ Trainer does epochs, validation, early stopping, progress, history and checkpoin
 - "numba": compiled lock-free parallel SGD for biased MF on CPU (training/engines/numba_mf.py). It writes into
   the same parameter tensors as the torch MF (``tensor.numpy()`` shares memory), so the saved model is identical.
 - "gibbs", "autorec": model-specific engines (Bayesian MF sampling; full-batch AutoRec).
+- implicit feedback: "bpr" (compiled BPR SGD), "ials" (compiled alternating conjugate-gradient solves),
+  "closed" (closed-form models: EASE, popularity), "sampled" (the torch engine on positives plus sampled
+  negatives, for deep models with loss bce).
 
 Every engine class is constructed as ``Engine(model, train, config, device)`` with ``train`` a Ratings and
 ``config`` a TrainConfig. A model class lists the engines it can use in ``engines`` (class attribute, preferred
@@ -53,11 +56,31 @@ ENGINES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "gibbs": ("deepmf.training.engines.gibbs", "GibbsEngine", ("cpu",)),
     "autorec": ("deepmf.training.engines.autorec", "AutoRecEngine", ("cpu", "cuda")),
     "blend": ("deepmf.training.engines.blend", "BlendEngine", ("cpu", "cuda")),
+    "bpr": ("deepmf.training.engines.numba_bpr", "NumbaBPREngine", ("cpu",)),
+    "ials": ("deepmf.training.engines.ials", "IALSEngine", ("cpu",)),
+    "closed": ("deepmf.training.engines.closed_form", "ClosedFormEngine", ("cpu", "cuda")),
+    "sampled": ("deepmf.training.engines.sampled", "SampledEngine", ("cpu", "cuda")),
 }
 
 
+# Engines that draw negatives (``TrainConfig.negatives``); any other refuses the option.
+_SAMPLING_ENGINES = ("bpr", "sampled")
+
+
 def select_engine(model: RatingModel, config: TrainConfig, device: torch.device) -> str:
-    """Name of the engine to train ``model`` with: the configured one, or the model's first that runs here."""
+    """Name of the engine to train ``model`` with: the configured one, or the model's first that runs here.
+
+    Raises:
+        ConfigError: no engine can, or the chosen one cannot honour ``negatives``.
+    """
+    name = _select(model, config, device)
+    if config.negatives is not None and name not in _SAMPLING_ENGINES:
+        raise ConfigError(f"negatives apply to implicit-feedback training with sampled negatives (bpr, and deepmf/"
+                          f"neumf with loss bce); engine {name!r} draws none")
+    return name
+
+
+def _select(model: RatingModel, config: TrainConfig, device: torch.device) -> str:
     allowed: tuple[str, ...] = getattr(model, "engines", ("torch",))
     if config.engine != "auto":
         if config.engine not in allowed:
@@ -73,7 +96,7 @@ def select_engine(model: RatingModel, config: TrainConfig, device: torch.device)
 
 
 # The compiled SGD engines run plain SGD with per-row L2: they cannot honour another optimizer or weight decay.
-_SGD_ENGINES = ("numba", "svdpp")
+_SGD_ENGINES = ("numba", "svdpp", "bpr")
 
 
 def _asks_for_torch_only_options(engine: str, model: RatingModel, config: TrainConfig) -> bool:

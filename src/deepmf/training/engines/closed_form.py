@@ -1,0 +1,53 @@
+"""Engine "closed": models fitted in one closed-form step (EASE, the popularity baseline).
+
+The model's own ``solve(train)`` holds the math; the engine runs it once, as the run's only epoch, so these
+models get the Trainer's bookkeeping (timing, validation NDCG, history, checkpoints) like any other.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from deepmf.errors import ConfigError
+
+if TYPE_CHECKING:
+    from deepmf.data.ratings import Ratings
+    from deepmf.models.base import RatingModel
+    from deepmf.training.config import TrainConfig
+
+
+class ClosedFormEngine:
+    """Engine "closed": one call of ``model.solve(train)``.
+
+    Raises:
+        ConfigError: the model has no closed form, more than one epoch is asked for, or a training option it
+            cannot honour is set (l2, weight decay, an LR schedule, negatives).
+    """
+
+    name = "closed"
+
+    def __init__(self, model: RatingModel, train: Ratings, config: TrainConfig, device: torch.device) -> None:
+        if not callable(getattr(model, "solve", None)):
+            raise ConfigError(f"model {getattr(model, 'name', model)!r} has no closed-form solution")
+        if config.epochs != 1:
+            raise ConfigError(f"{model.name} is solved in closed form, in one epoch: set epochs 1")
+        if config.l2 > 0 or config.weight_decay > 0 or config.lr_schedule != "none":
+            raise ConfigError(f"{model.name} is solved in closed form: l2, weight_decay and lr_schedule do not "
+                              "apply (its regularization is the model option reg)")
+        if len(train) == 0:
+            raise ConfigError("no training interactions")
+        self.model = model.to(device)
+        self.train = train
+
+    def train_epoch(self, epoch: int) -> float:
+        """Solve; there is no training loss to report (NaN)."""
+        self.model.solve(self.train)  # type: ignore[operator]
+        return float("nan")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore: the solution is in the model."""
