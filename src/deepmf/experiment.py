@@ -65,11 +65,13 @@ class RunConfig:
         return cls(model, dict(model_options), dict(train_options))
 
 
-def train_config_for(model_name: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """The model's tuned training defaults with ``overrides`` on top (None values are ignored)."""
+def train_config_for(model_name: str, overrides: dict[str, Any] | None = None,
+                     feedback: str = "explicit") -> TrainConfig:
+    """The model's tuned training defaults for ``feedback`` data with ``overrides`` on top (None values are
+    ignored)."""
     from deepmf.models.registry import default_train_options
 
-    values = default_train_options(model_name)
+    values = default_train_options(model_name, feedback)
     values.update({key: value for key, value in (overrides or {}).items() if value is not None})
     return TrainConfig.from_dict(values)
 
@@ -200,7 +202,7 @@ def run_experiment(
     """
     from deepmf.training.fit import train_model
 
-    config = train_config if train_config is not None else train_config_for(model_name)
+    config = train_config if train_config is not None else train_config_for(model_name, feedback=data.feedback)
     if split.train.user_ids is not data.user_ids or split.train.item_ids is not data.item_ids:
         # A split read from two files (files:TRAIN,TEST) has id maps of its own: they define the model.
         data = split.train

@@ -164,7 +164,7 @@ def tune(data: Ratings, splits: list[Split], model: str, trials: int, *, valid_f
     def objective(trial: optuna.Trial) -> float:
         model_options, train_options = space(trial)
         train_options = {**train_options, **(fixed_train or {}), "seed": seed}
-        config = train_config_for(model, train_options)
+        config = train_config_for(model, train_options, data.feedback)
         scores = []
         for fit_part, valid in carves:
             result = train_model(model, data, fit_part, valid, model_options, config, progress=False).result

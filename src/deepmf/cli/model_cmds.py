@@ -124,7 +124,7 @@ def train(
         optimizer=optimizer, lr=lr, weight_decay=weight_decay, l2=l2, batch_size=batch_size, epochs=epochs,
         patience=patience, lr_schedule=lr_schedule, seed=seed, device=device, engine=engine, threads=threads,
         negatives=negatives)}
-    train_config = train_config_for(model_name, train_options)
+    train_config = train_config_for(model_name, train_options, loader.feedback)
 
     ratings = loader.load(data)
     if test is not None:
@@ -153,7 +153,7 @@ def train(
     if json:
         print_json(summary)
         return
-    _print_history([EpochRecord(**r) for r in summary["history"]])
+    _print_history([EpochRecord(**r) for r in summary["history"]], result.recommender.scores_only)
     _print_summary(summary, out, report)
 
 
@@ -186,8 +186,8 @@ def _fmt(value: float | None, spec: str = ".4f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _print_history(history: list[EpochRecord]) -> None:
-    scores = any(r.val_ndcg is not None or r.train_loss is not None for r in history)
+def _print_history(history: list[EpochRecord], scores: bool = False) -> None:
+    """The per-epoch table: RMSEs for rating models, training loss and validation NDCG for ``scores``."""
     columns = (("train loss", "train_loss"), ("val NDCG@10", "val_ndcg")) if scores else (
         ("train RMSE", "train_rmse"), ("val RMSE", "val_rmse"))
     table = Table(title="training")

@@ -402,7 +402,7 @@ def evaluate(
         **run.train_options,
         **_train_overrides(train_option, epochs, seed, device, engine, threads),
     }
-    train_config = train_config_for(model_name, train_values)
+    train_config = train_config_for(model_name, train_values, loader.feedback)
     options = {**run.model_options, **parse_assignments(option, "model option")}
     ratings = loader.load(data)
     spec = _default_split(ratings, split)
@@ -505,7 +505,8 @@ def compare(
     # The baseline compare adds for implicit feedback takes no options but the run's seed, device and threads.
     baseline_overrides = {key: overrides[key] for key in ("seed", "device", "threads") if key in overrides}
     configs = {
-        name: train_config_for(name, baseline_overrides if added_pop and name == "pop" else overrides)
+        name: train_config_for(name, baseline_overrides if added_pop and name == "pop" else overrides,
+                               loader.feedback)
         for name in names
     }  # refuse bad options before training
     if added_pop:

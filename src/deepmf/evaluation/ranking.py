@@ -152,9 +152,9 @@ def sampled_metrics(positive_scores: np.ndarray, negative_scores: np.ndarray, k:
         0 otherwise), ``n_cases``; NaN metrics when there is no case.
     """
     positive_scores = np.asarray(positive_scores, dtype=np.float64)
-    negative_scores = np.asarray(negative_scores, dtype=np.float64).reshape(len(positive_scores), -1)
     if len(positive_scores) == 0:
         return {"hit_rate": float("nan"), "ndcg": float("nan"), "n_cases": 0}
+    negative_scores = np.asarray(negative_scores, dtype=np.float64).reshape(len(positive_scores), -1)
     above = (negative_scores >= positive_scores[:, None]).sum(axis=1)  # 0-based rank of the held-out item
     hit = above < k
     return {"hit_rate": float(hit.mean()), "ndcg": float(np.where(hit, 1.0 / np.log2(above + 2.0), 0.0).mean()),

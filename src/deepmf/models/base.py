@@ -32,8 +32,10 @@ class RatingModel(nn.Module):
     name: ClassVar[str] = "base"
     # The config dataclass: data-derived fields (``data_values``) plus user options (``option_names``).
     config_class: ClassVar[Any]
-    # Tuned TrainConfig values for this model (see deepmf.models.registry.default_train_options).
+    # Tuned TrainConfig values for this model (see deepmf.models.registry.default_train_options), and for models
+    # that learn both kinds of feedback, those for implicit feedback (None: the same).
     default_train: ClassVar[dict[str, Any]] = {}
+    default_train_implicit: ClassVar[dict[str, Any] | None] = None
     # Training engines this model can use, preferred first (see deepmf.training.engines.select_engine).
     engines: tuple[str, ...] = ("torch",)
     config: Any

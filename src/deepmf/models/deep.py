@@ -100,6 +100,10 @@ class DeepModel(RatingModel):
     # carved from u1.base (AdamW's decoupled decay was no better at these few steps per epoch).
     default_train: ClassVar[dict[str, Any]] = {"optimizer": "adam", "lr": 0.003, "l2": 0.1,
                                                "batch_size": 4096, "epochs": 40, "patience": 3}
+    # Implicit feedback (loss bce): the rating defaults' L2 kept the networks at popularity. These come from
+    # bench/implicit.py's search on ML-100K validation carved from training (see BENCHMARKS.md).
+    default_train_implicit: ClassVar[dict[str, Any] | None] = {"optimizer": "adam", "lr": 0.003, "l2": 0.001,
+                                                               "batch_size": 1024, "epochs": 20, "patience": 3}
 
     feedbacks = ("explicit", "implicit")
 

@@ -137,11 +137,10 @@ class EASE(RatingModel):
         indptr = np.zeros(cfg.n_users + 1, dtype=np.int64)
         np.cumsum(train.user_counts(), out=indptr[1:])
         columns = position[train.items[order]]
-        rows = train.users[order].astype(np.int64)
-        device = self.weights.device
-        x = torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, columns])),
-                                    torch.ones(len(rows)), (cfg.n_users, cfg.n_trained)).coalesce()
-        gram = torch.sparse.mm(x.t().coalesce(), x).to_dense().to(device)
+        from deepmf.models.cooccurrence import cooccurrence  # numba: imported when a model is solved
+
+        gram = torch.from_numpy(cooccurrence(train.users[order], columns, cfg.n_users, cfg.n_trained))
+        gram = gram.to(self.weights.device)
         gram.diagonal().add_(cfg.reg)
         inverse = torch.cholesky_inverse(torch.linalg.cholesky(gram))
         del gram

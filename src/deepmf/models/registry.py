@@ -77,6 +77,10 @@ def model_from_config(name: str, config: dict[str, Any]) -> RatingModel:
         raise ModelFormatError(f"invalid config for model {name!r}: {exc}") from None
 
 
-def default_train_options(name: str) -> dict[str, Any]:
-    """Tuned TrainConfig values for model ``name`` (a fresh dict; CLI flags and --config override them)."""
-    return dict(model_class(name).default_train)
+def default_train_options(name: str, feedback: str = "explicit") -> dict[str, Any]:
+    """Tuned TrainConfig values for model ``name`` learning ``feedback`` ("explicit" or "implicit") data (a
+    fresh dict; CLI flags and --config override them)."""
+    cls = model_class(name)
+    if feedback == "implicit" and cls.default_train_implicit is not None:
+        return dict(cls.default_train_implicit)
+    return dict(cls.default_train)

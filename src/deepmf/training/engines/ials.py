@@ -172,7 +172,8 @@ class IALSEngine:
 
     def _half_step(self, csr: tuple[np.ndarray, np.ndarray, np.ndarray], row_reg: np.ndarray,
                    fixed: np.ndarray, target: np.ndarray) -> float:
-        gram = (fixed.T.astype(np.float64) @ fixed).astype(np.float32)
+        table = torch.from_numpy(fixed)  # torch's GEMM honours the run's thread count; numpy's BLAS would not
+        gram = (table.T @ table).numpy()
         indptr, columns, confidence = csr
         return float(solve_rows(indptr, columns, confidence, row_reg, fixed, gram, self.alpha0, target,
                                 self.model.config.cg_steps))
