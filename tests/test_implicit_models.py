@@ -86,7 +86,7 @@ def test_ials_fold_in_weights_are_confidence(planted) -> None:
     assert scores[0, 1] - scores[1, 1] > 0  # more events of item 1 make the user like it more
     with pytest.raises(ConfigError, match="once"):
         trained.model.fold_in_user([1, 1])
-    with pytest.raises(ConfigError, match="0.."):
+    with pytest.raises(ConfigError, match=r"0\.\."):
         trained.model.fold_in_user([data.n_items])
 
 
@@ -112,7 +112,7 @@ def test_ease_by_hand_on_a_tiny_matrix() -> None:
 
 
 def test_ease_refuses_a_catalogue_too_large_for_memory(planted, monkeypatch: pytest.MonkeyPatch) -> None:
-    data, split = planted
+    _, split = planted
     monkeypatch.setattr(ease_module, "available_memory_bytes", lambda: 1000)
     with pytest.raises(ConfigError, match=r"ease needs 0\.0 GiB .* 100 x 100 item-item matrices"):
         create_model("ease", split.train)
