@@ -200,8 +200,10 @@ def run_experiment(
     Raises:
         ConfigError: bad options or fraction; DataError from the split.
     """
+    from deepmf.recommender.evaluate import check_protocol
     from deepmf.training.fit import train_model
 
+    check_protocol(protocol, data.feedback == "implicit")  # before training, not after
     config = train_config if train_config is not None else train_config_for(model_name, feedback=data.feedback)
     if split.train.user_ids is not data.user_ids or split.train.item_ids is not data.item_ids:
         # A split read from two files (files:TRAIN,TEST) has id maps of its own: they define the model.

@@ -613,9 +613,10 @@ def _resolve_columns(
     if missing:
         shown = ", ".join(repr(n) for n in names if n)
         flags_needed = " ".join(f"--{'time' if r == 'timestamp' else r}-col" for r in missing)
+        events = " (or --feedback implicit for a log of events without ratings)" if missing == ["rating"] else ""
         raise DataError(
             f"{path}: cannot tell which column is the {'/'.join(missing)} (columns: {shown}); "
-            f"pass {flags_needed}"
+            f"pass {flags_needed}{events}"
         )
     return ColumnSpec(chosen["user"], chosen["item"], chosen["rating"], chosen["timestamp"])  # type: ignore[arg-type]
 

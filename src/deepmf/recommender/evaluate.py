@@ -21,6 +21,14 @@ PROTOCOLS = ("full", "sampled")
 SAMPLED_NEGATIVES = 99
 
 
+def check_protocol(protocol: str, implicit: bool) -> None:
+    """ConfigError for an unknown protocol, or the sampled one asked of a rating model."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+    if protocol == "sampled" and not implicit:
+        raise ConfigError("the sampled protocol ranks implicit feedback; rating models are evaluated in full")
+
+
 class Evaluating(Ranking):
     """evaluate: rating metrics over every held-out rating, ranking metrics over full top-k lists."""
 
@@ -49,8 +57,8 @@ class Evaluating(Ranking):
         Implicit feedback (``scores_only``): every held-out interaction is relevant and only ranking metrics
         are reported (precision, recall, ndcg, map, hit_rate, coverage), with ``protocol`` "full". With
         ``protocol="sampled"`` (NCF's, He et al. 2017) each held-out (user, item) is instead ranked among
-        ``SAMPLED_NEGATIVES`` items drawn uniformly (seed 0) from the trained items the user has no training
-        or held-out interaction with: ``hit_rate`` and ``ndcg`` at k of that far easier task, labelled
+        ``SAMPLED_NEGATIVES`` items drawn uniformly with replacement (seed 0) from the trained items the user
+        has no training or held-out interaction with: ``hit_rate`` and ``ndcg`` at k of that far easier task, labelled
         ``protocol: "sampled"``; a held-out pair with a cold user or item counts as a miss.
 
         Args:
@@ -69,10 +77,7 @@ class Evaluating(Ranking):
         self._check_n(k)
         if len(ratings) == 0:
             raise ConfigError("cannot evaluate on an empty set of ratings")
-        if protocol not in PROTOCOLS:
-            raise ConfigError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
-        if protocol == "sampled" and not self.scores_only:
-            raise ConfigError("the sampled protocol ranks implicit feedback; rating models are evaluated in full")
+        check_protocol(protocol, self.scores_only)
         if self.scores_only:
             return self._evaluate_interactions(ratings, k, cold_start, protocol)
         threshold = self.default_relevant() if relevant_threshold is None else float(relevant_threshold)
