@@ -315,9 +315,12 @@ def _fold_table(
     """Metrics per row (fold or model), with mean and std rows when given; fits an 80-column terminal."""
     columns = _metric_columns(rows)
     cold = {row.get("cold_test_ratings") for row in rows} - {None}
+    implicit = all(row.get("rmse") is None for row in rows)
+    handled = ("ranked as misses (items) or not ranked (users)" if implicit
+               else "answered by the bias fallback")
     caption = (
-        f"{'/'.join(map(str, sorted(cold)))} test ratings of users/items unseen in training answered by the "
-        "bias fallback"
+        f"{'/'.join(map(str, sorted(cold)))} test {'interactions' if implicit else 'ratings'} of users/items "
+        f"unseen in training {handled}"
         if cold and cold != {0}
         else None
     )
