@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepmf.errors import DataError
-from deepmf.training.engines.negatives import draw_negatives, positives_csr
+from deepmf.training.engines.negatives import draw_distinct_negatives, draw_negatives, positives_csr
 
 
 @st.composite
@@ -70,3 +70,16 @@ def test_draws_do_not_depend_on_threads() -> None:
 def test_repeated_pairs_are_refused() -> None:
     with pytest.raises(DataError, match="once"):
         positives_csr(np.array([0, 0], dtype=np.int32), np.array([1, 1], dtype=np.int32), 1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(positives(), st.integers(1, 8), st.integers(0, 2**63 - 1))
+def test_evaluation_negatives_are_distinct_unobserved_items(data, m: int, salt: int) -> None:
+    users, items, n_users, n_items = data
+    indptr, seen = positives_csr(users, items, n_users)
+    drawn = draw_distinct_negatives(indptr, seen, np.arange(n_users, dtype=np.int32), n_items, m, np.uint64(salt))
+    for user, row in enumerate(drawn):
+        unobserved = set(range(n_items)) - set(items[users == user].tolist())
+        chosen = [int(i) for i in row if i >= 0]
+        assert len(chosen) == len(set(chosen)) == min(m, len(unobserved))
+        assert set(chosen) <= unobserved

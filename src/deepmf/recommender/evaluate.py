@@ -57,9 +57,10 @@ class Evaluating(Ranking):
         Implicit feedback (``scores_only``): every held-out interaction is relevant and only ranking metrics
         are reported (precision, recall, ndcg, map, hit_rate, coverage), with ``protocol`` "full". With
         ``protocol="sampled"`` (NCF's, He et al. 2017) each held-out (user, item) is instead ranked among
-        ``SAMPLED_NEGATIVES`` items drawn uniformly with replacement (seed 0) from the trained items the user
-        has no training or held-out interaction with: ``hit_rate`` and ``ndcg`` at k of that far easier task, labelled
-        ``protocol: "sampled"``; a held-out pair with a cold user or item counts as a miss.
+        ``SAMPLED_NEGATIVES`` distinct items drawn uniformly (seed 0) from the trained items the user has no
+        training or held-out interaction with (all of them when there are fewer): ``hit_rate`` and ``ndcg``
+        at k of that far easier task, labelled ``protocol: "sampled"``; a held-out pair with a cold user or
+        item counts as a miss.
 
         Args:
             ratings: held-out ratings, in any id maps (they are matched by raw id).
@@ -123,7 +124,7 @@ class Evaluating(Ranking):
 
     def _sampled(self, users: np.ndarray, items: np.ndarray, k: int) -> dict[str, Any]:
         """NCF's HR@k and NDCG@k: each warm held-out pair against its own sampled negatives."""
-        from deepmf.training.engines.negatives import draw_negatives, positives_csr
+        from deepmf.training.engines.negatives import draw_distinct_negatives, positives_csr
 
         warm = (users >= 0) & (items >= 0)
         # Draw in the index space of trained items, excluding each user's training and held-out items.
@@ -134,12 +135,13 @@ class Evaluating(Ranking):
         seen_items = compact[np.concatenate([self.seen.items, items[warm]])]
         pairs = np.unique(np.stack([seen_users, seen_items])[:, seen_items >= 0], axis=1)
         indptr, sorted_items = positives_csr(pairs[0], pairs[1], self.n_users)
-        case_users = np.repeat(users[warm], SAMPLED_NEGATIVES)
-        drawn = draw_negatives(indptr, sorted_items, case_users, len(trained), np.uint64(0))
-        negatives = np.where(drawn >= 0, trained[np.maximum(drawn, 0)], -1).reshape(-1, SAMPLED_NEGATIVES)
+        drawn = draw_distinct_negatives(indptr, sorted_items, users[warm], len(trained), SAMPLED_NEGATIVES,
+                                        np.uint64(0))
+        negatives = np.where(drawn >= 0, trained[np.maximum(drawn, 0)], 0)
         positive_scores = self._pair_scores(users[warm], items[warm])
+        case_users = np.repeat(users[warm], SAMPLED_NEGATIVES)
         negative_scores = self._pair_scores(case_users, negatives.reshape(-1)).reshape(negatives.shape)
-        negative_scores[negatives < 0] = -np.inf  # no item left to draw: nothing ranks above
+        negative_scores[drawn < 0] = -np.inf  # fewer unobserved items than negatives: the slot is empty
         result = sampled_metrics(positive_scores, negative_scores, k)
         # Cold pairs are misses: they join the cases with hit and NDCG 0.
         n_cases = len(users)

@@ -73,6 +73,43 @@ def draw_negatives(indptr, seen, users, n_items, salt):  # pragma: no cover - co
     return out
 
 
+@njit(parallel=True, cache=True)
+def draw_distinct_negatives(indptr, seen, users, n_items, m, salt):  # pragma: no cover - compiled
+    """``m`` distinct unobserved items per entry of ``users`` (int32, shape (len(users), m)), for evaluation.
+
+    A user with at most ``m`` unobserved items gets all of them, in item order, then -1 padding; otherwise
+    ``m`` draws as ``draw_unseen``'s, a repeat of an earlier draw of the same row being drawn again. Draw s of
+    row r uses ``splitmix64(salt + r * 2**20 + s)``.
+    """
+    out = np.full((len(users), m), -1, dtype=np.int32)
+    for r in prange(len(users)):
+        user = users[r]
+        start, end = indptr[user], indptr[user + 1]
+        if n_items - (end - start) <= m:
+            filled, position = 0, start
+            for item in range(n_items):
+                if position < end and seen[position] == item:
+                    position += 1
+                else:
+                    out[r, filled] = item
+                    filled += 1
+            continue
+        counter = salt + np.uint64(r) * np.uint64(1 << 20)
+        filled = 0
+        while filled < m:
+            item = draw_unseen(indptr, seen, user, n_items, splitmix64(counter))
+            counter += np.uint64(1)
+            repeat = False
+            for j in range(filled):
+                if out[r, j] == item:
+                    repeat = True
+                    break
+            if not repeat:
+                out[r, filled] = item
+                filled += 1
+    return out
+
+
 def positives_csr(users: np.ndarray, items: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
     """(indptr int64, items int32 sorted within each user) of (user, item) pairs, for the samplers.
 
