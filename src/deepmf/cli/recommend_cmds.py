@@ -229,11 +229,13 @@ def rated(model_dir: ModelDirArg, user: UserArg, json: JsonOpt = False) -> None:
     if json:
         print_json({"user": user_id, "items": _records(table)})
         return
+    what = "interactions and their scores" if rec.scores_only else "rated items, actual vs predicted"
     console.print(
         _ranked_table(
-            f"User {user_id}: {len(table)} rated items, actual vs predicted ({rec.model_name})",
+            f"User {user_id}: {len(table)} {what} ({rec.model_name})",
             table,
-            {"item": "item", "title": "title", "rating": "rating", "prediction": "predicted"},
+            {"item": "item", "title": "title", "rating": "events" if rec.scores_only else "rating",
+             "prediction": "score" if rec.scores_only else "predicted"},
         )
     )
 
