@@ -62,6 +62,18 @@ def _autorec(trial: optuna.Trial) -> Options:
              "l2": trial.suggest_float("l2", 1.0, 1000.0, log=True)})
 
 
+def _deep_bce(trial: optuna.Trial) -> Options:
+    # NCF-style training needs far less L2 than rating regression, and the number of sampled negatives matters
+    # (He et al. 2017 studied 1 to 10).
+    width = trial.suggest_categorical("width", [32, 64, 128])
+    depth = trial.suggest_int("depth", 1, 3)
+    return ({"factors": trial.suggest_int("factors", 8, 128, log=True), "layers": [width] * depth,
+             "dropout": trial.suggest_float("dropout", 0.0, 0.5)},
+            {"lr": trial.suggest_float("lr", 3e-4, 3e-2, log=True),
+             "l2": trial.suggest_float("l2", 1e-6, 1e-2, log=True),
+             "negatives": trial.suggest_int("negatives", 1, 8)})
+
+
 def _bpr(trial: optuna.Trial) -> Options:
     return ({"factors": trial.suggest_int("factors", 16, 256, log=True)},
             {"lr": trial.suggest_float("lr", 5e-3, 0.3, log=True),
@@ -83,6 +95,8 @@ SEARCH_SPACES: dict[str, Callable[[optuna.Trial], Options]] = {
     "mf": _mf, "deepmf": _deep, "neumf": _deep, "svdpp": _svdpp, "bayes": _bayes, "autorec": _autorec,
     "bpr": _bpr, "ials": _ials, "ease": _ease,
 }
+# Where implicit feedback needs another space than ratings (deep models trained with loss bce).
+IMPLICIT_SEARCH_SPACES: dict[str, Callable[[optuna.Trial], Options]] = {"deepmf": _deep_bce, "neumf": _deep_bce}
 
 
 @dataclass
@@ -156,9 +170,9 @@ def tune(data: Ratings, splits: list[Split], model: str, trials: int, *, valid_f
     if not splits:
         raise ConfigError("tune needs at least one split")
     carves = [validation_split(split.train, valid_fraction, seed=seed) for split in splits]
-    space = SEARCH_SPACES[model]
-    records: list[dict[str, Any]] = []
     metric = "val_ndcg" if data.feedback == "implicit" else "val_rmse"
+    space = (IMPLICIT_SEARCH_SPACES if metric == "val_ndcg" else {}).get(model, SEARCH_SPACES[model])
+    records: list[dict[str, Any]] = []
     best_of = max if metric == "val_ndcg" else min
 
     def objective(trial: optuna.Trial) -> float:
