@@ -221,8 +221,8 @@ def _print_summary(summary: dict[str, Any], out: Path | None, report: Path | Non
             rows.append((f"{key}@{test.get('k')}", _fmt(test[key])))
     rows += [("epochs", f"{summary['epochs_run']} (best {summary['best_epoch']}"
                         f"{', stopped early' if summary['stopped_early'] else ''})"),
-             ("training", f"{summary['train_seconds']:.2f} s, "
-                          f"{summary['ratings_per_second']:,.0f} ratings/s, engine {summary['engine']}")]
+             ("training", f"{summary['train_seconds']:.2f} s, {summary['ratings_per_second']:,.0f} "
+                          f"{'interactions' if implicit else 'ratings'}/s, engine {summary['engine']}")]
     if out is not None:
         rows.append(("saved", str(out)))
     if report is not None:
