@@ -537,14 +537,7 @@ def ratings_from_raw(
         check_scale(raw, scale)
     else:
         scale = RatingScale.detect(raw.ratings)
-    if user_ids is None:
-        user_ids, users = IdMap.build(raw.users, name="user")
-    else:
-        users = code_known(user_ids, raw.users, raw, "user")
-    if item_ids is None:
-        item_ids, items = IdMap.build(raw.items, name="item")
-    else:
-        items = code_known(item_ids, raw.items, raw, "item")
+    user_ids, users, item_ids, items = code_ids(raw, user_ids, item_ids)
     users, items, raw = resolve_duplicates(users, items, raw, len(item_ids), duplicates)
     return Ratings(users, items, raw.ratings, user_ids, item_ids, scale, timestamps=raw.timestamps, name=name)
 
@@ -554,7 +547,22 @@ def _show(raw_id: object) -> str:
     return str(int(raw_id)) if isinstance(raw_id, (int, np.integer)) else repr(str(raw_id))
 
 
-def code_known(id_map: IdMap, values: np.ndarray, raw: RawRatings, what: str) -> np.ndarray:
+def code_ids(raw: RawRatings, user_ids: IdMap | None,
+             item_ids: IdMap | None) -> tuple[IdMap, np.ndarray, IdMap, np.ndarray]:
+    """(user map, user codes, item map, item codes) of ``raw``: the given maps (every id must be in them), or
+    maps built from ``raw`` where None."""
+    if user_ids is None:
+        user_ids, users = IdMap.build(raw.users, name="user")
+    else:
+        users = _code_known(user_ids, raw.users, raw, "user")
+    if item_ids is None:
+        item_ids, items = IdMap.build(raw.items, name="item")
+    else:
+        items = _code_known(item_ids, raw.items, raw, "item")
+    return user_ids, users, item_ids, items
+
+
+def _code_known(id_map: IdMap, values: np.ndarray, raw: RawRatings, what: str) -> np.ndarray:
     """Codes of ``values`` in ``id_map``; DataError naming the line of the first id it lacks."""
     codes = id_map.indices(values, missing="none")
     if (codes < 0).any():

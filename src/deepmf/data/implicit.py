@@ -20,7 +20,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from deepmf.data.files import RawRatings, code_known
+from deepmf.data.files import RawRatings, code_ids
 from deepmf.data.idmap import IdMap
 from deepmf.data.ratings import Ratings, RatingScale
 from deepmf.errors import ConfigError, DataError
@@ -88,14 +88,7 @@ def implicit_from_raw(raw: RawRatings, positive: float | None, name: str, user_i
     """
     if positive is not None and raw.ratings_missing:
         raise ConfigError(f"{raw.path}: --positive needs a rating column, and the file has none")
-    if user_ids is None:
-        user_ids, users = IdMap.build(raw.users, name="user")
-    else:
-        users = code_known(user_ids, raw.users, raw, "user")
-    if item_ids is None:
-        item_ids, items = IdMap.build(raw.items, name="item")
-    else:
-        items = code_known(item_ids, raw.items, raw, "item")
+    user_ids, users, item_ids, items = code_ids(raw, user_ids, item_ids)
     # The scale only describes the source here (to_implicit keeps it in meta): no duplicate or scale check.
     scale = IMPLICIT_SCALE if raw.ratings_missing else RatingScale.detect(raw.ratings)
     if scale.maximum <= scale.minimum:

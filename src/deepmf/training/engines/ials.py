@@ -25,6 +25,7 @@ from numba import njit, prange
 import deepmf.training.engines.numba_mf  # noqa: F401 - sets numba's threading layer before a parallel kernel runs
 from deepmf.device import default_cpu_threads
 from deepmf.errors import ConfigError
+from deepmf.training.engines.compiled import check_model, table_views
 
 if TYPE_CHECKING:
     from deepmf.data.ratings import Ratings
@@ -132,10 +133,7 @@ class IALSEngine:
     name = "ials"
 
     def __init__(self, model: IALS, train: Ratings, config: TrainConfig, device: torch.device) -> None:
-        if torch.device(device).type != "cpu":
-            raise ConfigError(f"the ials engine runs on cpu, not {device}")
-        if getattr(model, "name", "") != "ials":
-            raise ConfigError(f"the ials engine trains iALS only, not {getattr(model, 'name', model)!r}")
+        check_model("ials", model, device)
         if config.l2 > 0 or config.weight_decay > 0:
             raise ConfigError("iALS is regularized by its model option reg (e.g. -o reg=0.01), not l2 or "
                               "weight_decay")
@@ -161,14 +159,8 @@ class IALSEngine:
                    user_factors[:0], 1)
 
     def _views(self) -> tuple[np.ndarray, np.ndarray]:
-        views = []
-        for table in (self.model.user_factors, self.model.item_factors):
-            if table.weight.device.type != "cpu":
-                raise ConfigError(f"the ials engine runs on cpu, but the model is on {table.weight.device}")
-            if table.weight.dtype != torch.float32 or not table.weight.is_contiguous():
-                table.weight.data = table.weight.data.to(torch.float32).contiguous()
-            views.append(table.weight.detach().numpy())
-        return views[0], views[1]
+        user_factors, item_factors = table_views("ials", self.model, "user_factors", "item_factors")
+        return user_factors, item_factors
 
     def _half_step(self, csr: tuple[np.ndarray, np.ndarray, np.ndarray], row_reg: np.ndarray,
                    fixed: np.ndarray, target: np.ndarray) -> float:

@@ -28,6 +28,7 @@ from numba import njit, prange
 
 from deepmf.device import default_cpu_threads
 from deepmf.errors import ConfigError
+from deepmf.training.engines.compiled import check_model, table_views
 from deepmf.training.engines.negatives import draw_unseen, positives_csr, splitmix64
 
 if TYPE_CHECKING:
@@ -75,14 +76,8 @@ def bpr_epoch(users, items, order, indptr, seen, user_factors, item_factors, ite
 
 def _views(model: BPR) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Numpy views (sharing memory) of the model's user factors, item factors and item biases."""
-    views = []
-    for table in (model.user_factors, model.item_factors, model.item_bias):
-        if table.weight.device.type != "cpu":
-            raise ConfigError(f"the bpr engine runs on cpu, but the model is on {table.weight.device}")
-        if table.weight.dtype != torch.float32 or not table.weight.is_contiguous():
-            table.weight.data = table.weight.data.to(torch.float32).contiguous()
-        views.append(table.weight.detach().numpy())
-    return views[0], views[1], views[2].reshape(-1)
+    user_factors, item_factors, item_bias = table_views("bpr", model, "user_factors", "item_factors", "item_bias")
+    return user_factors, item_factors, item_bias.reshape(-1)
 
 
 class NumbaBPREngine:
@@ -99,10 +94,7 @@ class NumbaBPREngine:
     name = "bpr"
 
     def __init__(self, model: BPR, train: Ratings, config: TrainConfig, device: torch.device) -> None:
-        if torch.device(device).type != "cpu":
-            raise ConfigError(f"the bpr engine runs on cpu, not {device}")
-        if getattr(model, "name", "") != "bpr":
-            raise ConfigError(f"the bpr engine trains BPR only, not {getattr(model, 'name', model)!r}")
+        check_model("bpr", model, device)
         if config.weight_decay > 0 or config.lr_schedule != "none":
             raise ConfigError("the bpr engine runs plain SGD with l2: set weight_decay 0 and lr_schedule none")
         if len(train) == 0:
