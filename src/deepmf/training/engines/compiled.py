@@ -1,4 +1,4 @@
-"""What the compiled implicit-feedback engines (bpr, ials) share: the model check and numpy views of its tables.
+"""What the compiled CPU engines share: the model check and numpy views of the model's tables.
 
 A compiled kernel updates a model's embedding tables in place through numpy views of their memory, so the
 trained ``nn.Module`` (and its saved file) is the model itself, with no copy back.
