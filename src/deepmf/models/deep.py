@@ -198,22 +198,25 @@ class DeepModel(RatingModel):
 
         ``W [p_u; q_i] + b = W_u p_u + (W_i q_i + b)``: the item half is computed once for all items and the
         user half once per user, so the grid skips the gather, the concatenation and the first matrix product
-        that dominate a pairwise forward pass; the rest of the network runs on blocks of ``SCORING_CELLS``
-        cells. Side features (which the split does not cover) and training mode use the pairwise path.
+        that dominate a pairwise forward pass. Side features (which the split does not cover) and training mode
+        use the pairwise path. Either way the network runs on blocks of at most ``SCORING_CELLS`` cells, so
+        memory stays bounded however many users are asked for.
         """
+        n_items = self.config.n_items
+        rows = max(1, SCORING_CELLS // n_items)
         if self.training or self.side.width or not self.tower_tables:
-            return super().score_all_items(users)
+            blocks = [super().score_all_items(users[start:start + rows]) for start in range(0, len(users), rows)]
+            return torch.cat(blocks) if blocks else torch.empty(0, n_items, device=users.device)
         user_table, item_table = (getattr(self, name) for name in self.tower_tables)
         first = self.tower[0]
         user_width = user_table.weight.shape[1]
-        n_items = self.config.n_items
         item_half = item_table.weight @ first.weight[:, user_width:].T + first.bias
         user_half = user_table(users) @ first.weight[:, :user_width].T
         rest = self.tower[1:]
         all_items = torch.arange(n_items, device=users.device)
         blocks = []
-        for start in range(0, len(users), max(1, SCORING_CELLS // n_items)):
-            block = users[start:start + max(1, SCORING_CELLS // n_items)]
+        for start in range(0, len(users), rows):
+            block = users[start:start + rows]
             hidden = (user_half[start:start + len(block), None, :] + item_half[None]).reshape(-1, first.out_features)
             grid_users, grid_items = block.repeat_interleave(n_items), all_items.repeat(len(block))
             output = self.output(self.head_input(grid_users, grid_items, rest(hidden)))
