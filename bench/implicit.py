@@ -3,6 +3,7 @@
     DEEPMF_DATA=../shared/data python bench/implicit.py accuracy --data ml-100k --trials 10
     DEEPMF_DATA=../shared/data python bench/implicit.py accuracy --data ml-latest-small --trials 10
     DEEPMF_DATA=../shared/data python bench/implicit.py speed
+    python bench/implicit.py table --data ml-100k     # the saved rows (bench/out/) as one table
 
 Protocol (both data sets): ratings >= 4 are the interactions (``--feedback implicit --positive 4``); each user's
 interactions are split 80/20 at random (``user:0.2``, seed 0); a model ranks, for each test user, every item
@@ -267,7 +268,7 @@ def first_fit(name: str) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("accuracy", "speed", "first-fit"))
+    parser.add_argument("mode", choices=("accuracy", "speed", "first-fit", "table"))
     parser.add_argument("name", nargs="?", help="first-fit: ials, ease or implicit-als")
     parser.add_argument("--data", default="ml-100k")
     parser.add_argument("--trials", type=int, default=10)
@@ -280,6 +281,10 @@ def main() -> None:
         print(json.dumps(first_fit(args.name)))
         return
     OUT.mkdir(exist_ok=True)
+    if args.mode == "table":  # the saved rows of earlier runs (one run per model group), as one table
+        saved = json.loads((OUT / f"implicit_{args.data}.json").read_text())
+        print(accuracy_table(saved))
+        return
     if args.mode == "speed":
         result = speed()
         (OUT / "implicit_speed.json").write_text(json.dumps(result, indent=1))
