@@ -194,3 +194,31 @@ def _interactions(matrix: np.ndarray):
                      IdMap(np.arange(matrix.shape[0]), "int", "user"), IdMap(np.arange(matrix.shape[1]), "int", "item"),
                      RatingScale(0, 1, 1))
     return to_implicit(events)
+
+
+class Crash(Exception):
+    """Stands in for a process dying between epochs."""
+
+
+@pytest.mark.parametrize("name", ["bpr", "neumf", "ials"])
+def test_resume_after_a_crash_gives_the_uninterrupted_model(planted, tmp_path, name: str) -> None:
+    data, split = planted
+    overrides = {"epochs": 4, "patience": 0}
+    reference = _fit(name, data, split.train, split.test, **overrides)
+
+    def crash_after_two(record) -> None:
+        if record.epoch == 2:
+            raise Crash
+
+    folder = tmp_path / "checkpoint"
+    model_options, train_options = SPECS[name]
+    config = train_config_for(name, {**train_options, "threads": 1, "device": "cpu", **overrides}, "implicit")
+    with pytest.raises(Crash):
+        train_model(name, data, split.train, split.test, model_options, config, checkpoint_dir=folder,
+                    on_epoch=crash_after_two, progress=False)
+    resumed = train_model(name, data, split.train, split.test, model_options, config, checkpoint_dir=folder,
+                          resume=True, progress=False)
+    assert resumed.result.resumed_from == 2
+    state, expected = resumed.model.state_dict(), reference.model.state_dict()
+    assert all(torch.equal(state[key], expected[key]) for key in expected)
+    assert [r.val_ndcg for r in resumed.result.history] == [r.val_ndcg for r in reference.result.history]
