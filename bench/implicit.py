@@ -2,7 +2,7 @@
 
     DEEPMF_DATA=../shared/data python bench/implicit.py accuracy --data ml-100k --trials 10
     DEEPMF_DATA=../shared/data python bench/implicit.py accuracy --data ml-latest-small --trials 10
-    DEEPMF_DATA=../shared/data python bench/implicit.py speed
+    DEEPMF_DATA=../shared/data python bench/implicit.py speed --data ml-100k
     python bench/implicit.py table --data ml-100k     # the saved rows (bench/out/) as one table
 
 Protocol (both data sets): ratings >= 4 are the interactions (``--feedback implicit --positive 4``); each user's
@@ -22,9 +22,9 @@ including engine setup and its per-epoch validation, if any), on one thread each
 ``num_threads=1``), in a process that has already run the model's kernels once (compilation excluded).
 
 ``speed``: deepmf's iALS against ``implicit``'s CPU ALS at equal factors (64), iterations (15), threads (1 and
-2) and CG steps (3), each with its regularization picked on the validation carve from a small grid; best of 5
-fits on ML-100K, and EASE's fit on ML-100K. Also the first fit in a fresh process, which for deepmf includes
-loading its compiled kernels from numba's cache.
+2) and CG steps (3), each with its regularization picked on the validation carve from a 12-point grid; best and
+median of 5 fits (the two alternate), and EASE's fit. Also the first fit in a fresh process, which for deepmf
+includes loading its compiled kernels from numba's cache.
 """
 
 from __future__ import annotations
@@ -225,8 +225,8 @@ def accuracy_table(result: dict[str, Any]) -> str:
 SPEED_FACTORS, SPEED_ITERATIONS = 64, 15
 
 
-def _speed_setup() -> tuple[Ratings, Split]:
-    data = load(data_root() / "ml-100k", feedback="implicit", positive=4)
+def _speed_setup(data_name: str = "ml-100k") -> tuple[Ratings, Split]:
+    data = load(data_root() / data_name, feedback="implicit", positive=4)
     return data, parse_split("user:0.2", data, seed=0)[0]
 
 
@@ -242,8 +242,8 @@ def _als(data: Ratings, part: Ratings, options: dict[str, Any], threads: int) ->
                     part, threads)
 
 
-def speed(repeats: int = 5) -> dict[str, Any]:
-    data, split = _speed_setup()
+def speed(data_name: str, repeats: int = 5) -> dict[str, Any]:
+    data, split = _speed_setup(data_name)
     fit_part, valid = validation_split(split.train, VALID_FRACTION, seed=0)
     ranking = HeldOutRanking(fit_part, valid, 10)
     grids = {
@@ -277,13 +277,14 @@ def speed(repeats: int = 5) -> dict[str, Any]:
         train_model("ease", data, split.train, None, {}, train_config_for("ease", ONE_THREAD), progress=False)
         ease_times.append(time.perf_counter() - start)
     rows["deepmf ease threads=1"] = {"best_seconds": min(ease_times), "median_seconds": float(np.median(ease_times))}
-    first = {name: run_child(["bench/implicit.py", "first-fit", name]) for name in ("ials", "ease", "implicit-als")}
-    return {"machine": machine_line(), "rows": rows, "first_fit": first}
+    first = {name: run_child(["bench/implicit.py", "first-fit", name, "--data", data_name])
+             for name in ("ials", "ease", "implicit-als")}
+    return {"data": data_name, "machine": machine_line(), "rows": rows, "first_fit": first}
 
 
-def first_fit(name: str) -> dict[str, Any]:
+def first_fit(name: str, data_name: str) -> dict[str, Any]:
     """One fit in this fresh process (deepmf: includes loading the compiled kernels from numba's cache)."""
-    data, split = _speed_setup()
+    data, split = _speed_setup(data_name)
     if name == "implicit-als":
         _, seconds = _als(data, split.train, {"regularization": 10.0, "alpha": 1.0}, 1)
     elif name == "ials":
@@ -307,7 +308,7 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(1)
     if args.mode == "first-fit":
-        print(json.dumps(first_fit(args.name)))
+        print(json.dumps(first_fit(args.name, args.data)))
         return
     OUT.mkdir(exist_ok=True)
     if args.mode in ("table", "retime"):  # the saved rows of earlier runs (one run per model group)
@@ -320,8 +321,8 @@ def main() -> None:
         print(accuracy_table(saved))
         return
     if args.mode == "speed":
-        result = speed()
-        (OUT / "implicit_speed.json").write_text(json.dumps(result, indent=1))
+        result = speed(args.data)
+        (OUT / f"implicit_speed_{args.data}.json").write_text(json.dumps(result, indent=1))
         print(result["machine"])
         print(markdown_table(["system", "threads", "best s", "median s", "NDCG@10 (test)", "options"], [
             [name.rsplit(" threads=", 1)[0], name.rsplit("=", 1)[1], f"{r['best_seconds']:.3f}",
