@@ -26,6 +26,7 @@ from deepmf.cli.options import (
     LoaderFlags,
     ModelFlags,
     ModelOpt,
+    ProtocolOpt,
     QuietOpt,
     ReportOpt,
     SplitOpt,
@@ -85,6 +86,7 @@ METRIC_HEADERS = (
     ("precision", "P@k"),
     ("recall", "R@k"),
     ("ndcg", "NDCG@k"),
+    ("map", "MAP@k"),
     ("hit_rate", "hit"),
     ("coverage", "cov"),
 )
@@ -111,13 +113,12 @@ def predict(
         return
     title = rec.title(rec.item_ids.index(item)) if item in rec.item_ids else ""
     label = f"item {prediction.item}" + (f" ({title})" if title else "")
-    console.print(Text.assemble(f"user {prediction.user}, {label}: predicted rating ",
+    what = "ranking score (implicit feedback)" if rec.scores_only else "predicted rating"
+    console.print(Text.assemble(f"user {prediction.user}, {label}: {what} ",
                                 (f"{prediction.prediction:.3f}", "bold")))
     if prediction.cold_start:
-        console.print(
-            f"cold start: unknown {prediction.cold_start}, answered with the global mean plus the known "
-            "side's bias"
-        )
+        fallback = "the item's popularity" if rec.scores_only else "the global mean plus the known side's bias"
+        console.print(f"cold start: unknown {prediction.cold_start}, answered with {fallback}")
 
 
 @app.command()
@@ -148,11 +149,12 @@ def recommend(
         _ranked_table(
             f"Top {len(top)} for user {user_id} ({rec.model_name})",
             top,
-            {"item": "item", "title": "title", "score": "predicted"},
+            {"item": "item", "title": "title", "score": "score" if rec.scores_only else "predicted"},
         )
     )
     if "cold_start" in top.attrs:
-        console.print("cold start: unknown user, ranked by the global mean plus each item's bias")
+        ranked_by = "popularity" if rec.scores_only else "the global mean plus each item's bias"
+        console.print(f"cold start: unknown user, ranked by {ranked_by}")
 
 
 @app.command()
@@ -164,11 +166,13 @@ def rated(model_dir: ModelDirArg, user: UserArg, json: JsonOpt = False) -> None:
     if json:
         print_json({"user": user_id, "items": _records(table)})
         return
+    what = "interactions and their scores" if rec.scores_only else "rated items, actual vs predicted"
     console.print(
         _ranked_table(
-            f"User {user_id}: {len(table)} rated items, actual vs predicted ({rec.model_name})",
+            f"User {user_id}: {len(table)} {what} ({rec.model_name})",
             table,
-            {"item": "item", "title": "title", "rating": "rating", "prediction": "predicted"},
+            {"item": "item", "title": "title", "rating": "events" if rec.scores_only else "rating",
+             "prediction": "score" if rec.scores_only else "predicted"},
         )
     )
 
@@ -230,7 +234,9 @@ def plot(
     if test is not None:
         from deepmf.data.scale import ScaleBounds
 
-        held_out = loader.load(test, scale=ScaleBounds.of(rec.scale, "the model's scale", step=False))
+        # Ratings are held to the model's scale; interactions (implicit models) have their source's own.
+        bounds = None if rec.scores_only else ScaleBounds.of(rec.scale, "the model's scale", step=False)
+        held_out = loader.load(test, scale=bounds)
         rec.evaluation = rec.evaluate(held_out)
     files = plot_recommender(rec, out if out is not None else model_dir / "plots")
     if json:
@@ -254,9 +260,12 @@ def _fold_table(
     """Metrics per row (fold or model), with mean and std rows when given; fits an 80-column terminal."""
     columns = _metric_columns(rows)
     cold = {row.get("cold_test_ratings") for row in rows} - {None}
+    implicit = all(row.get("rmse") is None for row in rows)
+    handled = ("ranked as misses (items) or not ranked (users)" if implicit
+               else "answered by the bias fallback")
     caption = (
-        f"{'/'.join(map(str, sorted(cold)))} test ratings of users/items unseen in training answered by the "
-        "bias fallback"
+        f"{'/'.join(map(str, sorted(cold)))} test {'interactions' if implicit else 'ratings'} of users/items "
+        f"unseen in training {handled}"
         if cold and cold != {0}
         else None
     )
@@ -312,6 +321,7 @@ def evaluate(
     val_fraction: ValFractionOpt = None,
     config: ConfigOpt = None,
     k: KOpt = 10,
+    protocol: ProtocolOpt = "full",
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Save each fold's model under OUT/<fold>.", show_default=False),
@@ -326,13 +336,15 @@ def evaluate(
     """Train one model per fold of a split; report each fold and mean ± std (as Surprise's cross_validate)."""
     from deepmf.data.splits import default_split, parse_split
     from deepmf.evaluation.cross_validation import cross_validate
-    from deepmf.experiment import RunConfig, train_config_for
+    from deepmf.experiment import RunConfig, default_model, train_config_for
     from deepmf.folders import check_model_target
+    from deepmf.recommender.evaluate import check_protocol
 
     run = RunConfig.read(config) if config is not None else RunConfig()
-    model_name = model or run.model or "mf"
+    model_name = model or run.model or default_model(loader.feedback)
     options, train_options = run_options([model_name], model_flags, train_flags, run)[model_name]
-    train_config = train_config_for(model_name, train_options)
+    train_config = train_config_for(model_name, train_options, loader.feedback)
+    check_protocol(protocol, loader.feedback == "implicit")
     ratings = loader.load(data)
     spec = split or default_split(ratings)
     splits = parse_split(spec, ratings, seed=train_config.seed)
@@ -344,7 +356,8 @@ def evaluate(
         if out is not None:
             result.recommender.save(_fold_folder(out, result.split), overwrite=force)
         if not json:
-            err_console.print(f"{result.split}: RMSE {result.metrics.get('rmse', float('nan')):.4f}")
+            key, name = ("rmse", "RMSE") if "rmse" in result.metrics else ("ndcg", f"NDCG@{k}")
+            err_console.print(f"{result.split}: {name} {result.metrics.get(key, float('nan')):.4f}")
 
     cv = cross_validate(
         ratings,
@@ -354,11 +367,12 @@ def evaluate(
         train_config,
         valid_fraction=val_fraction,
         k=k,
+        protocol=protocol,
         progress=not (quiet or json),
         on_fold=on_fold,
     )
     if json:
-        print_json({"split": spec, "k": k, **cv.to_dict()})
+        print_json({"split": spec, "k": k, "protocol": protocol, **cv.to_dict()})
         return
     console.print(
         _fold_table(f"{model_name} on {ratings.name} ({spec})", cv.folds, "split", k, cv.mean, cv.std)
@@ -368,6 +382,10 @@ def evaluate(
 def _fold_folder(out: Path, split_name: str) -> Path:
     """OUT/<fold>, the fold's name made a folder name ("kfold:5/2" -> "kfold_5_2")."""
     return out / split_name.replace("/", "_").replace(":", "_")
+
+
+# The training options of the first model that the baseline compare adds for implicit feedback shares.
+POP_TRAIN_OPTIONS = ("seed", "device", "threads")
 
 
 def _split_models(values: list[str]) -> list[str]:
@@ -399,6 +417,7 @@ def compare(
     train_flags: TrainFlags = TrainFlags(),
     val_fraction: ValFractionOpt = None,
     k: KOpt = 10,
+    protocol: ProtocolOpt = "full",
     report: ReportOpt = None,
     quiet: QuietOpt = False,
     json: JsonOpt = False,
@@ -407,16 +426,24 @@ def compare(
     """Train several models on the same split(s) and print their test metrics side by side.
 
     A model flag (or -o KEY=VALUE) applies to every model and must be one each of them takes; -o MODEL.KEY=VALUE
-    sets an option for one model.
+    sets an option for one model. With --feedback implicit the popularity baseline pop is always among the
+    models (with its own options: only the run's seed, device and threads).
     """
     from deepmf.data.splits import default_split, parse_split
     from deepmf.evaluation.cross_validation import cross_validate
     from deepmf.experiment import train_config_for
+    from deepmf.recommender.evaluate import check_protocol
 
     names = _split_models(models)
     options = run_options(names, model_flags, train_flags)
+    if loader.feedback == "implicit" and "pop" not in names:
+        # Any implicit model must be read against what popularity alone achieves.
+        shared = {key: options[names[0]][1][key] for key in POP_TRAIN_OPTIONS if key in options[names[0]][1]}
+        names.append("pop")
+        options["pop"] = ({}, shared)
     # Refuse bad training options before training anything.
-    configs = {name: train_config_for(name, options[name][1]) for name in names}
+    configs = {name: train_config_for(name, options[name][1], loader.feedback) for name in names}
+    check_protocol(protocol, loader.feedback == "implicit")
     seeds = {config.seed for config in configs.values()}
     if len(seeds) > 1:
         raise ConfigError("the models of compare share one split, and so one seed: set it for all of them "
@@ -440,6 +467,7 @@ def compare(
             configs[name],
             valid_fraction=val_fraction,
             k=k,
+            protocol=protocol,
             progress=not (quiet or json),
             on_fold=lambda result: first_fold.setdefault(result.model_name, result.recommender),
         )
@@ -468,12 +496,14 @@ def compare(
         )
     if json:
         print_json(
-            {"split": spec, "k": k, "models": rows, **({"report": str(report_path)} if report_path else {})}
+            {"split": spec, "k": k, "protocol": protocol, "models": rows,
+             **({"report": str(report_path)} if report_path else {})}
         )
         return
+    sampled = " (sampled protocol: 99 negatives per held-out item)" if protocol == "sampled" else ""
     console.print(
         _fold_table(
-            f"{ratings.name} ({spec}): test metrics" + (" (mean over folds)" if len(splits) > 1 else ""),
+            f"{ratings.name} ({spec}): test metrics{sampled}" + (" (mean over folds)" if len(splits) > 1 else ""),
             rows,
             "model",
             k,

@@ -39,6 +39,8 @@ class RecommenderBase(UserItemMaps):
 
     model: RatingModel
     model_name: str
+    feedback: str
+    positive: float | None
     user_ids: IdMap
     item_ids: IdMap
     scale: RatingScale
@@ -51,6 +53,11 @@ class RecommenderBase(UserItemMaps):
     evaluation: Evaluation | None
     _trained_users: np.ndarray
     _trained_items: np.ndarray
+
+    @property
+    def scores_only(self) -> bool:
+        """True for implicit-feedback models: ``predict`` gives ranking scores, not ratings (never clipped)."""
+        return self.model.output_kind == "score"
 
     @property
     def device(self) -> torch.device:
