@@ -68,3 +68,28 @@ def test_exit_codes_are_documented() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     for code in EXIT_CODES:
         assert f"| {code} |" in readme
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_ctrl_c_says_interrupted_and_exits_130(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                               as_json: bool) -> None:
+    # typer turns KeyboardInterrupt into a silent Exit(130): a Ctrl-C'd run printed nothing at all.
+    import sys
+
+    import typer
+
+    from deepmf.cli.common import run_app
+
+    app = typer.Typer()
+
+    @app.command()
+    def job(json: bool = False) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys, "argv", ["deepmf", *(["--json"] if as_json else [])])
+    assert run_app(app) == 130
+    out, err = capsys.readouterr()
+    if as_json:
+        assert json.loads(out) == {"error": "interrupted", "exit_code": 130} and err == ""
+    else:
+        assert (out, err.strip()) == ("", "interrupted")

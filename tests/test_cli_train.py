@@ -201,3 +201,9 @@ def test_an_option_no_engine_of_the_model_honours_is_an_error(run, ratings_csv: 
     assert code == 2 and "the gibbs engine cannot honour lr=0.01" in err
     code, _, err = run("train", ratings_csv, "--model", "mf", "--engine", "numba", "--batch-size", "64", "--quiet")
     assert code == 2 and "the numba engine cannot honour batch_size=64" in err
+
+
+def test_help_prints_extras_literally(run) -> None:
+    # Typer reads help as rich markup: "deepmf[tensorboard]" printed as "deepmf", hiding the extra to install.
+    code, out, _ = run("train", "--help")
+    assert code == 0 and "deepmf[tensorboard]" in " ".join(out.split())

@@ -93,6 +93,8 @@ def test_movielens_like_is_shaped_like_ml100k() -> None:
     assert len(np.unique(pairs)) == len(data)  # one rating per (user, item)
     titles = data.item_table.titles
     assert len(set(titles)) == len(titles) and all(t.endswith(")") and t[-5:-1].isdigit() for t in titles)
+    assert not [t for t in titles if t[:2] == "A " and t[2] in "AEIOU"]  # "An Electric Machine", not "A Electric"
+    assert any(t.startswith("An ") for t in titles)
     genres_per_item = data.item_table.genres.sum(axis=1)
     assert genres_per_item.min() >= 1 and data.item_table.genre_names == tuple(GENRE_SHARES)
     assert data.meta["edition"] == "generated" and "generated" in data.name

@@ -22,8 +22,10 @@ import pandas as pd
 from deepmf.data.ratings import Ratings
 from deepmf.errors import DownloadError, UnknownIdError
 from deepmf.experiment import ExperimentResult, run_experiment, train_config_for
+from deepmf.folders import check_model_target
+from deepmf.fsutil import make_folder
 from deepmf.recommender import Recommender
-from deepmf.report import write_report
+from deepmf.report import check_report_target, write_report
 
 EDITION = "ml-100k"
 DEFAULT_OUT = "deepmf-report"
@@ -162,6 +164,12 @@ def run_demo(
     from deepmf.data.splits import parse_split
 
     start = time.perf_counter()
+    out_dir = Path(out)
+    # A folder deepmf may not write (a user's report.md, read-only, disk full) is refused before training.
+    check_report_target(out_dir)
+    for name, _, _ in DEMO_MODELS:
+        check_model_target(out_dir / "models" / name, overwrite=True)
+    make_folder(out_dir / "models")
     data, spec, notes = demo_data(data_dir, say)
     split = parse_split(spec, data, seed=0)[0]
     say(
@@ -180,7 +188,6 @@ def run_demo(
             f"({summary['train_seconds']:.1f} s)"
         )
         results.append(result)
-    out_dir = Path(out)
     models = {r.model_name: r.recommender.save(out_dir / "models" / r.model_name) for r in results}
     main = results[0].recommender
     user, item = _pick_user(main), _pick_item(main)

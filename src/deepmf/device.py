@@ -31,19 +31,20 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         return device
     if device is not None and not isinstance(device, str):
         raise ConfigError(f"device must be a name (cpu, cuda, cuda:N or auto), got {type(device).__name__}")
-    name = (device or "auto").strip().lower()
+    name, source = (device or "auto").strip().lower(), ""
     if name == "auto":
         name = os.environ.get("DEEPMF_DEVICE", "auto").strip().lower() or "auto"
+        source = " (from $DEEPMF_DEVICE)"
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(name)
     except (RuntimeError, ValueError) as exc:
-        raise ConfigError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto") from exc
+        raise ConfigError(f"unknown device {name!r}{source}: use cpu, cuda, cuda:N or auto") from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available on this machine")
+        raise ConfigError(f"device {name!r}{source} requested but CUDA is not available on this machine")
     if resolved.type not in ("cpu", "cuda"):
-        raise ConfigError(f"unsupported device {name!r}: use cpu, cuda, cuda:N or auto")
+        raise ConfigError(f"unsupported device {name!r}{source}: use cpu, cuda, cuda:N or auto")
     return resolved
 
 

@@ -11,6 +11,7 @@ import json
 import logging
 import numbers
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from deepmf.training.config import TrainConfig
 
 # Validation share carved from training when the model stops early (or steps its LR on plateaus).
 DEFAULT_VALID_FRACTION = 0.05
+_MAX_CONFIG_BYTES = 1 << 20  # a --config file; a tuned one is a few hundred bytes
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +51,20 @@ class RunConfig:
         """Read a config file; ConfigError naming the file on any problem."""
         source = Path(path)
         try:
+            info = source.stat()
+            # A pipe or device could block or never end; a config file is a few hundred bytes.
+            if not stat.S_ISREG(info.st_mode):
+                raise ConfigError(f"{source}: not a config file (a folder, pipe or device)")
+            if info.st_size > _MAX_CONFIG_BYTES:
+                raise ConfigError(f"{source}: {info.st_size:,} bytes, too large for a config file "
+                                  f"(at most {_MAX_CONFIG_BYTES:,})")
             values = json.loads(source.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file {source} does not exist") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{source}: not a valid JSON config ({exc})") from None
+        except RecursionError:
+            raise ConfigError(f"{source}: not a valid JSON config (nested too deeply)") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: expected a JSON object")
         unknown = sorted(set(values) - {"model", "model_options", "train_options", "tuned_on", "written_by"})

@@ -27,7 +27,7 @@ import stat
 from pathlib import Path
 
 from deepmf.errors import ConfigError, OutputError
-from deepmf.fsutil import MARKER, is_leftover, is_marked, recover
+from deepmf.fsutil import MARKER, is_leftover, is_marked, recover, refuse_current_folder
 
 META_FILE = "model.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -200,6 +200,7 @@ def check_run_folder(path: str | os.PathLike[str], *, force: bool, resume: bool)
         OutputError: ``path`` is not deepmf's, holds a user's file, or holds a model and ``force`` is not set.
     """
     folder = Path(path)
+    refuse_current_folder(Path(os.path.abspath(folder)))  # before training, not at the final save
     recover(folder)  # what a killed earlier run left beside the folder
     if resume:
         recover(folder / CHECKPOINT_DIR)

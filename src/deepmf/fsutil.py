@@ -401,7 +401,14 @@ def _new_temp_folder(target: Path) -> tuple[Path, int]:
         except FileExistsError:
             continue
     fd = _lock_now(temp)
-    (temp / MARKER).write_bytes(_MARKER_TEXT)
+    try:
+        _mark(temp)
+    except BaseException:  # disk full: a folder with a half-written marker would be a stranger's forever
+        with contextlib.suppress(OSError):
+            os.rmdir(temp)
+        if fd is not None and fd >= 0:
+            os.close(fd)
+        raise
     return temp, -1 if fd is None else fd
 
 
@@ -422,7 +429,11 @@ def _carry(source: Path, destination: Path) -> None:
 
 def _mark(folder: Path) -> None:
     if not (folder / MARKER).exists():
-        (folder / MARKER).write_bytes(_MARKER_TEXT)
+        try:
+            (folder / MARKER).write_bytes(_MARKER_TEXT)
+        except BaseException:  # disk full: no half-written marker left in the folder
+            _unlink_quietly(folder / MARKER)
+            raise
 
 
 def _swap_by_renames(temp: Path, target: Path) -> Path:
@@ -438,6 +449,18 @@ def _swap_by_renames(temp: Path, target: Path) -> Path:
             _rename_new(old, target)
         raise
     return old
+
+
+def refuse_current_folder(target: Path) -> None:
+    """OutputError when ``target`` is the current folder or holds it: the swap would leave this process (and
+    the shell that started it) in a deleted folder, where every relative path fails."""
+    try:
+        here = Path(os.getcwd())
+    except OSError:  # already in a deleted folder: nothing to protect
+        return
+    if here == target or target in here.parents:
+        raise OutputError(f"{target} is the current folder or holds it; deepmf replaces the folder it writes: "
+                          "choose a new folder", filename=str(target))
 
 
 @contextlib.contextmanager
@@ -462,6 +485,7 @@ def replace_directory(
             where a folder should be). ``path`` is then as it was.
     """
     target = Path(os.path.abspath(path))
+    refuse_current_folder(target)
     parent = make_folder(target.parent)
     temp, fd = None, -1
     try:

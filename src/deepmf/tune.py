@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from deepmf.data.ratings import Ratings
-from deepmf.data.splits import Split, validation_split
+from deepmf.data.splits import Split, check_seed, validation_split
 from deepmf.errors import ConfigError
 from deepmf.extras import require
 from deepmf.folders import TUNE_STAMP, is_tuned_config
@@ -188,6 +188,7 @@ def tune(data: Ratings, splits: list[Split], model: str, trials: int, *,
         raise ConfigError(f"validation fraction must be in (0, 1), got {valid_fraction}")
     if not splits:
         raise ConfigError("tune needs at least one split")
+    check_seed(seed)
     carves = [validation_split(split.train, valid_fraction, seed=seed) for split in splits]
     metric = "val_ndcg" if data.feedback == "implicit" else "val_rmse"
     space = (IMPLICIT_SEARCH_SPACES if metric == "val_ndcg" else {}).get(model, SEARCH_SPACES[model])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 from _checks import FAST, assert_one_line_exit_2
 
@@ -40,6 +41,9 @@ FIT_MISUSE: list[tuple[str, dict[str, Any], str]] = [
     ("init_std nan", {"init_std": float("nan")}, "init_std"),
     ("unknown option", {"bogus": 1}, "unknown option"),
     ("sparse 1", {"sparse": 1}, "sparse must be bool"),
+    ("seed 2**70 (past torch's and Optuna's seeds)", {"seed": 2**70}, "a seed is an integer from 0 to 4294967295"),
+    ("seed -1", {"seed": -1}, "a seed is an integer from 0 to 4294967295"),
+    ("threads 10**6 (would exhaust the process starting them)", {"threads": 10**6}, "threads must be from 1 to 1024"),
 ]
 
 
@@ -83,6 +87,58 @@ def test_float_options_refuse_nan_infinity_and_negatives_naming_the_option(run, 
                                                                            value: str, name: str) -> None:
     model = ("--model", "deepmf") if flag == "--dropout" else ()
     assert_one_line_exit_2(run("train", ratings_csv, *model, flag, value, *FAST), name)
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (("train", "{data}", "--seed", str(2**70)), "a seed is an integer from 0 to 4294967295"),
+    (("evaluate", "{data}", "--model", "mf", "--seed", str(2**70)), "a seed is an integer"),
+    (("tune", "{data}", "--trials", "1", "--seed", str(2**40)), "a seed is an integer"),
+    (("synthetic", "--seed", "-1"), "a seed is an integer"),
+    (("train", "{data}", "--threads", "100000"), "threads must be from 1 to 1024"),
+    (("train", "{data}", "--dist-timeout", "nan"), "--dist-timeout must be a positive number"),
+    (("train", "{data}", "--dist-timeout", "inf"), "--dist-timeout must be a positive number"),
+    (("train", "{data}", "--dist-timeout", "-1"), "--dist-timeout must be a positive number"),
+    (("train", "{data}", "--model", "deepmf", "--layers", "64,,64"), "layers must be comma-separated"),
+    (("evaluate", "{data}", "--model", "mf", "-k", "0"), "k (the ranking list length) must be a positive"),
+])
+def test_numbers_no_engine_takes_are_refused_naming_the_option(run, ratings_csv, argv: tuple[str, ...],
+                                                               needle: str) -> None:
+    # Each of these was a traceback (seeds past 2**63 in torch, 2**32 in Optuna, -1 in the synthetic data;
+    # 100,000 threads), silently accepted (--dist-timeout outside torchrun, an empty layer width) or named
+    # the wrong option (-k blamed "n").
+    filled = [str(ratings_csv) if a == "{data}" else a for a in argv]
+    fast = ("--threads", "1", "--epochs", "1") if argv[0] in ("train", "evaluate") and "--threads" not in argv else ()
+    assert_one_line_exit_2(run(*filled, *fast), needle)
+
+
+@pytest.mark.parametrize(("call", "needle"), [
+    (lambda rec: rec.predict(True, 1), "unknown user id True"),  # True == 1 in Python: not user 1
+    (lambda rec: rec.predict([1, 2], 1), r"unknown user id \[1, 2\]"),
+    (lambda rec: rec.predict(2**70, 1), "unknown user id 1180591620717411303424"),
+    (lambda rec: rec.recommend(2**70), "unknown user id"),
+    (lambda rec: rec.recommend_many(1), "users must be a list or array of user ids"),
+    (lambda rec: rec.recommend_many("12"), "users must be a list or array of user ids, not str"),
+])
+def test_ids_no_map_holds_are_unknown_not_raw_errors(trained, call, needle: str) -> None:
+    with pytest.raises(DeepMFError, match=needle) as info:
+        call(trained)
+    assert isinstance(info.value, (KeyError, ValueError)) and "\n" not in str(info.value)
+
+
+def test_ids_that_hold_an_integer_exactly_still_find_it(trained) -> None:
+    expected = trained.predict(1, 1).prediction
+    for user in (1.0, "01", " 1 ", "1.0", np.int64(1)):
+        assert trained.predict(user, 1).prediction == expected
+    assert trained.recommend_many(u for u in [1, 2]).user.unique().tolist() == [1, 2]  # any iterable
+
+
+def test_compare_refuses_an_unknown_blend_member_before_training(run, ratings_csv,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import deepmf.evaluation.cross_validation as cv
+
+    monkeypatch.setattr(cv, "cross_validate", lambda *a, **k: pytest.fail("trained before checking the names"))
+    assert_one_line_exit_2(run("compare", ratings_csv, "--models", "mf", "--models", "blend:mf,gpt"),
+                           "unknown blend member 'gpt'")
 
 
 def test_every_refusal_is_a_deepmf_error() -> None:

@@ -160,6 +160,26 @@ def test_members_escaping_the_edition_folder_are_refused(tmp_path: Path, member:
     assert not (tmp_path / "evil").exists()
 
 
+def test_a_member_appearing_twice_is_refused(tmp_path: Path) -> None:
+    # The last copy was extracted in silence: which copy lands depends on the tool, a way past a review.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive, pytest.warns(UserWarning, match="Duplicate name"):
+        archive.writestr("ml-100k/u.data", U_DATA)
+        archive.writestr("ml-100k/u.data", U_DATA.replace("\t4\t", "\t9\t"))
+    root, info = _fetch(tmp_path, buffer.getvalue())
+    assert info.match("'ml-100k/u.data' appears twice")
+    _nothing_extracted(root)
+
+
+@pytest.mark.parametrize("member", ["ml-100k/.deepmf", "ml-100k/sub/.deepmf"])
+def test_a_member_named_like_deepmfs_marker_is_refused(tmp_path: Path, member: str) -> None:
+    # It collided with the temp folder's own marker ("File exists" naming the data folder), or, below it,
+    # would make an extracted folder pass for one deepmf may remove.
+    root, info = _fetch(tmp_path, _zip({"ml-100k/u.data": U_DATA, member: "x"}))
+    assert info.match("named like deepmf's marker")
+    _nothing_extracted(root)
+
+
 def test_a_symlink_member_is_refused(tmp_path: Path) -> None:
     root, info = _fetch(tmp_path, _zip({"ml-100k/u.data": U_DATA}, links=("ml-100k/u.item",)))
     assert info.match("link")

@@ -266,3 +266,25 @@ def test_tune_out_onto_a_users_config_is_refused(run, ratings_csv: Path, tmp_pat
     assert_one_line_exit_2(run("tune", ratings_csv, "--trials", "1", "--threads", "1", "--out", config),
                            "best.json")
     check()
+
+
+@pytest.mark.parametrize(("out", "inside"), [(".", "."), ("..", "sub")], ids=["current folder", "its parent"])
+def test_train_out_that_is_or_holds_the_current_folder_is_refused_before_training(
+        run, ratings_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unchanged, out: str,
+        inside: str) -> None:
+    # --out . in an empty folder trained, then swapped the folder away: the process (and the shell that
+    # started it) was left in a deleted folder where every relative path fails.
+    here = tmp_path / "here"
+    (here / "sub").mkdir(parents=True)
+    monkeypatch.chdir(here / inside)
+    check = unchanged(tmp_path)
+    assert_one_line_exit_2(run("train", ratings_csv, "--out", out, "--force", *FAST), "is the current folder")
+    check()
+    assert Path.cwd().exists()
+
+
+def test_save_into_the_current_folder_is_refused(trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OutputError, match="is the current folder or holds it"):
+        trained.save(".")
+    assert Path.cwd() == tmp_path and list(tmp_path.iterdir()) == []

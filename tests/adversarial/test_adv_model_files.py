@@ -157,3 +157,21 @@ def test_the_cli_refuses_a_tampered_model_in_one_line(run, model_dir: Path) -> N
     _edit(model_dir, meta_edit=lambda m: _swap_first_two(m["users"]["ids"]), resign=False)
     assert_one_line_exit_2(run("recommend", model_dir, "1"), "checksum")
     assert_one_line_exit_2(run("predict", model_dir, "1", "1"), "checksum")
+
+
+@pytest.mark.parametrize(("edit", "what"), [
+    (lambda state: state.update(history=5), "history not a list"),  # was: TypeError traceback
+    (lambda state: state.update(history=[{"epoch": 1}]), "an epoch record missing its fields"),
+    (lambda state: state.update(state={"__dict__": []}), "engine and trainer state emptied"),
+], ids=lambda value: value if isinstance(value, str) else "")
+def test_a_damaged_checkpoint_is_refused_on_resume(run, ratings_csv: Path, tmp_path: Path, edit, what: str) -> None:
+    out = tmp_path / "run"
+    flags = ("--factors", "3", "--epochs", "3", "--patience", "0", "--threads", "1", "--quiet")
+    assert run("train", ratings_csv, "--out", out, *flags)[0] == 0
+    (out / io.META_FILE).unlink()
+    (out / io.WEIGHTS_FILE).unlink()  # as if killed before the final save
+    state_file = out / "checkpoint" / "state.json"
+    state = json.loads(state_file.read_text())
+    edit(state)
+    state_file.write_text(json.dumps(state))
+    assert_one_line_exit_2(run("train", ratings_csv, "--out", out, "--resume", *flags), "damaged checkpoint")

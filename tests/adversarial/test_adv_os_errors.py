@@ -98,3 +98,44 @@ def test_a_real_read_only_folder(run, ratings_csv: Path, tmp_path: Path, unchang
         check()
     finally:
         locked.chmod(0o755)
+
+
+def test_disk_full_while_marking_the_temp_folder_leaves_nothing(trained, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # A full disk let the marker file be created but not written: the temp folder then held an empty marker,
+    # which no later write recognised as deepmf's, so it stayed beside the model forever.
+    real = Path.write_bytes
+
+    def half_written(path: Path, data: bytes) -> int:
+        if path.name == deepmf.fsutil.MARKER:
+            real(path, b"")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", half_written)
+    with pytest.raises(OutputError, match="No space left on device"):
+        trained.save(tmp_path / "model")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC])
+def test_demo_refuses_an_output_folder_it_cannot_write_before_training(
+        run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unchanged, code: int) -> None:
+    import deepmf.demo
+
+    check = unchanged(tmp_path)
+    monkeypatch.setattr(deepmf.demo, "demo_data", lambda *a: pytest.fail("trained before checking --out"))
+    monkeypatch.setattr(Path, "mkdir", _refuse(code))
+    assert_one_line_exit_2(run("demo", "--out", tmp_path / "demo"), os.strerror(code))
+    check()
+
+
+def test_demo_refuses_a_users_report_before_training(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     unchanged) -> None:
+    import deepmf.demo
+
+    (tmp_path / "report.md").write_text("my notes")
+    check = unchanged(tmp_path)
+    monkeypatch.setattr(deepmf.demo, "demo_data", lambda *a: pytest.fail("trained before checking --out"))
+    assert_one_line_exit_2(run("demo", "--out", tmp_path), "report.md exists and was not written by deepmf")
+    check()

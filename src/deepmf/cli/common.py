@@ -87,6 +87,15 @@ def _report_error(message: str, code: int, as_json: bool) -> int:
     return code
 
 
+def _report_interrupt(as_json: bool) -> int:
+    """Ctrl-C: one line ("interrupted"; one JSON object under --json) and exit code 130."""
+    if as_json:
+        print_json({"error": "interrupted", "exit_code": INTERRUPTED})
+    else:
+        err_console.print("interrupted", markup=False)
+    return INTERRUPTED
+
+
 def _is_usage_error(exc: BaseException) -> bool:
     """A bad flag or argument, as the command-line parser reports it (click's or typer's own ClickException,
     depending on the typer version: recognised by its interface, not its module)."""
@@ -102,6 +111,42 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
+def _empty_value(app: typer.Typer, argv: list[str]) -> str | None:
+    """The first option or argument given an empty value (``--report ''``, ``--out=``, ``deepmf info ''``).
+
+    The parser would take an empty path for the current folder (``--report ''`` would write the report there)
+    and an empty name for "not given" (``--model ''`` would train the default model), so what was typed would
+    not be what runs: such a value is refused. Returns the option (``--report``) or argument (``DATA``).
+    """
+    commands = getattr(typer.main.get_command(app), "commands", None)
+    args = argv[1:]
+    name = next((arg for arg in args if not arg.startswith("-")), None)
+    if not commands or name not in commands:
+        return None
+    params = commands[name].params
+    valued = {opt for p in params if p.param_type_name == "option" and not getattr(p, "is_flag", False)
+              and not getattr(p, "count", False) for opt in p.opts}
+    arguments = [p for p in params if p.param_type_name == "argument"]
+    tokens, position, options_done = args[args.index(name) + 1:], 0, False
+    skip = False
+    for i, token in enumerate(tokens):
+        if skip:
+            skip = False
+            continue
+        if not options_done and token == "--":
+            options_done = True
+        elif not options_done and token.startswith("-") and token != "-":
+            option, equals, value = token.partition("=")
+            if option in valued and ((equals and value == "") or (not equals and tokens[i + 1:i + 2] == [""])):
+                return option
+            skip = option in valued and not equals
+        else:
+            if token == "" and position < len(arguments):
+                return arguments[position].name.upper()
+            position += 1
+    return None
+
+
 def run_app(app: typer.Typer) -> int:
     """Run the typer app and return the exit code (``EXIT_CODES``).
 
@@ -110,6 +155,10 @@ def run_app(app: typer.Typer) -> int:
     ...}``, as is an unexpected error (exit code 1, its traceback on stderr). KeyboardInterrupt exits 130.
     """
     as_json = _wants_json(sys.argv)
+    empty = _empty_value(app, sys.argv)
+    if empty is not None:
+        hint = "give it a value, or leave the option out" if empty.startswith("-") else "give a value"
+        return _report_error(f"{empty} is empty: {hint}", USAGE_ERROR, as_json)
     with warnings.catch_warnings():
         warnings.simplefilter("always", DataWarning)
         warnings.showwarning = _show_warning
@@ -123,8 +172,7 @@ def run_app(app: typer.Typer) -> int:
         except MemoryError:
             return _report_error("out of memory", USAGE_ERROR, as_json)
         except (KeyboardInterrupt, typer.Abort):
-            err_console.print("interrupted")
-            return INTERRUPTED
+            return _report_interrupt(as_json)
         except Exception as exc:
             if _is_usage_error(exc):
                 if not as_json:
@@ -135,7 +183,10 @@ def run_app(app: typer.Typer) -> int:
                 raise
             traceback.print_exc()
             return _report_error(f"internal error: {type(exc).__name__}: {exc}", INTERNAL_ERROR, as_json)
-        # standalone_mode=False returns typer.Exit's code (e.g. 0 after --help) or the command's return value.
+        # standalone_mode=False returns typer.Exit's code (e.g. 0 after --help) or the command's return value;
+        # typer turns Ctrl-C into Exit(130) without a word.
+        if result == INTERRUPTED:
+            return _report_interrupt(as_json)
         return result if isinstance(result, int) else 0
 
 

@@ -432,9 +432,12 @@ def compare(
     from deepmf.data.splits import default_split, parse_split
     from deepmf.evaluation.cross_validation import cross_validate
     from deepmf.experiment import train_config_for
+    from deepmf.models.registry import check_model_name
     from deepmf.recommender.evaluate import check_protocol
 
     names = _split_models(models)
+    for name in names:
+        check_model_name(name)  # "blend:mf,gpt" is refused before mf trains, not after
     options = run_options(names, model_flags, train_flags)
     if loader.feedback == "implicit" and "pop" not in names:
         # Any implicit model must be read against what popularity alone achieves.

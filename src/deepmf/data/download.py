@@ -249,6 +249,9 @@ def _check_member(info: zipfile.ZipInfo, ed: Edition) -> None:
         raise DownloadError(f"{ed.zip_name}: link {name!r} in the archive; nothing extracted")
     if not path.parts or path.parts[0] != ed.folder:
         raise DownloadError(f"{ed.zip_name}: member {name!r} is outside {ed.folder}/; nothing extracted")
+    if MARKER in path.parts:  # it would pass for deepmf's own marker, which lets deepmf remove a folder
+        raise DownloadError(f"{ed.zip_name}: member {name!r} is named like deepmf's marker file; nothing "
+                            "extracted")
 
 
 def _check_archive(members: list[zipfile.ZipInfo], ed: Edition, free: int | None) -> None:
@@ -256,9 +259,14 @@ def _check_archive(members: list[zipfile.ZipInfo], ed: Edition, free: int | None
     if len(members) > MAX_MEMBERS:
         raise DownloadError(f"{ed.zip_name}: {len(members)} members, more than the {MAX_MEMBERS} allowed; "
                             "nothing extracted")
-    total = 0
+    total, names = 0, set()
     for info in members:
         _check_member(info, ed)
+        # Two members of one name: which one lands depends on the tool (a way to smuggle a file past review).
+        if info.filename in names:
+            raise DownloadError(f"{ed.zip_name}: member {info.filename!r} appears twice in the archive; "
+                                "nothing extracted")
+        names.add(info.filename)
         if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
             raise DownloadError(
                 f"{ed.zip_name}: member {info.filename!r} expands {info.file_size / max(info.compress_size, 1):,.0f}"

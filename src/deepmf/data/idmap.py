@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -12,6 +14,8 @@ import pandas as pd
 from deepmf.errors import DataError, UnknownIdError
 
 IdKind = Literal["int", "str"]
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,22 +80,24 @@ class IdMap:
         return self.coerce(raw_id) in self._index
 
     def coerce(self, raw_id: object) -> Any:
-        """Convert a raw id typed by a user (e.g. "42" on a command line) to this map's id type."""
+        """Convert a raw id typed by a user (e.g. "42" on a command line) to this map's id type.
+
+        For int ids, what is no 64-bit integer (True, 2**70, "abc", a list) comes back as it is and is then
+        found in no map: True is not user 1.
+        """
         if self.kind == "int":
-            if isinstance(raw_id, (int, np.integer)) and not isinstance(raw_id, bool):
-                return int(raw_id)
-            try:
-                return int(str(raw_id).strip())
-            except ValueError:
-                return raw_id
+            value = _as_int64(raw_id)
+            return raw_id if value is None else value
         return str(raw_id)
 
     def index(self, raw_id: object) -> int:
         """Index of one raw id. Raises UnknownIdError when it is not in the map."""
         key = self.coerce(raw_id)
+        if self.kind == "int" and _as_int64(raw_id) is None:
+            raise UnknownIdError(self.name, raw_id)
         try:
             loc = self._index.get_loc(key)
-        except (KeyError, TypeError):
+        except (KeyError, TypeError, ValueError):
             raise UnknownIdError(self.name, raw_id) from None
         return int(loc)
 
@@ -101,12 +107,13 @@ class IdMap:
         """Vectorised lookup. ``missing="none"`` maps unknown ids to -1 instead of raising."""
         values = pd.Series(raw_ids)
         if self.kind == "int" and not pd.api.types.is_integer_dtype(values.dtype):
-            values = pd.to_numeric(values, errors="coerce").astype("Int64")
+            # One by one, exactly: through floats, "9007199254740993" would become another user's id.
+            values = pd.Series(pd.array([_as_int64(value) for value in values], dtype="Int64"), index=values.index)
         elif self.kind == "str":
             values = values.astype(str)
         codes = self._index.get_indexer(values).astype(np.int32)
         if missing == "error" and (codes < 0).any():
-            first = values.iloc[int(np.argmax(codes < 0))]
+            first = pd.Series(raw_ids).iloc[int(np.argmax(codes < 0))]
             raise UnknownIdError(self.name, first)
         return codes
 
@@ -116,6 +123,28 @@ class IdMap:
             value = self.raw_ids[int(indices)]
             return int(value) if self.kind == "int" else str(value)
         return self.raw_ids[np.asarray(indices)]
+
+
+def _as_int64(value: object) -> int | None:
+    """``value`` as a 64-bit integer id (7, np.int64(7), 7.0, "7", " 07 ", "7.0"), else None (True, 7.5, 2**70,
+    "abc", a list). Exact: a float is taken only where it holds an integer exactly."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        number = int(value)
+    elif isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
+        number = int(value.strip())
+    elif isinstance(value, (float, np.floating, str)):
+        try:
+            real = float(value)
+        except ValueError:
+            return None
+        if not (math.isfinite(real) and real.is_integer() and abs(real) <= 2**53):
+            return None
+        number = int(real)
+    else:
+        return None
+    return number if _INT64_MIN <= number <= _INT64_MAX else None
 
 
 class UserItemMaps:

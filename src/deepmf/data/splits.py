@@ -378,10 +378,15 @@ def parse_split(spec: str, r: Ratings, seed: int = 0) -> list[Split]:
     )
 
 
+MAX_SEED = 2**32 - 1
+"""The largest seed: what every generator a seed reaches takes (Optuna's sampler seeds NumPy's legacy
+RandomState, which stops at 2**32 - 1; torch.manual_seed stops at 2**64 - 1)."""
+
+
 def check_seed(seed: object) -> int:
-    """``seed`` itself when it is a non-negative integer (what numpy's generators take); ConfigError otherwise."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"a seed is a non-negative integer, not {seed!r}")
+    """``seed`` itself when it is an integer from 0 to ``MAX_SEED``; ConfigError otherwise."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"a seed is an integer from 0 to {MAX_SEED}, not {seed!r}")
     return int(seed)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from deepmf.data.idmap import IdMap
 from deepmf.data.ratings import Ratings, RatingScale
+from deepmf.data.splits import check_seed
 from deepmf.errors import ConfigError
 
 SyntheticKind = Literal["noise", "lowrank"]
@@ -67,6 +68,7 @@ def synthetic_ratings(
         )
     if not np.isfinite(noise) or noise < 0:
         raise ConfigError(f"noise must be a non-negative number, got {noise!r}")
+    check_seed(seed)
     rng = np.random.default_rng(seed)
     cells = rng.choice(n_users * n_items, size=n_observed, replace=False)
     users, items = np.divmod(cells, n_items)
@@ -158,6 +160,8 @@ def _generated_titles(n: int, rng: np.random.Generator) -> np.ndarray:
         nouns = (_NOUNS[b], _NOUNS[(a + b + 7) % len(_NOUNS)])
         plural = nouns[0] + ("es" if nouns[0].endswith("s") else "s")
         text = _PATTERNS[pattern].format(a=_ADJECTIVES[a], n=nouns[0], m=nouns[1], ns=plural)
+        if text.startswith("A ") and text[2] in "AEIOU":
+            text = "An" + text[1:]  # "An Electric Machine"
         titles.append(f"{text} ({year})")
     return np.array(titles, dtype=object)
 

@@ -86,9 +86,9 @@ def parse_layers(value: Any) -> tuple[int, ...]:
     if isinstance(value, int) and not isinstance(value, bool):
         value = [value]
     if isinstance(value, str):
-        parts = [p.strip() for p in value.split(",") if p.strip()]
+        parts = [p.strip() for p in value.split(",")] if value.strip() else []
         try:
-            value = [int(p) for p in parts]
+            value = [int(p) for p in parts]  # an empty width ("64,,64", "64,") is a typo, not a layer less
         except ValueError:
             raise ConfigError(f"layers must be comma-separated positive integers, got {value!r}") from None
     if not isinstance(value, (list, tuple)) or not value:

@@ -14,7 +14,7 @@ from deepmf.memory import allocation_guard, format_bytes
 from deepmf.models.autorec import AutoRec
 from deepmf.models.base import RatingModel
 from deepmf.models.bayes import BayesMF
-from deepmf.models.blend import Blend
+from deepmf.models.blend import Blend, parse_members
 from deepmf.models.bpr import BPR
 from deepmf.models.deep import DeepMF
 from deepmf.models.ease import EASE
@@ -48,6 +48,20 @@ def model_class(name: str) -> type[RatingModel]:
         raise ConfigError(f"unknown model {name!r}: choose one of {', '.join(sorted(MODELS))}") from None
 
 
+def check_model_name(name: str) -> None:
+    """Refuse an unknown model or blend member ("blend:mf,gpt") by its name alone, before any training.
+
+    Raises:
+        ConfigError: no such model, a member list on another model than blend, or a bad member.
+    """
+    base, _, members = name.partition(":")
+    model_class(base)
+    if members:
+        if base != "blend":
+            raise ConfigError(f"only blend takes a member list after ':', got model {name!r}")
+        parse_members(members)
+
+
 def create_model(name: str, data: Ratings, **options: Any) -> RatingModel:
     """A new model sized for ``data`` (shapes, mean, scale and side tables of the training ratings).
 
@@ -59,10 +73,9 @@ def create_model(name: str, data: Ratings, **options: Any) -> RatingModel:
     Raises:
         ConfigError: unknown model or option, or an invalid option value.
     """
+    check_model_name(name)
     base, _, members = name.partition(":")
     if members:  # "blend:mf,bayes" is the blend with those members
-        if base != "blend":
-            raise ConfigError(f"only blend takes a member list after ':', got model {name!r}")
         options = {**options, "members": members}
     try:
         return model_class(base).from_data(data, **options)

@@ -65,6 +65,6 @@ class RecommenderBase(UserItemMaps):
         return tensor.device if tensor is not None else torch.device("cpu")
 
     @staticmethod
-    def _check_n(n: int) -> None:
+    def _check_n(n: int, name: str = "n") -> None:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ConfigError(f"n must be a positive number of items, got {n}")
+            raise ConfigError(f"{name} must be a positive number of items, got {n}")

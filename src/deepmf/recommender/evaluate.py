@@ -76,7 +76,7 @@ class Evaluating(Ranking):
         """
         from deepmf.evaluation.metrics import accuracy, mae, rmse
 
-        self._check_n(k)
+        self._check_n(k, "k (the ranking list length)")
         if not isinstance(ratings, Ratings):
             raise ConfigError(f"evaluate() takes Ratings (from deepmf.load), not {type(ratings).__name__}")
         if len(ratings) == 0:

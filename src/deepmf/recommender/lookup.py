@@ -58,7 +58,13 @@ class IdLookup(RecommenderBase):
         """Indices of raw ids; cold ids (unknown, or never trained) become -1, or raise in "error" mode."""
         if cold_start not in COLD_START_MODES:
             raise ConfigError(f"cold_start must be one of {', '.join(COLD_START_MODES)}, got {cold_start!r}")
-        values = np.asarray(raw_ids, dtype=object) if not isinstance(raw_ids, np.ndarray) else raw_ids
+        if not isinstance(raw_ids, np.ndarray):
+            items = list(raw_ids)
+            values = np.empty(len(items), dtype=object)  # element by element: an id that is a list stays one id
+            for position, raw in enumerate(items):
+                values[position] = raw
+        else:
+            values = raw_ids
         indices = id_map.indices(values, missing="none").astype(np.int64)
         known = indices >= 0
         cold = ~known

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -126,11 +126,15 @@ class Ranking(Predictions):
         ``min_ratings`` as in ``recommend``.
 
         Raises:
-            ConfigError: n < 1 or min_ratings < 1.
+            ConfigError: n < 1 or min_ratings < 1, or ``users`` is not a collection of ids.
             UnknownIdError: an unknown or untrained user.
         """
         self._check_n(n)
-        index = self._lookup(users, self.user_ids, self._trained_users, "error")
+        if isinstance(users, (str, bytes)) or not isinstance(users, Iterable):
+            raise ConfigError(f"users must be a list or array of user ids, not {type(users).__name__} {users!r}"
+                              " (recommend() takes one user)")
+        index = self._lookup(users if isinstance(users, np.ndarray) else list(users), self.user_ids,
+                             self._trained_users, "error")
         parts = list(self._top_k(index, n, exclude_seen, min_ratings))
         items = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, 0), dtype=np.int64)
         scores = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, 0), dtype=np.float32)

@@ -10,12 +10,16 @@ from typing import Any
 
 import numpy as np
 
+from deepmf.data.splits import check_seed
 from deepmf.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "sparse_adam")
 LR_SCHEDULES = ("none", "cosine", "step", "plateau")
 ENGINE_NAMES = ("auto", "torch", "numba", "cuda-sgd", "gibbs", "gibbs-torch", "autorec", "svdpp", "blend", "bpr",
                 "ials", "closed", "sampled")
+# More threads than any machine deepmf runs on has; beyond it, starting the threads exhausts the process (torch
+# starts one OpenMP thread each, the numba MF engine schedules threads x threads blocks per sub-epoch).
+MAX_THREADS = 1024
 
 
 @dataclass
@@ -98,8 +102,9 @@ class TrainConfig:
             raise ConfigError(f"unknown lr schedule {self.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
         if self.engine not in ENGINE_NAMES:
             raise ConfigError(f"unknown engine {self.engine!r}: choose one of {', '.join(ENGINE_NAMES)}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            raise ConfigError(f"threads must be from 1 to {MAX_THREADS}, got {self.threads}")
+        check_seed(self.seed)
         if self.negatives is not None and self.negatives < 1:
             raise ConfigError(f"negatives must be a positive integer, got {self.negatives!r}")
         if self.chosen is not None:
@@ -119,7 +124,12 @@ class TrainConfig:
 
     def _check_types(self) -> None:
         """Each field has its declared type (a --config file or the Python API may pass anything); NumPy
-        numbers become Python ones so the config stays JSON-able."""
+        numbers become Python ones so the config stays JSON-able.
+
+        Hand-written rather than a pydantic model: these dozen lines are all the type checking there is (the
+        range checks in ``__post_init__`` are domain rules a model would need as validators anyway), errors
+        must be one ``ConfigError`` line naming the option, and training should not need pydantic installed.
+        """
         for name, kind in _TYPES.items():
             value = getattr(self, name)
             if value is None and name in ("threads", "negatives"):

@@ -37,6 +37,7 @@ from deepmf.errors import ConfigError, DistributedError
 # wait at the next epoch's first all-reduce, so this must exceed the time to write one checkpoint.
 DEFAULT_TIMEOUT = 600.0
 _ENV_KEYS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE")
+_MAX_TIMEOUT = 86_400.0 * 365  # a year; datetime.timedelta overflows past ~2.7e6 years, torch's C++ sooner
 
 
 @dataclass(frozen=True)
@@ -115,12 +116,18 @@ def process_group(device: str | torch.device | None = None,
         ConfigError: a bad environment or timeout.
         DistributedError: the group could not be formed, or a collective failed (a peer died or hung).
     """
+    # Checked in one process too: an option is never silently accepted because it had nothing to act on.
+    if not (isinstance(timeout, (int, float)) and 0 < timeout <= _MAX_TIMEOUT):
+        raise ConfigError(f"--dist-timeout must be a positive number of seconds up to {_MAX_TIMEOUT:g}, "
+                          f"got {timeout}")
     env = dist_env()
     if env.world_size == 1:
         yield env
         return
-    if not timeout > 0:
-        raise ConfigError(f"--dist-timeout must be positive, got {timeout}")
+    for key in ("MASTER_ADDR", "MASTER_PORT"):  # torchrun sets both; torch's own error is a traceback
+        if not os.environ.get(key, "").strip():
+            raise ConfigError(f"WORLD_SIZE={env.world_size} is set but {key} is not: start a data-parallel job "
+                              "with torchrun (torchrun --nproc-per-node N -m deepmf train ...)")
     resolved = rank_device(resolve_device(device), env)
     if resolved.type == "cuda":
         torch.cuda.set_device(resolved)

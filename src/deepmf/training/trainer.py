@@ -34,7 +34,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from deepmf.device import auto_device_requested, default_torch_threads, resolve_device
-from deepmf.errors import ConfigError
+from deepmf.errors import ConfigError, ModelFormatError
 from deepmf.training.checkpoint import Checkpoint, has_checkpoint, load_checkpoint, save_checkpoint
 from deepmf.training.config import TrainConfig
 from deepmf.training.distributed import DataParallel, cpu_threads, current_group, rank_seed
@@ -480,6 +480,18 @@ class Trainer:
             raise ConfigError(f"{folder}: checkpoint was written by engine {saved.get('engine')!r}, "
                               f"not {info['engine']!r}")
         info["run_id"] = saved.get("run_id") or info["run_id"]
+        try:
+            self._load_state(checkpoint, model, engine, run, device)
+        except (TypeError, KeyError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelFormatError(f"{folder}: damaged checkpoint ({reason}); train without --resume to start "
+                                   "afresh") from None
+
+    @staticmethod
+    def _load_state(checkpoint: Checkpoint, model: RatingModel, engine: Any, run: _RunState,
+                    device: torch.device) -> None:
+        """Put the checkpoint's weights, engine, RNG and trainer state in place (raises on a damaged one)."""
+        saved = checkpoint.info
         model.load_state_dict({k: v.to(device) for k, v in checkpoint.model_state.items()})
         engine.load_state_dict(checkpoint.state["engine"])
         torch.set_rng_state(checkpoint.state["rng"]["cpu"])
