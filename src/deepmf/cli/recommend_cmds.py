@@ -12,12 +12,12 @@ from typing import Annotated, Any
 
 import pandas as pd
 import typer
-from rich import box
 from rich.table import Table
 from rich.text import Text
 
 from deepmf.cli.app import app
 from deepmf.cli.common import console, err_console, print_json
+from deepmf.cli.metric_table import fold_table
 from deepmf.cli.options import (
     ConfigOpt,
     DataArg,
@@ -77,23 +77,6 @@ def _ranked_table(title: str, frame: pd.DataFrame, columns: dict[str, str]) -> T
 
 def _cell(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-METRIC_HEADERS = (
-    ("rmse", "RMSE"),
-    ("mae", "MAE"),
-    ("accuracy", "acc"),
-    ("precision", "P@k"),
-    ("recall", "R@k"),
-    ("ndcg", "NDCG@k"),
-    ("map", "MAP@k"),
-    ("hit_rate", "hit"),
-    ("coverage", "cov"),
-)
-
-
-def _metric_columns(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(key, header) for key, header in METRIC_HEADERS if any(row.get(key) is not None for row in rows)]
 
 
 # ---- single-model queries --------------------------------------------------------------------------------
@@ -249,67 +232,6 @@ def plot(
 
 
 # ---- experiments -----------------------------------------------------------------------------------------
-def _fold_table(
-    title: str,
-    rows: list[dict[str, Any]],
-    first: str,
-    k: int,
-    mean: dict[str, float] | None = None,
-    std: dict[str, float] | None = None,
-) -> Table:
-    """Metrics per row (fold or model), with mean and std rows when given; fits an 80-column terminal."""
-    columns = _metric_columns(rows)
-    cold = {row.get("cold_test_ratings") for row in rows} - {None}
-    implicit = all(row.get("rmse") is None for row in rows)
-    handled = ("ranked as misses (items) or not ranked (users)" if implicit
-               else "answered by the bias fallback")
-    caption = (
-        f"{'/'.join(map(str, sorted(cold)))} test {'interactions' if implicit else 'ratings'} of users/items "
-        f"unseen in training {handled}"
-        if cold and cold != {0}
-        else None
-    )
-    table = Table(
-        title=title,
-        title_justify="left",
-        caption=caption,
-        caption_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        padding=(0, 1, 0, 0),  # one space plus the box's separator between columns: fits 80 columns
-    )
-    table.add_column(first, justify="left", no_wrap=True, min_width=max(len(str(r.get(first))) for r in rows))
-    for _, header in columns:
-        table.add_column(header.replace("@k", f"@{k}"), justify="right")
-    table.add_column("ep", justify="right")
-    table.add_column("sec", justify="right")
-    for row in rows:
-        table.add_row(
-            str(row.get(first)),
-            *(_metric(key, row.get(key)) for key, _ in columns),
-            str(row.get("epochs_run") or "–"),
-            _metric("seconds", row.get("train_seconds")),
-        )
-    if mean is not None and std is not None and len(rows) > 1:
-        table.add_section()
-        for label, values in (("mean", mean), ("std", std)):
-            table.add_row(
-                label,
-                *(_metric(key, values.get(key)) for key, _ in columns),
-                "",
-                _metric("seconds", values.get("train_seconds")),
-            )
-    return table
-
-
-def _metric(key: str, value: Any) -> str:
-    if value is None:
-        return "–"
-    if key == "seconds":
-        return f"{value:.1f}"
-    return f"{value:.4f}" if key in ("rmse", "mae") else f"{value:.3f}"
-
-
 @app.command()
 @option_groups
 def evaluate(
@@ -375,7 +297,7 @@ def evaluate(
         print_json({"split": spec, "k": k, "protocol": protocol, **cv.to_dict()})
         return
     console.print(
-        _fold_table(f"{model_name} on {ratings.name} ({spec})", cv.folds, "split", k, cv.mean, cv.std)
+        fold_table(f"{model_name} on {ratings.name} ({spec})", cv.folds, "split", k, cv.mean, cv.std)
     )
 
 
@@ -505,7 +427,7 @@ def compare(
         return
     sampled = " (sampled protocol: 99 negatives per held-out item)" if protocol == "sampled" else ""
     console.print(
-        _fold_table(
+        fold_table(
             f"{ratings.name} ({spec}): test metrics{sampled}" + (" (mean over folds)" if len(splits) > 1 else ""),
             rows,
             "model",

@@ -39,18 +39,16 @@ from deepmf.training.checkpoint import Checkpoint, has_checkpoint, load_checkpoi
 from deepmf.training.config import TrainConfig
 from deepmf.training.distributed import DataParallel, cpu_threads, current_group, rank_seed
 from deepmf.training.engines import EngineChoice, create_engine, place, runs_on, select_engine
+from deepmf.training.validation import validation_for
 
 if TYPE_CHECKING:
-    from deepmf.data.ratings import Ratings, RatingTensors
+    from deepmf.data.ratings import Ratings
     from deepmf.models.base import RatingModel
 
 # Train-config keys that may differ on resume: they change speed, not results.
 RESUME_FREE_KEYS = ("threads", "device")
 # Engines that can train one model in several processes (they implement ``distribute``).
 DATA_PARALLEL_ENGINES = ("torch",)
-EVAL_BATCH = 1 << 16
-# List length of the validation NDCG of implicit-feedback models.
-VALID_K = 10
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +64,7 @@ class EpochRecord:
         val_rmse: RMSE on the validation ratings after the epoch (clipped to the scale), or None.
         seconds: wall time of the epoch including validation.
         ratings_per_second: training ratings processed per second of the training pass.
-        val_ndcg: implicit feedback: NDCG@``VALID_K`` on the validation interactions (full ranking), or None.
+        val_ndcg: implicit feedback: NDCG@``validation.VALID_K`` on the validation interactions (full ranking), or None.
         train_loss: implicit feedback: the engine's training loss of the epoch (BPR: mean -ln sigmoid; bce:
             mean binary cross-entropy; iALS: its objective per observed pair), None where there is none.
     """
@@ -134,25 +132,6 @@ class TrainResult:
         values = asdict(self)
         values.pop("config")
         return values
-
-
-def evaluate_rmse(model: RatingModel, data: RatingTensors, low: float, high: float,
-                  batch_size: int = EVAL_BATCH) -> float:
-    """RMSE of ``model`` on ``data`` with predictions clipped to ``[low, high]``; batched, one host sync.
-
-    When ``data`` carries timestamps each rating is predicted at its time (``predict_at``), as
-    ``Recommender.evaluate`` scores held-out ratings for models that use time.
-    """
-    was_training = model.training
-    model.eval()
-    squared_error = torch.zeros((), dtype=torch.float64, device=data.ratings.device)
-    for start in range(0, len(data), batch_size):
-        end = start + batch_size
-        times = None if data.timestamps is None else data.timestamps[start:end]
-        predicted = model.predict_at(data.users[start:end], data.items[start:end], times).clamp(low, high)
-        squared_error += (predicted - data.ratings[start:end]).pow(2).sum()
-    model.train(was_training)
-    return math.sqrt(float(squared_error) / max(len(data), 1))
 
 
 def data_fingerprint(train: Ratings) -> str:
@@ -282,7 +261,7 @@ class Trainer:
             if group is not None:
                 self._join(group, engine, info, resumed_from)
             has_valid = valid is not None and len(valid) > 0
-            validator = self._validator(model, train, valid, device) if has_valid else None
+            validator = validation_for(model, train, valid, device) if has_valid else None
             self._loop(model, engine, train, validator, run, info, device, group)
         if run.best_state is not None and config.patience > 0:
             model.load_state_dict(run.best_state)
@@ -366,19 +345,6 @@ class Trainer:
             # Dropout masks: each rank its own stream. Rank 0's is the one a checkpoint carries, as in one process.
             torch.manual_seed(rank_seed(self.config.seed, group.env.rank, resumed_from))
         engine.distribute(group)
-
-    @staticmethod
-    def _validator(model: RatingModel, train: Ratings, valid: Ratings,
-                   device: torch.device) -> Callable[[], dict[str, float]]:
-        """A function giving the epoch's validation numbers: ``val_rmse`` or, for scores, ``val_ndcg``."""
-        if model.output_kind == "score":
-            from deepmf.evaluation.topk import HeldOutRanking
-
-            ranking = HeldOutRanking(train, valid, VALID_K)
-            return lambda: {"val_ndcg": ranking(model)["ndcg"]}
-        tensors: RatingTensors = valid.to(device, timestamps=model.uses_time)
-        scale = train.scale
-        return lambda: {"val_rmse": evaluate_rmse(model, tensors, scale.minimum, scale.maximum)}
 
     # ---- the epoch loop ------------------------------------------------------------------------------------
     def _loop(self, model: RatingModel, engine: Any, train: Ratings,
