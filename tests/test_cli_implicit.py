@@ -93,6 +93,31 @@ def test_tune_searches_by_validation_ndcg(run, log_file: Path, tmp_path: Path) -
     assert code == 0 and json.loads(stdout)["model"] == "ease", err
 
 
+def test_the_training_commands_take_the_implicit_flags_alike(run, log_file: Path) -> None:
+    flags = (*IMPLICIT, "--factors", "8", "--negatives", "2", "--epochs", "3", "--patience", "0", "--threads", "1")
+    code, out, err = run("train", log_file, "--model", "bpr", *flags, "--json")
+    assert code == 0, err
+    trained = json.loads(out)
+    code, out, err = run("evaluate", log_file, "--model", "bpr", *flags, "--json")
+    assert code == 0, err
+    evaluated = json.loads(out)
+    code, out, err = run("compare", log_file, "--models", "bpr", *flags, "--json")
+    assert code == 0, err
+    compared = {row["model"]: row for row in json.loads(out)["models"]}
+    # The same default split (user:0.2), options and seed: the same model, the same test NDCG.
+    assert trained["split"] == evaluated["split"] == "user:0.2" and set(compared) == {"bpr", "pop"}
+    assert evaluated["folds"][0]["ndcg"] == pytest.approx(trained["test"]["ndcg"], rel=1e-6)
+    assert compared["bpr"]["ndcg"] == pytest.approx(trained["test"]["ndcg"], rel=1e-6)
+    code, out, err = run("tune", log_file, "--model", "bpr", *flags, "--trials", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["train_options"]["negatives"] == 2
+    # An option the model's engine cannot honour is refused by every one of them (when the engine is chosen).
+    for argv in (("train", "--model", "ials"), ("evaluate", "--model", "ials"), ("compare", "--models", "ials"),
+                 ("tune", "--model", "ials", "--trials", "1")):
+        code, out, _ = run(argv[0], log_file, *argv[1:], *IMPLICIT, "--negatives", "2", "--json")
+        assert code == 2 and "ials engine cannot honour negatives=2" in json.loads(out)["error"], argv
+
+
 @pytest.mark.parametrize(("source", "args", "message"), [
     ("log", ("--model", "mf", *IMPLICIT), "learns explicit ratings"),
     ("stars", ("--model", "bpr"), "load the data with --feedback implicit"),
