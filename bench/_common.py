@@ -145,7 +145,8 @@ def fit_with_curve(model_name: str, train: Any, test: Any, model_options: dict[s
     import torch
 
     from deepmf.models.registry import create_model
-    from deepmf.training.trainer import Trainer, evaluate_rmse
+    from deepmf.training.trainer import Trainer
+    from deepmf.training.validation import evaluate_rmse
 
     scale = train.scale
     test_tensors = test.to()

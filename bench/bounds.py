@@ -104,7 +104,7 @@ def u1_checks(seeds: range, only: set[str] | None) -> list[tuple[str, str, list[
                 data, split, name, options, train_config_for(name, {**overrides, "seed": s}),
                 progress=False).metrics["rmse"] for s in seeds]))
     if wanted("numba-u1"):  # tests/test_numba_engine.py: k=100, 20 epochs on all of u1.base, no validation
-        from deepmf.training.trainer import evaluate_rmse
+        from deepmf.training.validation import evaluate_rmse
 
         values = []
         for s in seeds:

@@ -171,7 +171,8 @@ def fit(train: Any, test: Any, model_name: str, model_options: dict[str, Any], o
     """Train through the Trainer (the library's own path) and measure it; see the module docstring."""
     from deepmf.experiment import train_config_for
     from deepmf.models.registry import create_model
-    from deepmf.training.trainer import Trainer, evaluate_rmse
+    from deepmf.training.trainer import Trainer
+    from deepmf.training.validation import evaluate_rmse
 
     config = train_config_for(model_name, {"patience": 0, **overrides})
     scale = train.scale

@@ -161,7 +161,8 @@ def measure_deepmf(size: str, factors: int, epochs: int, threads: int | None) ->
     from deepmf.data.splits import random_split
     from deepmf.models.registry import create_model
     from deepmf.training.config import TrainConfig
-    from deepmf.training.trainer import Trainer, evaluate_rmse
+    from deepmf.training.trainer import Trainer
+    from deepmf.training.validation import evaluate_rmse
 
     config = TrainConfig(optimizer="sgd", engine="numba", lr=0.015, l2=0.08, epochs=epochs, threads=threads)
     warm = random_split(load(_path("1m")), 0.5).train.subset(np.arange(1000))

@@ -142,7 +142,7 @@ def cpu_time_rates(split: Any, epochs: int, device: str) -> str:
     """
     from deepmf.models.registry import create_model
     from deepmf.training.engines.torch_engine import TorchEngine
-    from deepmf.training.trainer import evaluate_rmse
+    from deepmf.training.validation import evaluate_rmse
 
     torch.set_num_threads(1)
     test = split.test.to(device)

@@ -292,6 +292,9 @@ def test_the_default_split_rule(data_root: Path, ratings_csv: Path) -> None:
 
     assert default_split(load(data_root / "ml-100k")) == "u1"  # the folder is the edition too
     assert default_split(load(ratings_csv)) == "random:0.2"
+    # Implicit feedback: per user, so that every test user keeps a history to rank from (ML-100K too).
+    assert default_split(load(data_root / "ml-100k", feedback="implicit")) == "user:0.2"
+    assert default_split(load(ratings_csv, feedback="implicit", positive=4)) == "user:0.2"
 
 
 def test_a_value_given_by_o_builds_the_model_its_flag_builds() -> None:

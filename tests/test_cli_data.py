@@ -66,6 +66,10 @@ def test_every_data_command_passes_the_loader_flags_on(run, data_root: Path, tmp
     assert code == 2 and f"ml-100k not found in {tmp_path}" in err
     code, _, err = run(*command, "ml-100k", "--dir", data_root, "--duplicates", "first")
     assert code == 2 and "unknown duplicates policy 'first'" in err
+    code, _, err = run(*command, "ml-100k", "--dir", data_root, "--positive", "4")
+    assert code == 2 and "--positive selects implicit positives: add --feedback implicit" in err
+    code, _, err = run(*command, "ml-100k", "--dir", data_root, "--feedback", "clicks")
+    assert code == 2 and "unknown feedback 'clicks'" in err
     columns = ("--user-col", "u", "--item-col", "i", "--rating-col", "r", "--time-col", "t", "--sep", ",")
     code, _, err = run(*command, data_root / "ml-100k", *columns)
     assert code == 2 and "--user-col, --item-col, --rating-col, --time-col, --sep apply to your own" in err

@@ -23,7 +23,12 @@ SPECS = {
     "svdpp": ModelSpec("svdpp", {"factors": 8}, {"epochs": 40, "patience": 0, "lr": 0.01}),
     "blend": ModelSpec("blend", {"members": "mf,bayes", "member_options": {"mf": {"factors": 8}},
                                  "member_train": {"bayes": {"epochs": 40}}}),
+    # Implicit feedback (checked on planted interactions; see deepmf.testing.conformance).
+    "bpr": ModelSpec("bpr", {"factors": 8}, {"epochs": 40, "patience": 0, "lr": 0.05, "l2": 0.001, "threads": 1}),
+    "ials": ModelSpec("ials", {"factors": 8}, {"epochs": 8, "threads": 1}),
+    "ease": ModelSpec("ease", {"reg": 10.0}),
 }
+FAST_BCE = {"epochs": 15, "patience": 0, "batch_size": 256, "lr": 0.01}
 
 
 @pytest.mark.slow
@@ -39,6 +44,24 @@ class TestClassificationHead(RecommenderConformance):
     model_name = "deepmf"
     model_options = {"factors": 8, "layers": [16], "head": "classification"}  # noqa: RUF012
     train_options = FAST_TORCH
+
+
+@pytest.mark.slow
+class TestDeepModelsOnImplicitFeedback(RecommenderConformance):
+    """deepmf and neumf trained as NCF: loss bce with sampled negatives."""
+
+    @pytest.fixture(scope="class", params=["deepmf", "neumf"])
+    @classmethod
+    def model_spec(cls, request: pytest.FixtureRequest) -> ModelSpec:
+        return ModelSpec(request.param, {"factors": 8, "layers": [16], "loss": "bce"}, FAST_BCE)
+
+
+class TestIALS(RecommenderConformance):
+    """iALS in the fast (not slow) suite: the implicit-feedback path end to end."""
+
+    model_name = "ials"
+    model_options = {"factors": 8}  # noqa: RUF012
+    train_options = {"epochs": 8, "threads": 1}  # noqa: RUF012
 
 
 class TestSigmoidMF(RecommenderConformance):

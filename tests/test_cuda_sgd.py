@@ -26,7 +26,8 @@ from deepmf.recommender import Recommender
 from deepmf.training.config import TrainConfig
 from deepmf.training.engines.numba_mf import NumbaMFEngine
 from deepmf.training.fit import train_model
-from deepmf.training.trainer import Trainer, evaluate_rmse
+from deepmf.training.trainer import Trainer
+from deepmf.training.validation import evaluate_rmse
 
 pytest.importorskip("triton")
 from deepmf.training.engines import cuda_sgd, select_engine

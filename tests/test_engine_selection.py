@@ -105,7 +105,43 @@ def test_every_engine_says_something_about_every_option():
     for spec in ENGINES.values():
         declared = spec.reads | TRAINER_OPTIONS | set(spec.implies) | set(spec.reads_if)
         assert declared <= set(option_names())
-    assert ENGINES["torch"].reads == frozenset(option_names())
+    # Every option but negatives, which only the engines that draw negatives read (bpr, sampled).
+    assert ENGINES["torch"].reads == frozenset(option_names()) - {"negatives"}
+    assert ENGINES["sampled"].reads == frozenset(option_names())
+    assert [name for name, spec in ENGINES.items() if "negatives" in spec.reads] == ["bpr", "sampled"]
+
+
+@pytest.fixture(scope="module")
+def interactions():
+    from deepmf.data.synthetic import planted_interactions
+
+    return planted_interactions(n_users=20, n_items=20, n_groups=2, per_user=5)
+
+
+def choose_implicit(data, model: str, **chosen):
+    return select_engine(create_model(model, data), train_config_for(model, chosen, "implicit"), CPU)
+
+
+@pytest.mark.parametrize(("model", "chosen"), [
+    ("ials", {"lr": 0.1}), ("ials", {"l2": 0.1}), ("ials", {"negatives": 2}), ("ials", {"optimizer": "adam"}),
+    ("ease", {"epochs": 3}), ("pop", {"l2": 0.1}), ("ease", {"patience": 2}), ("bpr", {"optimizer": "adam"}),
+    ("bpr", {"weight_decay": 0.1}), ("bpr", {"batch_size": 64}),
+])
+def test_implicit_engines_refuse_what_they_cannot_honour(interactions, model, chosen):
+    key, value = next(iter(chosen.items()))
+    with pytest.raises(ConfigError, match=f"engine cannot honour {key}={value}"):
+        choose_implicit(interactions, model, **chosen)
+
+
+def test_implicit_engines_take_what_they_do(interactions, data):
+    assert choose_implicit(interactions, "bpr", lr=0.01, l2=0.01, negatives=3).name == "bpr"
+    assert choose_implicit(interactions, "ials", epochs=5, patience=2, threads=1).name == "ials"
+    assert choose_implicit(interactions, "ease", seed=1).name == "closed"
+    choice = choose_implicit(interactions, "neumf", negatives=2, optimizer="sgd", momentum=0.5)
+    assert choice.name == "sampled" and choice.config.negatives == 2
+    # Rating models draw no negatives: the option is refused, not ignored.
+    with pytest.raises(ConfigError, match="torch engine cannot honour negatives=2"):
+        choose(data, "deepmf", negatives=2)
 
 
 def test_a_config_built_directly_counts_values_off_the_defaults_as_chosen(data):

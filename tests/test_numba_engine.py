@@ -27,7 +27,8 @@ from deepmf.training.config import TrainConfig
 from deepmf.training.engines.numba_mf import BLOCK_BITS, NumbaMFEngine, balanced_groups
 from deepmf.training.engines.torch_engine import TorchEngine
 from deepmf.training.fit import train_model
-from deepmf.training.trainer import Trainer, evaluate_rmse
+from deepmf.training.trainer import Trainer
+from deepmf.training.validation import evaluate_rmse
 
 CPU = torch.device("cpu")
 

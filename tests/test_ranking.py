@@ -10,11 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepmf.evaluation.ranking import (
+    average_precision_at_k,
     catalogue_coverage,
     hit_matrix,
     ndcg_at_k,
     ranking_metrics,
     relevant_csr,
+    sampled_metrics,
 )
 
 # Four users, k = 3. User 2 has no relevant item and is left out of the means.
@@ -48,6 +50,8 @@ def test_ranking_metrics_by_hand() -> None:
     ndcg_user0 = (1 / math.log2(3)) / (1 + 1 / math.log2(3))
     assert m["ndcg"] == pytest.approx((ndcg_user0 + 1.0 + 0.0) / 3)
     assert m["hit_rate"] == pytest.approx(2 / 3)
+    # AP@3: user 0 has precision 1/2 at its hit (rank 2), over min(3, 2 relevant) = 2; user 1: 1; user 3: 0.
+    assert m["map"] == pytest.approx((0.25 + 1.0 + 0.0) / 3)
     # items 0,1,2,3,4,7,8,9 were recommended: 8 of 10; the -1 padding is not an item.
     assert m["coverage"] == pytest.approx(0.8)
 
@@ -150,3 +154,22 @@ def test_a_list_cut_at_the_catalogue_scores_as_the_full_k_list() -> None:
     padded = ranking_metrics(np.array([[1, 0, -1, -1, -1]]), indptr, indices, 2)
     assert cut == padded
     assert cut["precision"] == pytest.approx(2 / 5) and cut["recall"] == 1.0 and cut["ndcg"] == 1.0
+
+
+def test_average_precision_by_hand() -> None:
+    hits = np.array([[1, 0, 1, 1, 0], [0, 0, 0, 0, 1], [1, 1, 0, 0, 0]], dtype=bool)
+    n_relevant = np.array([3, 10, 2])
+    # Row 0: (1/1 + 2/3 + 3/4) / min(5, 3); row 1: (1/5) / 5 (ten relevant, capped at k); row 2: (1 + 1) / 2.
+    expected = [(1 + 2 / 3 + 3 / 4) / 3, (1 / 5) / 5, 1.0]
+    assert average_precision_at_k(hits, n_relevant) == pytest.approx(expected)
+
+
+def test_sampled_protocol_by_hand_and_ties_count_against() -> None:
+    positives = np.array([0.9, 0.5, 0.1, 0.4])
+    negatives = np.array([[0.1, 0.2, 0.3], [0.6, 0.7, 0.1], [0.5, 0.6, 0.7], [0.4, 0.0, 0.0]])
+    m = sampled_metrics(positives, negatives, k=2)
+    # Ranks (0-based): 0, 2, 3, and 1 for the tie (a tied negative ranks above). Hits at k=2: cases 0 and 3.
+    assert m["n_cases"] == 4
+    assert m["hit_rate"] == pytest.approx(0.5)
+    assert m["ndcg"] == pytest.approx((1.0 + 1 / math.log2(3)) / 4)
+    assert math.isnan(sampled_metrics(np.zeros(0), np.zeros((0, 3)), 2)["ndcg"])

@@ -12,7 +12,8 @@ from deepmf.models import create_model
 from deepmf.training.config import TrainConfig
 from deepmf.training.engines.torch_engine import TorchEngine
 from deepmf.training.fit import train_model
-from deepmf.training.trainer import Trainer, evaluate_rmse
+from deepmf.training.trainer import Trainer
+from deepmf.training.validation import evaluate_rmse
 
 CPU = torch.device("cpu")
 

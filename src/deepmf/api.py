@@ -85,7 +85,7 @@ def fit(
         raise ConfigError(f"model must be a model name such as 'mf', got {type(model).__name__} {model!r}")
     train_options = {key: value for key, value in options.items() if key in _TRAIN_OPTIONS}
     model_options = {key: value for key, value in options.items() if key not in _TRAIN_OPTIONS}
-    config = train_config_for(model, train_options)
+    config = train_config_for(model, train_options, train.feedback)
     fit_part, valid = carve_validation(train, valid_fraction, config)
     trained = train_model(model, train, fit_part, valid, model_options, config, progress=progress)
     return Recommender.from_trained(trained, train, train)

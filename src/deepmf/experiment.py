@@ -2,7 +2,7 @@
 
 Used by the ``train``, ``evaluate``, ``compare`` and ``demo`` commands. The test part of a split is read once,
 at the end, by ``Recommender.evaluate``; early stopping and any tuning only ever see the validation ratings
-carved from the training part.
+carved from the training part (for implicit feedback, a share of each user's training interactions).
 """
 
 from __future__ import annotations
@@ -102,8 +102,15 @@ class RunConfig:
         return message
 
 
-def train_config_for(model_name: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """The model's tuned training defaults with ``overrides`` on top (None values are ignored).
+def default_model(feedback: str) -> str:
+    """The model a command trains when none is named: MF for ratings, iALS for implicit feedback."""
+    return "ials" if feedback == "implicit" else "mf"
+
+
+def train_config_for(model_name: str, overrides: dict[str, Any] | None = None,
+                     feedback: str = "explicit") -> TrainConfig:
+    """The model's tuned training defaults for ``feedback`` data with ``overrides`` on top (None values are
+    ignored).
 
     The overrides are what the user chose (``TrainConfig.chosen``): an engine that cannot honour one of them is
     not used (``deepmf.training.engines.select_engine``).
@@ -111,7 +118,7 @@ def train_config_for(model_name: str, overrides: dict[str, Any] | None = None) -
     from deepmf.models.registry import default_train_options
 
     given = {key: value for key, value in (overrides or {}).items() if value is not None}
-    return TrainConfig.from_dict({**default_train_options(model_name), **given}, chosen=given)
+    return TrainConfig.from_dict({**default_train_options(model_name, feedback), **given}, chosen=given)
 
 
 def default_valid_fraction(config: TrainConfig) -> float:
@@ -156,6 +163,7 @@ class ExperimentResult:
         n_test: held-out test ratings.
         cold: cold_users, cold_items, cold_test_ratings of the split.
         seconds: wall time of the whole experiment (training, validation and evaluation).
+        baseline: implicit feedback, when asked for: the popularity baseline's test metrics on the same split.
     """
 
     model_name: str
@@ -166,6 +174,7 @@ class ExperimentResult:
     n_test: int
     cold: dict[str, int]
     seconds: float
+    baseline: dict[str, Any] | None = None
 
     @property
     def evaluation(self) -> Evaluation | None:
@@ -201,6 +210,7 @@ class ExperimentResult:
             "world_size": summary.get("world_size", 1),
             "seconds": self.seconds,
             "history": self.recommender.history,
+            **({"baseline": {"model": "pop", "test": self.baseline}} if self.baseline is not None else {}),
         }
 
 
@@ -214,6 +224,8 @@ def run_experiment(
     valid_fraction: float | None = None,
     k: int = 10,
     relevant_threshold: float | None = None,
+    protocol: str = "full",
+    baseline: bool = False,
     **trainer_kwargs: Any,
 ) -> ExperimentResult:
     """Train ``model_name`` on ``split.train`` and evaluate it once on ``split.test``.
@@ -228,16 +240,22 @@ def run_experiment(
             0 trains on all of it without validation; None (default) carves 5 % when validation steers
             training (patience > 0 or a plateau schedule) and nothing otherwise.
         k: list length of the ranking metrics.
-        relevant_threshold: held-out rating counted as relevant (default: 4 on a 1..5 scale).
+        relevant_threshold: held-out rating counted as relevant (default: 4 on a 1..5 scale; implicit
+            feedback: every held-out interaction).
+        protocol: "full" ranking, or "sampled" (NCF's; implicit feedback only, labelled in the metrics).
+        baseline: with implicit feedback, also fit the popularity baseline on the same training part and
+            report its test metrics (``ExperimentResult.baseline``).
         **trainer_kwargs: passed to the Trainer (progress, checkpoint_dir, resume, on_epoch).
 
     Raises:
         ConfigError: bad options or fraction; DataError from the split.
     """
+    from deepmf.recommender.evaluate import check_protocol
     from deepmf.training.distributed import is_main
     from deepmf.training.fit import train_model
 
-    config = train_config if train_config is not None else train_config_for(model_name)
+    check_protocol(protocol, data.feedback == "implicit")  # before training, not after
+    config = train_config if train_config is not None else train_config_for(model_name, feedback=data.feedback)
     if split.train.user_ids is not data.user_ids or split.train.item_ids is not data.item_ids:
         # A split read from two files (files:TRAIN,TEST) has id maps of its own: they define the model.
         data = split.train
@@ -248,8 +266,14 @@ def run_experiment(
     )
     # Every training rating counts as seen, validation included: the user rated those items.
     recommender = Recommender.from_trained(trained, data, split.train)
-    if len(split.test) and is_main():  # in a torchrun job rank 0 tests, on the whole test part
-        recommender.evaluation = recommender.evaluate(split.test, k=k, relevant_threshold=relevant_threshold)
+    tests = len(split.test) > 0 and is_main()  # in a torchrun job rank 0 tests, on the whole test part
+    if tests:
+        recommender.evaluation = recommender.evaluate(split.test, k=k, relevant_threshold=relevant_threshold,
+                                                      protocol=protocol)
+    seconds = time.perf_counter() - start
+    pop = None
+    if baseline and tests and data.feedback == "implicit" and model_name != "pop":
+        pop = run_experiment(data, split, "pop", k=k, protocol=protocol, progress=False).metrics
     return ExperimentResult(
         model_name,
         split.name,
@@ -262,5 +286,6 @@ def run_experiment(
             "cold_items": split.cold_items,
             "cold_test_ratings": split.cold_test_ratings,
         },
-        time.perf_counter() - start,
+        seconds,
+        pop,
     )

@@ -63,10 +63,12 @@ def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
 def plot_learning_curves(
     history: Sequence[dict[str, Any]], path: str | os.PathLike[str], title: str = "Learning curves"
 ) -> Path:
-    """Train and validation RMSE per epoch; the best validation epoch is marked.
+    """Train and validation RMSE per epoch (implicit feedback: training loss and validation NDCG@10); the best
+    validation epoch is marked.
 
     Args:
-        history: per-epoch records with ``epoch``, ``train_rmse`` and optionally ``val_rmse``.
+        history: per-epoch records with ``epoch``, ``train_rmse`` and optionally ``val_rmse`` (or
+            ``train_loss`` and ``val_ndcg``).
         path: the PNG to write.
         title: figure title.
 
@@ -76,16 +78,19 @@ def plot_learning_curves(
     if not history:
         raise ConfigError("no training history to plot")
     epochs = np.array([record["epoch"] for record in history], dtype=float)
+    scores = any(record.get("val_ndcg") is not None or record.get("train_loss") is not None for record in history)
+    curves = ((("train_loss", "train loss", "o-"), ("val_ndcg", "validation NDCG@10", "s-")) if scores
+              else (("train_rmse", "train", "o-"), ("val_rmse", "validation", "s-")))
     fig = _figure((6.4, 4.2))
     ax = fig.subplots()
-    for key, label, style in (("train_rmse", "train", "o-"), ("val_rmse", "validation", "s-")):
+    for key, label, style in curves:
         values = np.array(
             [np.nan if record.get(key) is None else record[key] for record in history], dtype=float
         )
         if np.isfinite(values).any():
             ax.plot(epochs, values, style, label=label, markersize=3)
-            if key == "val_rmse":
-                best = int(np.nanargmin(values))
+            if key in ("val_rmse", "val_ndcg"):
+                best = int(np.nanargmax(values) if key == "val_ndcg" else np.nanargmin(values))
                 ax.axvline(epochs[best], color="grey", linestyle=":", linewidth=1)
                 ax.annotate(
                     f"best {values[best]:.4f}",
@@ -96,7 +101,7 @@ def plot_learning_curves(
                 )
     ax.xaxis.set_major_locator(require("matplotlib.ticker", "drawing plots").MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("RMSE")
+    ax.set_ylabel("loss / NDCG@10" if scores else "RMSE")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -320,20 +325,23 @@ def plot_recommender(
 ) -> list[Path]:
     """Write every picture the model folder has data for; return the PNG paths.
 
-    - ``{prefix}learning_curves.png`` when there is a training history;
-    - ``{prefix}ratings_histogram.png`` when a test evaluation is stored with the model;
+    - ``{prefix}learning_curves.png`` when the training history has per-epoch numbers;
+    - ``{prefix}ratings_histogram.png`` when a test evaluation of ratings is stored with the model (not for
+      implicit feedback, whose scores are no ratings);
     - ``{prefix}item_map.png`` when the model has item embeddings and the items have genres.
     """
     out = Path(out_dir)
     name = recommender.model_name
     written: list[Path] = []
-    if recommender.history:
+    if any(value is not None for record in recommender.history
+           for key, value in record.items() if key in ("train_rmse", "val_rmse", "train_loss", "val_ndcg")):
+        per_epoch = "loss and validation NDCG" if recommender.scores_only else "RMSE"
         written.append(
             plot_learning_curves(
-                recommender.history, out / f"{prefix}learning_curves.png", title=f"{name}: RMSE per epoch"
+                recommender.history, out / f"{prefix}learning_curves.png", title=f"{name}: {per_epoch} per epoch"
             )
         )
-    if recommender.evaluation is not None:
+    if recommender.evaluation is not None and "rmse" in recommender.evaluation.metrics:
         evaluation = recommender.evaluation
         written.append(
             plot_rating_histograms(

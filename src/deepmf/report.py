@@ -37,6 +37,7 @@ METRIC_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("precision", "P@k", ".4f"),
     ("recall", "R@k", ".4f"),
     ("ndcg", "NDCG@k", ".4f"),
+    ("map", "MAP@k", ".4f"),
     ("hit_rate", "hit rate", ".3f"),
     ("coverage", "coverage", ".3f"),
     ("n_cold", "cold test ratings", "d"),
@@ -113,10 +114,12 @@ def write_report(
     lines += [f"- {note}" for note in notes]
     k = _first_metric(labelled, "k")
     lines += ["", "## Test metrics", ""]
+    threshold = _first_metric(labelled, "relevant_threshold")
+    relevant = ("every held-out interaction (implicit feedback)" if threshold is None
+                else f"held-out rating ≥ {threshold}")
     if k is not None:
         lines += [
-            f"Ranking metrics at k = {k}; relevant = held-out rating ≥ "
-            f"{_first_metric(labelled, 'relevant_threshold')}; items rated in training are never "
+            f"Ranking metrics at k = {k}; relevant = {relevant}; items rated in training are never "
             "recommended; coverage is the share of trained items recommended to anyone.",
             "",
         ]

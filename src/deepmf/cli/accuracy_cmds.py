@@ -32,13 +32,16 @@ from deepmf.cli.options import (
     run_options,
 )
 
+LABELS = {"val_rmse": "RMSE", "val_ndcg": "NDCG@10"}
+
 
 @app.command()
 @option_groups
 def tune(
     data: DataArg,
-    model: Annotated[str, typer.Option("--model", help="Model to tune: mf, deepmf, neumf, svdpp, bayes, "
-                                                        "autorec.")] = "mf",
+    model: Annotated[str | None, typer.Option(
+        "--model", help="Model to tune: mf, deepmf, neumf, svdpp, bayes, autorec (default mf); with --feedback "
+        "implicit: bpr, ials, ease, deepmf, neumf (default ials).", show_default=False)] = None,
     trials: Annotated[int, typer.Option("--trials", help="Number of Optuna trials.")] = 20,
     split: SplitOpt = None,
     model_flags: ModelFlags = ModelFlags(),
@@ -51,15 +54,18 @@ def tune(
     loader: LoaderFlags = LoaderFlags(),
 ) -> None:
     """Search MODEL's options on validation ratings carved from the training part of SPLIT; test ratings are
-    never read. Prints the trials and writes the best config.
+    never read. Prints the trials and writes the best config. Rating models are scored by validation RMSE,
+    implicit-feedback models (--feedback implicit) by validation NDCG@10 (full ranking).
 
     Train with the same --split and --seed to test on ratings no trial saw. Model and training flags (and
     -o/-t KEY=VALUE) fix those options in every trial; the search varies the others.
     """
     from deepmf.data.splits import default_split, parse_split
+    from deepmf.experiment import default_model
     from deepmf.tune import DEFAULT_VALID_FRACTION
     from deepmf.tune import tune as run_tune
 
+    model = model or default_model(loader.feedback)
     fixed_model, fixed_train = run_options([model], model_flags, train_flags)[model]
     seed = fixed_train.get("seed", 0)
     if out is not None:  # before the trials, not after
@@ -79,10 +85,13 @@ def tune(
 
         def progress(record: dict[str, Any]) -> None:
             nonlocal best
-            best = min(best, record["val_rmse"])
-            bar.update(task, advance=1, best=f"best validation RMSE {best:.4f}")
+            metric = "val_ndcg" if "val_ndcg" in record else "val_rmse"
+            score = record[metric]
+            # RMSE: lower is better; NDCG: higher is better (best is kept as a loss, so negated).
+            best = min(best, -score if metric == "val_ndcg" else score)
+            bar.update(task, advance=1, best=f"best validation {LABELS[metric]} {abs(best):.4f}")
             if not (json or quiet):
-                bar.console.print(f"trial {record['trial']}: validation RMSE {record['val_rmse']:.4f}",
+                bar.console.print(f"trial {record['trial']}: validation {LABELS[metric]} {score:.4f}",
                                   markup=False)
 
         result = run_tune(ratings, splits, model, trials, seed=seed, fixed_model=fixed_model,
@@ -93,14 +102,15 @@ def tune(
     if json:
         print_json({**result.to_dict(), "split": split, "out": str(out) if out is not None else None})
         return
-    table = Table(title=f"tune {model} on {split} (validation RMSE, {len(splits)} split(s))")
-    for column in ("trial", "val RMSE", "model options", "train options"):
+    metric, name = result.metric, LABELS[result.metric]
+    table = Table(title=f"tune {model} on {split} (validation {name}, {len(splits)} split(s))")
+    for column in ("trial", f"val {name}", "model options", "train options"):
         table.add_column(column)
-    for record in sorted(result.trials, key=lambda r: r["val_rmse"]):
-        table.add_row(str(record["trial"]), f"{record['val_rmse']:.4f}", _short(record["model_options"]),
+    for record in sorted(result.trials, key=lambda r: r[metric], reverse=metric == "val_ndcg"):
+        table.add_row(str(record["trial"]), f"{record[metric]:.4f}", _short(record["model_options"]),
                       _short(record["train_options"]))
     console.print(table)
-    console.print(f"best validation RMSE {result.best_rmse:.4f}"
+    console.print(f"best validation {name} {result.best_score:.4f}"
                   + (f"; config written to {out}" if out is not None else ""))
 
 

@@ -92,6 +92,8 @@ def info(data: DataArg, loader: LoaderFlags = LoaderFlags(), json: JsonOpt = Fal
             "observed ratings",
             f"{summary['rating_min']:g} .. {summary['rating_max']:g}, mean {summary['rating_mean']:.3f}",
         ),
+        ("feedback", summary["feedback"] + (f" (ratings >= {summary['positive']:g})"
+                                            if summary["positive"] is not None else "")),
         ("density", f"{summary['density']:.4%}"),
         ("ratings per user", f"min {per_user['min']}, median {per_user['median']:g}, max {per_user['max']}"),
         ("ratings per item", f"min {per_item['min']}, median {per_item['median']:g}, max {per_item['max']}"),

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from deepmf.cli.app import app
 from deepmf.cli.common import console, err_console, print_json
-from deepmf.cli.experiment_cmds import _fold_table
+from deepmf.cli.metric_table import fold_table
 from deepmf.cli.options import DirOpt, JsonOpt
 from deepmf.cli.recommend_cmds import _cell
 
@@ -45,7 +45,7 @@ def demo(
         for r in result.results
     ]
     k = result.results[0].metrics.get("k", 10)
-    console.print(_fold_table(f"{result.data_name}, split {result.split}: test metrics", rows, "model", k))
+    console.print(fold_table(f"{result.data_name}, split {result.split}: test metrics", rows, "model", k))
     console.print(_side_by_side(f"Top 10 for user {result.user}", result.top, "predicted"))
     console.print(_side_by_side(f"Most similar to {result.item_title or result.item} (cosine of item vectors)",
                                 result.similar, "cosine"))

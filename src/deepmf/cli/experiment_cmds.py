@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich import box
-from rich.table import Table
 
 from deepmf.cli.app import app
 from deepmf.cli.common import console, err_console, print_json
+from deepmf.cli.metric_table import fold_table
 from deepmf.cli.options import (
     ConfigOpt,
     DataArg,
@@ -24,6 +23,7 @@ from deepmf.cli.options import (
     LoaderFlags,
     ModelFlags,
     ModelOpt,
+    ProtocolOpt,
     QuietOpt,
     ReportOpt,
     SplitOpt,
@@ -33,81 +33,6 @@ from deepmf.cli.options import (
     run_options,
 )
 from deepmf.errors import ConfigError
-
-METRIC_HEADERS = (
-    ("rmse", "RMSE"),
-    ("mae", "MAE"),
-    ("accuracy", "acc"),
-    ("precision", "P@k"),
-    ("recall", "R@k"),
-    ("ndcg", "NDCG@k"),
-    ("hit_rate", "hit"),
-    ("coverage", "cov"),
-)
-
-
-def _metric_columns(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(key, header) for key, header in METRIC_HEADERS if any(row.get(key) is not None for row in rows)]
-
-
-
-# ---- experiments -----------------------------------------------------------------------------------------
-def _fold_table(
-    title: str,
-    rows: list[dict[str, Any]],
-    first: str,
-    k: int,
-    mean: dict[str, float] | None = None,
-    std: dict[str, float] | None = None,
-) -> Table:
-    """Metrics per row (fold or model), with mean and std rows when given; fits an 80-column terminal."""
-    columns = _metric_columns(rows)
-    cold = {row.get("cold_test_ratings") for row in rows} - {None}
-    caption = (
-        f"{'/'.join(map(str, sorted(cold)))} test ratings of users/items unseen in training answered by the "
-        "bias fallback"
-        if cold and cold != {0}
-        else None
-    )
-    table = Table(
-        title=title,
-        title_justify="left",
-        caption=caption,
-        caption_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        padding=(0, 1, 0, 0),  # one space plus the box's separator between columns: fits 80 columns
-    )
-    table.add_column(first, justify="left", no_wrap=True, min_width=max(len(str(r.get(first))) for r in rows))
-    for _, header in columns:
-        table.add_column(header.replace("@k", f"@{k}"), justify="right")
-    table.add_column("ep", justify="right")
-    table.add_column("sec", justify="right")
-    for row in rows:
-        table.add_row(
-            str(row.get(first)),
-            *(_metric(key, row.get(key)) for key, _ in columns),
-            str(row.get("epochs_run") or "–"),
-            _metric("seconds", row.get("train_seconds")),
-        )
-    if mean is not None and std is not None and len(rows) > 1:
-        table.add_section()
-        for label, values in (("mean", mean), ("std", std)):
-            table.add_row(
-                label,
-                *(_metric(key, values.get(key)) for key, _ in columns),
-                "",
-                _metric("seconds", values.get("train_seconds")),
-            )
-    return table
-
-
-def _metric(key: str, value: Any) -> str:
-    if value is None:
-        return "–"
-    if key == "seconds":
-        return f"{value:.1f}"
-    return f"{value:.4f}" if key in ("rmse", "mae") else f"{value:.3f}"
 
 
 @app.command()
@@ -121,6 +46,7 @@ def evaluate(
     val_fraction: ValFractionOpt = None,
     config: ConfigOpt = None,
     k: KOpt = 10,
+    protocol: ProtocolOpt = "full",
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Save each fold's model under OUT/<fold>.", show_default=False),
@@ -135,13 +61,15 @@ def evaluate(
     """Train one model per fold of a split; report each fold and mean ± std (as Surprise's cross_validate)."""
     from deepmf.data.splits import default_split, parse_split
     from deepmf.evaluation.cross_validation import cross_validate
-    from deepmf.experiment import RunConfig, train_config_for
+    from deepmf.experiment import RunConfig, default_model, train_config_for
     from deepmf.folders import check_model_target
+    from deepmf.recommender.evaluate import check_protocol
 
     run = RunConfig.read(config) if config is not None else RunConfig()
-    model_name = model or run.model or "mf"
+    model_name = model or run.model or default_model(loader.feedback)
     options, train_options = run_options([model_name], model_flags, train_flags, run)[model_name]
-    train_config = train_config_for(model_name, train_options)
+    train_config = train_config_for(model_name, train_options, loader.feedback)
+    check_protocol(protocol, loader.feedback == "implicit")
     ratings = loader.load(data)
     spec = split or default_split(ratings)
     splits = parse_split(spec, ratings, seed=train_config.seed)
@@ -153,7 +81,8 @@ def evaluate(
         if out is not None:
             result.recommender.save(_fold_folder(out, result.split), overwrite=force)
         if not json:
-            err_console.print(f"{result.split}: RMSE {result.metrics.get('rmse', float('nan')):.4f}")
+            key, name = ("rmse", "RMSE") if "rmse" in result.metrics else ("ndcg", f"NDCG@{k}")
+            err_console.print(f"{result.split}: {name} {result.metrics.get(key, float('nan')):.4f}")
 
     cv = cross_validate(
         ratings,
@@ -163,20 +92,25 @@ def evaluate(
         train_config,
         valid_fraction=val_fraction,
         k=k,
+        protocol=protocol,
         progress=not (quiet or json),
         on_fold=on_fold,
     )
     if json:
-        print_json({"split": spec, "k": k, **cv.to_dict()})
+        print_json({"split": spec, "k": k, "protocol": protocol, **cv.to_dict()})
         return
     console.print(
-        _fold_table(f"{model_name} on {ratings.name} ({spec})", cv.folds, "split", k, cv.mean, cv.std)
+        fold_table(f"{model_name} on {ratings.name} ({spec})", cv.folds, "split", k, cv.mean, cv.std)
     )
 
 
 def _fold_folder(out: Path, split_name: str) -> Path:
     """OUT/<fold>, the fold's name made a folder name ("kfold:5/2" -> "kfold_5_2")."""
     return out / split_name.replace("/", "_").replace(":", "_")
+
+
+# The training options of the first model that the baseline compare adds for implicit feedback shares.
+POP_TRAIN_OPTIONS = ("seed", "device", "threads")
 
 
 def _split_models(values: list[str]) -> list[str]:
@@ -208,6 +142,7 @@ def compare(
     train_flags: TrainFlags = TrainFlags(),
     val_fraction: ValFractionOpt = None,
     k: KOpt = 10,
+    protocol: ProtocolOpt = "full",
     report: ReportOpt = None,
     quiet: QuietOpt = False,
     json: JsonOpt = False,
@@ -216,19 +151,27 @@ def compare(
     """Train several models on the same split(s) and print their test metrics side by side.
 
     A model flag (or -o KEY=VALUE) applies to every model and must be one each of them takes; -o MODEL.KEY=VALUE
-    sets an option for one model.
+    sets an option for one model. With --feedback implicit the popularity baseline pop is always among the
+    models (with its own options: only the run's seed, device and threads).
     """
     from deepmf.data.splits import default_split, parse_split
     from deepmf.evaluation.cross_validation import cross_validate
     from deepmf.experiment import train_config_for
     from deepmf.models.registry import check_model_name
+    from deepmf.recommender.evaluate import check_protocol
 
     names = _split_models(models)
     for name in names:
         check_model_name(name)  # "blend:mf,gpt" is refused before mf trains, not after
     options = run_options(names, model_flags, train_flags)
+    if loader.feedback == "implicit" and "pop" not in names:
+        # Any implicit model must be read against what popularity alone achieves.
+        shared = {key: options[names[0]][1][key] for key in POP_TRAIN_OPTIONS if key in options[names[0]][1]}
+        names.append("pop")
+        options["pop"] = ({}, shared)
     # Refuse bad training options before training anything.
-    configs = {name: train_config_for(name, options[name][1]) for name in names}
+    configs = {name: train_config_for(name, options[name][1], loader.feedback) for name in names}
+    check_protocol(protocol, loader.feedback == "implicit")
     seeds = {config.seed for config in configs.values()}
     if len(seeds) > 1:
         raise ConfigError("the models of compare share one split, and so one seed: set it for all of them "
@@ -252,6 +195,7 @@ def compare(
             configs[name],
             valid_fraction=val_fraction,
             k=k,
+            protocol=protocol,
             progress=not (quiet or json),
             on_fold=lambda result: first_fold.setdefault(result.model_name, result.recommender),
         )
@@ -280,12 +224,14 @@ def compare(
         )
     if json:
         print_json(
-            {"split": spec, "k": k, "models": rows, **({"report": str(report_path)} if report_path else {})}
+            {"split": spec, "k": k, "protocol": protocol, "models": rows,
+             **({"report": str(report_path)} if report_path else {})}
         )
         return
+    sampled = " (sampled protocol: 99 negatives per held-out item)" if protocol == "sampled" else ""
     console.print(
-        _fold_table(
-            f"{ratings.name} ({spec}): test metrics" + (" (mean over folds)" if len(splits) > 1 else ""),
+        fold_table(
+            f"{ratings.name} ({spec}): test metrics{sampled}" + (" (mean over folds)" if len(splits) > 1 else ""),
             rows,
             "model",
             k,

@@ -20,9 +20,11 @@ from deepmf.cli.options import (
     ConfigOpt,
     DataArg,
     JsonOpt,
+    KOpt,
     LoaderFlags,
     ModelFlags,
     ModelOpt,
+    ProtocolOpt,
     QuietOpt,
     ReportOpt,
     SplitOpt,
@@ -34,7 +36,7 @@ from deepmf.cli.options import (
     run_options,
 )
 from deepmf.data.describe import scale_record, scale_text
-from deepmf.data.ratings import Ratings
+from deepmf.data.ratings import Ratings, RatingScale
 from deepmf.data.scale import ScaleBounds
 from deepmf.data.splits import Split, default_split, parse_split
 from deepmf.errors import ConfigError
@@ -56,6 +58,8 @@ def train(
     train_flags: TrainFlags = TrainFlags(),
     val_fraction: ValFractionOpt = None,
     config: ConfigOpt = None,
+    k: KOpt = 10,
+    protocol: ProtocolOpt = "full",
     out: Annotated[Path | None, flag(
         "--out", help="Save the trained model here (checkpoints in OUT/checkpoint).")] = None,
     resume: Annotated[bool, flag("--resume", help="Continue the run checkpointed in OUT.")] = False,
@@ -64,7 +68,8 @@ def train(
     report: ReportOpt = None,
     # Help is rich markup: "\\[" keeps "[tensorboard]" from being read as a style tag.
     tensorboard: Annotated[Path | None, flag(
-        "--tensorboard", help="Also log each epoch's RMSE and speed for TensorBoard in this folder "
+        "--tensorboard", help="Also log each epoch's RMSE (implicit feedback: loss and NDCG) and speed for "
+        "TensorBoard in this folder "
         "(needs pip install 'deepmf\\[tensorboard]').")] = None,
     quiet: QuietOpt = False,
     json: JsonOpt = False,
@@ -78,7 +83,8 @@ def train(
     Under torchrun (`torchrun --nproc-per-node N -m deepmf train ...`) the N processes train one model
     data-parallel; process 0 prints, checkpoints, tests and saves it.
     """
-    from deepmf.experiment import RunConfig, run_experiment, train_config_for
+    from deepmf.experiment import RunConfig, default_model, run_experiment, train_config_for
+    from deepmf.recommender.evaluate import check_protocol
 
     if resume and out is None:
         raise ConfigError("--resume needs --out DIR (the run's checkpoint is in DIR/checkpoint)")
@@ -93,14 +99,14 @@ def train(
     if split is not None and test is not None:
         raise ConfigError("give either --split or --test, not both")
     run_config = RunConfig.read(config) if config is not None else RunConfig()
-    model_name = model or run_config.model or "mf"
+    model_name = model or run_config.model or default_model(loader.feedback)
     model_options, train_options = run_options([model_name], model_flags, train_flags, run_config)[model_name]
-    train_config = train_config_for(model_name, train_options)
+    train_config = train_config_for(model_name, train_options, loader.feedback)
+    check_protocol(protocol, loader.feedback == "implicit")
 
     ratings = loader.load(data)
     if test is not None:
-        # Test ratings follow the training data's scale: a model never scores a 7 against 1..5 stars.
-        held_out = loader.load(str(test), scale=ScaleBounds.of(ratings.scale, "the training data's scale", step=False))
+        held_out = loader.load(str(test), scale=_test_scale(ratings))
         chosen = _test_file_split(ratings, held_out, test)
     else:
         spec = split or default_split(ratings)
@@ -120,7 +126,8 @@ def train(
 
             on_epoch = stack.enter_context(TensorBoardLog(tensorboard, comment=model_name))
         result = run_experiment(ratings, chosen, model_name, model_options, train_config,
-                                valid_fraction=val_fraction, progress=not (quiet or json),
+                                valid_fraction=val_fraction, k=k, protocol=protocol, baseline=True,
+                                progress=not (quiet or json),
                                 checkpoint_dir=checkpoint_dir, resume=resume, on_epoch=on_epoch)
     if not env.is_main:
         return
@@ -136,7 +143,7 @@ def train(
     if json:
         print_json(summary)
         return
-    _print_history([EpochRecord(**r) for r in summary["history"]])
+    _print_history([EpochRecord(**r) for r in summary["history"]], result.recommender.scores_only)
     _print_summary(summary, out, report)
     if nothing_to_do:
         console.print(f"nothing to do: the run in {out} had finished all {summary['epochs_run']} epochs and "
@@ -148,6 +155,17 @@ def _already_saved(out: Path, summary: dict[str, Any]) -> bool:
     from deepmf.io import saved_run_id
 
     return summary.get("epochs_run") == summary.get("resumed_from") and saved_run_id(out) == summary["run_id"]
+
+
+def _test_scale(ratings: Ratings) -> ScaleBounds | None:
+    """The scale --test ratings are held to: the training data's (a model never scores a 7 against 1..5 stars);
+    for implicit feedback the scale its threshold was compared with (None after an event log: no ratings)."""
+    scale = ratings.scale
+    if ratings.feedback == "implicit":
+        if ratings.meta.get("scale_source") == "events" or "source_scale" not in ratings.meta:
+            return None
+        scale = RatingScale.from_dict(ratings.meta["source_scale"])
+    return ScaleBounds.of(scale, "the training data's scale", step=False)
 
 
 def _test_file_split(ratings: Ratings, test: Ratings, path: Path) -> Split:
@@ -164,12 +182,15 @@ def _fmt(value: float | None, spec: str = ".4f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _print_history(history: list[EpochRecord]) -> None:
+def _print_history(history: list[EpochRecord], scores: bool = False) -> None:
+    """The per-epoch table: RMSEs for rating models, training loss and validation NDCG for ``scores``."""
+    columns = (("train loss", "train_loss"), ("val NDCG@10", "val_ndcg")) if scores else (
+        ("train RMSE", "train_rmse"), ("val RMSE", "val_rmse"))
     table = Table(title="training")
-    for column in ("epoch", "train RMSE", "val RMSE", "seconds", "ratings/s"):
+    for column in ("epoch", *(header for header, _ in columns), "seconds", "ratings/s"):
         table.add_column(column, justify="right")
     for r in history:
-        table.add_row(str(r.epoch), _fmt(r.train_rmse), _fmt(r.val_rmse), _fmt(r.seconds, ".2f"),
+        table.add_row(str(r.epoch), *(_fmt(getattr(r, key)) for _, key in columns), _fmt(r.seconds, ".2f"),
                       f"{r.ratings_per_second:,.0f}")
     console.print(table)
 
@@ -179,21 +200,26 @@ def _print_summary(summary: dict[str, Any], out: Path | None, report: Path | Non
     table.add_column("", style="bold")
     table.add_column("")
     test = summary["test"]
-    rows = [("ratings", f"{summary['n_train']:,} train, {summary['n_valid']:,} validation, "
-                        f"{summary['n_test']:,} test ({summary['cold_test_ratings']:,} cold)"),
-            ("rating scale", scale_text(summary["scale"])),
-            ("test RMSE", _fmt(test.get("rmse"))), ("test MAE", _fmt(test.get("mae")))]
+    implicit = "rmse" not in test and "k" in test
+    rows = [("interactions" if implicit else "ratings",
+             f"{summary['n_train']:,} train, {summary['n_valid']:,} validation, "
+             f"{summary['n_test']:,} test ({summary['cold_test_ratings']:,} cold)"),
+            ("rating scale", scale_text(summary["scale"]))]
+    if implicit:
+        rows += _ranking_rows(test, summary.get("baseline"))
+    else:
+        rows += [("test RMSE", _fmt(test.get("rmse"))), ("test MAE", _fmt(test.get("mae")))]
     if test.get("scored_at_rating_time"):
         rows.append(("scored", "at each test rating's time (the model uses the day of a rating)"))
     if "accuracy" in test:
         rows.append(("test accuracy", _fmt(test["accuracy"])))
     for key in ("precision", "ndcg"):
-        if key in test:
+        if key in test and not implicit:
             rows.append((f"{key}@{test.get('k')}", _fmt(test[key])))
     rows += [("epochs", f"{summary['epochs_run']} (best {summary['best_epoch']}"
                         f"{', stopped early' if summary['stopped_early'] else ''})"),
-             ("training", f"{summary['train_seconds']:.2f} s, {summary['ratings_per_second']:,.0f} ratings/s, "
-                          f"engine {summary['engine']}"
+             ("training", f"{summary['train_seconds']:.2f} s, {summary['ratings_per_second']:,.0f} "
+                          f"{'interactions' if implicit else 'ratings'}/s, engine {summary['engine']}"
                           + (f" on {summary['device']}" if summary.get("device") else "")
                           + f", {summary['threads']} thread(s)"
                           + (f", {summary['world_size']} processes" if summary["world_size"] > 1 else ""))]
@@ -206,6 +232,20 @@ def _print_summary(summary: dict[str, Any], out: Path | None, report: Path | Non
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
+
+
+def _ranking_rows(test: dict[str, Any], baseline: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Summary rows of an implicit-feedback model's test ranking, the popularity baseline's beside each."""
+    pop = (baseline or {}).get("test", {})
+    k = test.get("k")
+    label = "sampled (99 negatives per held-out item, NCF)" if test.get("protocol") == "sampled" else (
+        "full ranking of every unseen item")
+    rows = [("protocol", label)]
+    for key, name in (("ndcg", f"NDCG@{k}"), ("recall", f"recall@{k}"), ("map", f"MAP@{k}"),
+                      ("hit_rate", f"hit rate@{k}"), ("coverage", "coverage")):
+        if key in test:
+            rows.append((f"test {name}", _fmt(test[key]) + (f"   (pop {_fmt(pop[key])})" if key in pop else "")))
+    return rows
 
 
 # ---- synthetic --------------------------------------------------------------------------------------------

@@ -5,12 +5,15 @@ as the fields of a frozen dataclass, and a command takes each group as one param
 spreads into its flags, in place, for typer:
 
 - ``LoaderFlags``: how DATA is read (``--dir``, ``--user-col``, ``--item-col``, ``--rating-col``, ``--time-col``,
-  ``--sep``, ``--duplicates``, ``--scale``, ``--encoding``);
-- ``ModelFlags``: model options (``--factors``, ``--layers``, ... and ``-o KEY=VALUE`` for any other);
-- ``TrainFlags``: training options (``--lr``, ``--epochs``, ... and ``-t KEY=VALUE`` for any other).
+  ``--sep``, ``--duplicates``, ``--scale``, ``--encoding``, and ``--feedback``/``--positive``: explicit ratings
+  or implicit interactions);
+- ``ModelFlags``: model options (``--factors``, ``--layers``, ``--loss``, ... and ``-o KEY=VALUE`` for any other);
+- ``TrainFlags``: training options (``--lr``, ``--epochs``, ``--negatives``, ... and ``-t KEY=VALUE`` for any
+  other).
 
 ``run_options`` maps the model and training flags of ``train``, ``evaluate``, ``compare`` and ``tune`` to each
-model's ``model_options`` and ``train_options``::
+model's ``model_options`` and ``train_options``; ``-k`` and ``--protocol`` say how the test part is scored
+(``train``, ``evaluate``, ``compare``; ``tune`` never reads it)::
 
     @app.command()
     @option_groups
@@ -77,6 +80,22 @@ DuplicatesOpt = Annotated[
     str,
     typer.Option("--duplicates", help="Duplicate (user, item) ratings: error, last (keep the last) or mean (average)."),
 ]
+FeedbackOpt = Annotated[
+    str,
+    typer.Option(
+        "--feedback",
+        help="explicit (star ratings) or implicit (interactions: clicks, plays, or ratings >= --positive; a file "
+        "may then have no rating column, and repeated events become counts).",
+    ),
+]
+PositiveOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--positive",
+        help="With --feedback implicit: the lowest rating that counts as an interaction (default: every row).",
+        show_default=False,
+    ),
+]
 ScaleOpt = Annotated[
     str | None,
     typer.Option(
@@ -102,12 +121,13 @@ def flag(*names: str, help: str) -> Any:
 
 # ---- what to train and where to test it (train, evaluate, compare, tune) ------------------------------------
 ModelOpt = Annotated[str | None, flag(
-    "--model", help="Model: mf, deepmf, neumf, svdpp, bayes, autorec, blend or blend:A,B,... (default: the "
-    "--config file's, else mf).")]
+    "--model", help="Model: mf, deepmf, neumf, svdpp, bayes, autorec, blend or blend:A,B,...; with --feedback "
+    "implicit: bpr, ials, ease, pop, deepmf or neumf (default: the --config file's, else mf; ials for implicit "
+    "feedback).")]
 SplitOpt = Annotated[str | None, flag(
     "--split", help="Test split: u1..u5, ua, ub, canonical (u1..u5), random:0.2, user:0.2, user:leave3, time:0.2, "
-    "usertime:last2, kfold:5, files:TRAIN,TEST (default: u1 for ML-100K, whose canonical split it is, else "
-    "random:0.2).")]
+    "usertime:last2, leave-last-out, ncf, kfold:5, files:TRAIN,TEST (default: user:0.2 for implicit feedback, "
+    "else u1 for ML-100K, whose canonical split it is, else random:0.2).")]
 ConfigOpt = Annotated[Path | None, flag(
     "--config", help="JSON file {model, model_options, train_options} (e.g. from `deepmf tune --out`); flags, "
     "-o and -t override it.")]
@@ -118,6 +138,9 @@ ReportOpt = Annotated[Path | None, flag(
     "--report", help="Write a Markdown report with plots to this folder (of the first fold where the split has "
     "several).")]
 KOpt = Annotated[int, typer.Option("-k", "--k", help="List length of the ranking metrics.")]
+ProtocolOpt = Annotated[str, typer.Option(
+    "--protocol", help="Implicit feedback: full (rank every item the user has not interacted with) or sampled "
+    "(NCF's shortcut: each held-out item among 99 sampled items; far easier, labelled as such).")]
 
 # ---- model options: the fields of ModelFlags ------------------------------------------------------------------
 FactorsOpt = Annotated[int | None, flag(
@@ -135,6 +158,9 @@ SigmoidOpt = Annotated[bool, flag("--sigmoid", help="Squash the output into the 
 FeaturesOpt = Annotated[str | None, flag(
     "--features", help="Side features, comma-separated: genre, genres, user (deepmf, neumf).")]
 HeadOpt = Annotated[str | None, flag("--head", help="regression or classification (deepmf, neumf).")]
+LossOpt = Annotated[str | None, flag(
+    "--loss", help="rating (explicit ratings) or bce (implicit feedback with sampled negatives, as NCF; the "
+    "default with --feedback implicit) (deepmf, neumf).")]
 OptionOpt = Annotated[list[str] | None, flag(
     "-o", "--option", help="Model option KEY=VALUE, any the model takes (JSON values; repeatable); "
     "MODEL.KEY=VALUE sets it for one model of compare.")]
@@ -148,6 +174,9 @@ L2Opt = Annotated[float | None, flag("--l2", help="Per-batch L2 on the embedding
 BatchSizeOpt = Annotated[int | None, flag("--batch-size", help="Ratings per step.")]
 EpochsOpt = Annotated[int | None, flag("--epochs", help="Maximum epochs.")]
 PatienceOpt = Annotated[int | None, flag("--patience", help="Early stopping patience in epochs (0: off).")]
+NegativesOpt = Annotated[int | None, flag(
+    "--negatives", help="Implicit feedback: negatives sampled per interaction and epoch (bpr: 1, deepmf/neumf "
+    "with loss bce: 4).")]
 LrScheduleOpt = Annotated[str | None, flag("--lr-schedule", help="none, cosine, step or plateau.")]
 SeedOpt = Annotated[int | None, flag(
     "--seed", help="Seed of the split, initialisation, shuffling and dropout (and of tune's sampler); default 0.")]
@@ -155,7 +184,8 @@ DeviceOpt = Annotated[str | None, flag(
     "--device", help="cpu, cuda, cuda:N or auto (default: each model where it is expected to train faster).")]
 EngineOpt = Annotated[str | None, flag(
     "--engine", help="auto (the model's best where it trains), torch, numba, cuda-sgd (MF on a GPU), svdpp, "
-    "gibbs, gibbs-torch (Bayesian MF on a GPU), autorec, blend.")]
+    "gibbs, gibbs-torch (Bayesian MF on a GPU), autorec, blend; implicit feedback: bpr, ials, closed (ease, pop), "
+    "sampled (deepmf/neumf with loss bce).")]
 ThreadsOpt = Annotated[int | None, flag(
     "--threads", help="CPU threads (default chosen by measurement: one below 1M training ratings for the torch "
     "engine and 500K for Bayesian MF and SVD++; the numba MF engine uses every core).")]
@@ -177,6 +207,8 @@ class LoaderFlags:
     duplicates: DuplicatesOpt = "error"
     scale: ScaleOpt = None
     encoding: EncodingOpt = None
+    feedback: FeedbackOpt = "explicit"
+    positive: PositiveOpt = None
 
     def load(self, data: str, scale: ScaleBounds | None = None) -> Ratings:
         """Load DATA (edition name, MovieLens folder or ratings file); errors propagate as DeepMFError.
@@ -197,6 +229,8 @@ class LoaderFlags:
             duplicates=self.duplicates,
             scale=self.scale if scale is None else scale,
             encoding=self.encoding,
+            feedback=self.feedback,
+            positive=self.positive,
         )
 
 
@@ -214,6 +248,7 @@ class ModelFlags:
     sigmoid: SigmoidOpt = False
     features: FeaturesOpt = None
     head: HeadOpt = None
+    loss: LossOpt = None
     option: OptionOpt = None
 
 
@@ -229,6 +264,7 @@ class TrainFlags:
     batch_size: BatchSizeOpt = None
     epochs: EpochsOpt = None
     patience: PatienceOpt = None
+    negatives: NegativesOpt = None
     lr_schedule: LrScheduleOpt = None
     seed: SeedOpt = None
     device: DeviceOpt = None

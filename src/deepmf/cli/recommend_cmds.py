@@ -59,8 +59,9 @@ def _ranked_table(title: str, frame: pd.DataFrame, columns: dict[str, str]) -> T
     return table
 
 
-# A top-N list's columns and their headers (recommend USER, recommend --new-user).
-TOP_COLUMNS = {"item": "item", "title": "title", "score": "predicted"}
+def _top_columns(rec: Any) -> dict[str, str]:
+    """A top-N list's columns and their headers: a score of an implicit model only orders items."""
+    return {"item": "item", "title": "title", "score": "score" if rec.scores_only else "predicted"}
 
 
 def _cell(value: Any) -> str:
@@ -84,13 +85,12 @@ def predict(
         return
     title = rec.title(rec.item_ids.index(item)) if item in rec.item_ids else ""
     label = f"item {prediction.item}" + (f" ({title})" if title else "")
-    console.print(Text.assemble(f"user {prediction.user}, {label}: predicted rating ",
+    what = "ranking score (implicit feedback)" if rec.scores_only else "predicted rating"
+    console.print(Text.assemble(f"user {prediction.user}, {label}: {what} ",
                                 (f"{prediction.prediction:.3f}", "bold")))
     if prediction.cold_start:
-        console.print(
-            f"cold start: unknown {prediction.cold_start}, answered with the global mean plus the known "
-            "side's bias"
-        )
+        fallback = "the item's popularity" if rec.scores_only else "the global mean plus the known side's bias"
+        console.print(f"cold start: unknown {prediction.cold_start}, answered with {fallback}")
 
 
 @app.command()
@@ -156,9 +156,10 @@ def recommend(
             payload["cold_start"] = top.attrs["cold_start"]
         print_json(payload)
         return
-    console.print(_ranked_table(f"Top {len(top)} for user {user_id} ({rec.model_name})", top, TOP_COLUMNS))
+    console.print(_ranked_table(f"Top {len(top)} for user {user_id} ({rec.model_name})", top, _top_columns(rec)))
     if "cold_start" in top.attrs:
-        console.print("cold start: unknown user, ranked by the global mean plus each item's bias")
+        ranked_by = "popularity" if rec.scores_only else "the global mean plus each item's bias"
+        console.print(f"cold start: unknown user, ranked by {ranked_by}")
 
 
 def _recommend_new_user(model_dir: Path, path: Path, n: int, min_ratings: int, json: bool) -> None:
@@ -172,7 +173,7 @@ def _recommend_new_user(model_dir: Path, path: Path, n: int, min_ratings: int, j
         print_json({"user": None, "items": _records(top), "unknown_items": unknown})
         return
     console.print(_ranked_table(f"Top {len(top)} for a new user with {len(ratings) - len(unknown)} ratings "
-                                f"({rec.model_name}, fold-in)", top, TOP_COLUMNS))
+                                f"({rec.model_name}, fold-in)", top, _top_columns(rec)))
     if unknown:
         console.print(f"ignored {len(unknown)} rated item(s) the model does not know: "
                       f"{', '.join(map(str, unknown))}", markup=False)
@@ -204,11 +205,13 @@ def rated(model_dir: ModelDirArg, user: UserArg, json: JsonOpt = False) -> None:
     if json:
         print_json({"user": user_id, "items": _records(table)})
         return
+    what = "interactions and their scores" if rec.scores_only else "rated items, actual vs predicted"
     console.print(
         _ranked_table(
-            f"User {user_id}: {len(table)} rated items, actual vs predicted ({rec.model_name})",
+            f"User {user_id}: {len(table)} {what} ({rec.model_name})",
             table,
-            {"item": "item", "title": "title", "rating": "rating", "prediction": "predicted"},
+            {"item": "item", "title": "title", "rating": "events" if rec.scores_only else "rating",
+             "prediction": "score" if rec.scores_only else "predicted"},
         )
     )
 
@@ -270,7 +273,9 @@ def plot(
     if test is not None:
         from deepmf.data.scale import ScaleBounds
 
-        held_out = loader.load(test, scale=ScaleBounds.of(rec.scale, "the model's scale", step=False))
+        # Ratings are held to the model's scale; interactions (implicit models) have their source's own.
+        bounds = None if rec.scores_only else ScaleBounds.of(rec.scale, "the model's scale", step=False)
+        held_out = loader.load(test, scale=bounds)
         rec.evaluation = rec.evaluate(held_out)
     files = plot_recommender(rec, out if out is not None else model_dir / "plots")
     if json:

@@ -114,7 +114,8 @@ class RawRatings:
     """Validated rating columns in raw ids, before id maps are built.
 
     ``where(row)`` names the source line or row of a row, for error messages; ``rows`` maps the rows of a
-    ``take`` back to the source's.
+    ``take`` back to the source's. ``ratings_missing``: the source had no rating column (an implicit-feedback
+    event log); ``ratings`` are then ones.
     """
 
     users: np.ndarray
@@ -123,6 +124,7 @@ class RawRatings:
     timestamps: np.ndarray | None
     source: Source
     rows: np.ndarray | None = field(default=None, repr=False)
+    ratings_missing: bool = False
 
     def __len__(self) -> int:
         return len(self.ratings)
@@ -141,11 +143,12 @@ class RawRatings:
     def take(self, index: np.ndarray) -> RawRatings:
         ts = None if self.timestamps is None else self.timestamps[index]
         rows = np.arange(len(self))[index] if self.rows is None else self.rows[index]
-        return RawRatings(self.users[index], self.items[index], self.ratings[index], ts, self.source, rows)
+        return RawRatings(self.users[index], self.items[index], self.ratings[index], ts, self.source, rows,
+                          self.ratings_missing)
 
     def with_values(self, ratings: np.ndarray, timestamps: np.ndarray | None) -> RawRatings:
         """Same rows, other ratings and timestamps (duplicates merged by their mean)."""
-        return RawRatings(self.users, self.items, ratings, timestamps, self.source, self.rows)
+        return RawRatings(self.users, self.items, ratings, timestamps, self.source, self.rows, self.ratings_missing)
 
 
 # ---- column checks ------------------------------------------------------------------------------------------
@@ -358,13 +361,17 @@ def _seconds(values: np.ndarray, source: Source, name: str) -> np.ndarray:
 
 
 def raw_from_table(
-    table: pa.Table, source: Source, *, user: str, item: str, rating: str, time: str | None
+    table: pa.Table, source: Source, *, user: str, item: str, rating: str | None, time: str | None
 ) -> RawRatings:
-    """Validate the four columns of a parsed table and return them as RawRatings."""
+    """Validate the four columns of a parsed table and return them as RawRatings (no ``rating`` column: an
+    event log, whose ratings are ones and ``ratings_missing`` is set)."""
     if table.num_rows == 0:
         raise DataError(f"{source.label}: no ratings")
     users = id_column(table.column(user), "user", source, user)
     items = id_column(table.column(item), "item", source, item)
-    ratings = rating_column(table.column(rating), source, rating)
+    if rating is None:
+        ratings = np.ones(len(users), dtype=np.float32)
+    else:
+        ratings = rating_column(table.column(rating), source, rating)
     timestamps = time_column(table.column(time), source, time) if time else None
-    return RawRatings(users, items, ratings, timestamps, source)
+    return RawRatings(users, items, ratings, timestamps, source, ratings_missing=rating is None)

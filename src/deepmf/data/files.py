@@ -170,14 +170,7 @@ def ratings_from_raw(
     else:
         checked, warning = inferred_scale(raw)
         scale_source = "inferred"
-    if user_ids is None:
-        user_ids, users = IdMap.build(raw.users, name="user")
-    else:
-        users = _code_known(user_ids, raw.users, raw, "user")
-    if item_ids is None:
-        item_ids, items = IdMap.build(raw.items, name="item")
-    else:
-        items = _code_known(item_ids, raw.items, raw, "item")
+    user_ids, users, item_ids, items = code_ids(raw, user_ids, item_ids)
     users, items, raw = resolve_duplicates(users, items, raw, len(item_ids), duplicates)
     return Ratings(
         users,
@@ -197,7 +190,24 @@ def _show(raw_id: object) -> str:
     return str(int(raw_id)) if isinstance(raw_id, (int, np.integer)) else repr(str(raw_id))
 
 
+def code_ids(
+    raw: RawRatings, user_ids: IdMap | None, item_ids: IdMap | None
+) -> tuple[IdMap, np.ndarray, IdMap, np.ndarray]:
+    """(user map, user codes, item map, item codes) of ``raw``: the given maps (every id must be in them), or
+    maps built from ``raw`` where None."""
+    if user_ids is None:
+        user_ids, users = IdMap.build(raw.users, name="user")
+    else:
+        users = _code_known(user_ids, raw.users, raw, "user")
+    if item_ids is None:
+        item_ids, items = IdMap.build(raw.items, name="item")
+    else:
+        items = _code_known(item_ids, raw.items, raw, "item")
+    return user_ids, users, item_ids, items
+
+
 def _code_known(id_map: IdMap, values: np.ndarray, raw: RawRatings, what: str) -> np.ndarray:
+    """Codes of ``values`` in ``id_map``; DataError naming the row of the first id it lacks."""
     codes = id_map.indices(values, missing="none")
     if (codes < 0).any():
         row = int(np.flatnonzero(codes < 0)[0])
@@ -212,7 +222,7 @@ class ColumnSpec:
 
     user: str
     item: str
-    rating: str
+    rating: str | None
     time: str | None
 
 
@@ -235,6 +245,7 @@ def resolve_columns(
     time_col: str | None,
     flag_style: Literal["cli", "python"] = "cli",
     aliases: bool = True,
+    rating_optional: bool = False,
 ) -> ColumnSpec:
     """Map the flags (or header aliases, or positions) onto the source's column names.
 
@@ -245,6 +256,7 @@ def resolve_columns(
         user_col, item_col, rating_col, time_col: the flags; None: aliases (with a header) or positions.
         flag_style: how messages name the flags ("--user-col" or "user_col=").
         aliases: whether header aliases stand in for missing flags (False: only the columns named).
+        rating_optional: a source without a rating column is an event log (implicit feedback), not an error.
     """
     flags = {"user": user_col, "item": item_col, "rating": rating_col, "timestamp": time_col}
     shown = ", ".join(repr(n) for n in names if n)
@@ -273,14 +285,17 @@ def resolve_columns(
         for role in ("user", "item", "rating", "timestamp"):
             if chosen[role] is None and free and (role != "timestamp" or len(names) >= 4):
                 chosen[role] = free.pop(0)
-    missing = [role for role in ("user", "item", "rating") if chosen[role] is None]
+    required = ("user", "item") if rating_optional else ("user", "item", "rating")
+    missing = [role for role in required if chosen[role] is None]
     if missing:
         if flag_style == "cli":
             needed = " ".join(ROLE_FLAGS[r] for r in missing)
+            events = " (or --feedback implicit for a log of events without ratings)"
         else:
             needed = ", ".join(f"{'time' if r == 'timestamp' else r}_col=..." for r in missing)
+            events = " (or feedback='implicit' for a log of events without ratings)"
         raise DataError(f"{where}: cannot tell which column is the {'/'.join(missing)} (columns: {shown}); "
-                        f"pass {needed}")
+                        f"pass {needed}{events if missing == ['rating'] else ''}")
     used = [name for name in chosen.values() if name is not None]
     for name in used:
         if used.count(name) > 1:
@@ -355,6 +370,7 @@ def read_user_file(
     time_col: str | None = None,
     sep: str | None = None,
     encoding: str = "utf-8",
+    rating_optional: bool = False,
 ) -> RawRatings:
     """Read a user's own ratings file (CSV/TSV/any separator, plain, gzip or bz2; or parquet) into validated
     raw columns.
@@ -365,6 +381,8 @@ def read_user_file(
             None uses header aliases (userId, movieId, rating, timestamp, ...) or the first columns in order.
         sep: field separator; None sniffs it.
         encoding: text encoding (UTF-8 by default: text that is not UTF-8 is an error naming its line).
+        rating_optional: accept a file without a rating column (implicit feedback: ``user,item[,timestamp]``
+            events); its ``ratings`` are ones and ``ratings_missing`` is set.
 
     Raises:
         DataFileError: missing file, a folder or device, an archive or unreadable compression.
@@ -380,7 +398,7 @@ def read_user_file(
     check_file(path)
     if path.suffix.lower() in PARQUET_SUFFIXES or magic(path).startswith(PARQUET_MAGIC):
         table = _read_parquet(path)
-        cols = resolve_columns(table.column_names, str(path), True, *flags)
+        cols = resolve_columns(table.column_names, str(path), True, *flags, rating_optional=rating_optional)
         source: TextSource | TableSource = TableSource(path)
     else:
         compression(path)  # refuses archives and unsupported compressions before any sniffing
@@ -390,7 +408,7 @@ def read_user_file(
         header = _first_line_is_header(path, sep, any_flag, encoding)
         fmt = TextFormat(sep=sep, header=header, encoding=encoding)
         table = _drop_empty_trailing(read_table(path, fmt))
-        cols = resolve_columns(table.column_names, str(path), header, *flags)
+        cols = resolve_columns(table.column_names, str(path), header, *flags, rating_optional=rating_optional)
         source = TextSource(path, fmt, tuple(table.column_names))
     return raw_from_table(table, source, user=cols.user, item=cols.item, rating=cols.rating, time=cols.time)
 

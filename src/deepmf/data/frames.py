@@ -34,6 +34,7 @@ def raw_from_frame(
     time_col: object = None,
     label: str = "DataFrame",
     aliases: bool = True,
+    rating_optional: bool = False,
 ) -> RawRatings:
     """Validated raw columns of a DataFrame of raw ids.
 
@@ -43,6 +44,7 @@ def raw_from_frame(
             (user/userId/user_id, item/movieId/item_id, rating/score/stars, timestamp/time/date, ...).
         label: how messages name the frame.
         aliases: whether aliases stand in for columns not named (False: no timestamps unless ``time_col``).
+        rating_optional: a frame without a rating column is an event log (implicit feedback): ratings are ones.
 
     Raises:
         DataError: no rows, missing or repeated columns, empty/NaN/non-numeric values, bad ids, with the row.
@@ -56,7 +58,8 @@ def raw_from_frame(
         None if value is None else (str(value) if value in list(frame.columns) else check_column_flag(value, role))
         for value, role in ((user_col, "user"), (item_col, "item"), (rating_col, "rating"), (time_col, "timestamp"))
     ]
-    cols = resolve_columns(names, label, True, *flags, flag_style="python", aliases=aliases)
+    cols = resolve_columns(names, label, True, *flags, flag_style="python", aliases=aliases,
+                           rating_optional=rating_optional)
     if len(frame) == 0:
         raise DataError(f"{label}: no ratings")
     chosen = [c for c in (cols.user, cols.item, cols.rating, cols.time) if c is not None]

@@ -11,10 +11,10 @@ from deepmf.data.files import (
     DUPLICATE_POLICIES,
     check_column_flag,
     check_separator,
-    ratings_from_raw,
     read_user_file,
 )
 from deepmf.data.frames import raw_from_frame
+from deepmf.data.implicit import Feedback
 from deepmf.data.movielens import EDITIONS, detect_layout, load_movielens
 from deepmf.data.ratings import Ratings, RatingScale
 from deepmf.data.scale import ScaleBounds, declared_scale
@@ -73,6 +73,8 @@ def load(
     duplicates: str = "error",
     scale: RatingScale | ScaleBounds | str | tuple[float, ...] | None = None,
     encoding: str | None = None,
+    feedback: str = "explicit",
+    positive: float | None = None,
 ) -> Ratings:
     """Load ratings from an edition name, a MovieLens folder, a ratings file (CSV/TSV/parquet) or a DataFrame.
 
@@ -89,6 +91,9 @@ def load(
             None: an edition's own scale, else inferred from the values (with a DataWarning when a few lie far
             from the rest); ``meta["scale_source"]`` says which.
         encoding: text encoding of a file (default UTF-8: other bytes are an error naming the line).
+        feedback: "explicit" (star ratings) or "implicit" (interactions; see ``deepmf.data.implicit``): a file
+            or DataFrame may then lack a rating column, and repeated (user, item) events become a count.
+        positive: with implicit feedback, the lowest rating that counts as an interaction (None: every row).
 
     Returns:
         Ratings with ``name`` and ``meta["edition"]`` (None for a user file or DataFrame), ``meta["path"]``,
@@ -97,24 +102,27 @@ def load(
     Raises:
         DataError: unknown edition, malformed or invalid data (``DataFileError``, also an OSError, when the
             source cannot be opened).
-        ConfigError: a bad option (duplicates policy, scale, column flags given for an edition, a wrong type).
+        ConfigError: a bad option (duplicates policy, scale, column flags given for an edition, a wrong type,
+            ``positive`` without implicit feedback, a duplicates policy with implicit feedback).
     """
     if not isinstance(duplicates, str) or duplicates not in DUPLICATE_POLICIES:
         raise ConfigError(
             f"unknown duplicates policy {duplicates!r}; choose one of {', '.join(DUPLICATE_POLICIES)}"
         )
+    feedback_ = Feedback.of(feedback, positive, duplicates)
     bounds = declared_scale(scale)
     try:
         if isinstance(source, pd.DataFrame):
             if sep is not None or encoding is not None:
                 raise ConfigError("sep and encoding apply to files, not to a DataFrame")
             raw = raw_from_frame(source, user_col=user_col, item_col=item_col, rating_col=rating_col,
-                                 time_col=time_col)
-            ratings = ratings_from_raw(raw, duplicates=duplicates, scale=bounds, name="DataFrame")
+                                 time_col=time_col, rating_optional=feedback_.implicit)
+            ratings = feedback_.from_raw(raw, duplicates, bounds, "DataFrame")
             ratings.meta.update({"edition": None, "path": None})
             return ratings
         return _load_path(_source_text(source), _folder(data_dir), bounds, duplicates, encoding, {
-            "user_col": user_col, "item_col": item_col, "rating_col": rating_col, "time_col": time_col, "sep": sep})
+            "user_col": user_col, "item_col": item_col, "rating_col": rating_col, "time_col": time_col, "sep": sep},
+            feedback_)
     except MemoryError:
         raise DataError("not enough memory to load these ratings") from None
 
@@ -140,7 +148,7 @@ def _folder(value: object) -> str | os.PathLike[str] | None:
 
 def _load_path(
     text: str, folder: str | os.PathLike[str] | None, bounds: ScaleBounds | None, duplicates: str,
-    encoding: str | None, columns: dict[str, object],
+    encoding: str | None, columns: dict[str, object], feedback: Feedback,
 ) -> Ratings:
     """``load`` of an edition name, a folder or a file."""
     flags = {key: check_column_flag(value, key.removesuffix("_col")) for key, value in columns.items()
@@ -159,7 +167,7 @@ def _load_path(
                 f"run `deepmf download {text}` or pass --dir"
             )
         _refuse_flags(given, text)
-        return load_movielens(edition_folder, name=text, duplicates=duplicates, scale=bounds)
+        return feedback.of_loaded(load_movielens(edition_folder, name=text, duplicates=duplicates, scale=bounds))
     path = Path(text).expanduser()
     try:
         is_dir, exists = path.is_dir(), path.exists()
@@ -172,10 +180,11 @@ def _load_path(
                 "pass a ratings file instead"
             )
         _refuse_flags(given, str(path))
-        return load_movielens(path, duplicates=duplicates, scale=bounds)
+        return feedback.of_loaded(load_movielens(path, duplicates=duplicates, scale=bounds))
     if exists:
-        raw = read_user_file(path, **flags, sep=sep, encoding=encoding or "utf-8")  # type: ignore[arg-type]
-        ratings = ratings_from_raw(raw, duplicates=duplicates, scale=bounds, name=path.name)
+        raw = read_user_file(path, **flags, sep=sep, encoding=encoding or "utf-8",  # type: ignore[arg-type]
+                             rating_optional=feedback.implicit)
+        ratings = feedback.from_raw(raw, duplicates, bounds, path.name)
         ratings.meta.update({"edition": None, "path": str(path)})
         return ratings
     try:

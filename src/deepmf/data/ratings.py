@@ -69,6 +69,9 @@ def step_of(distinct: np.ndarray) -> float:
     return SCALE_STEPS[-1]  # continuous ratings: treat as 0.01 steps for reporting; classification will refuse
 
 
+FEEDBACKS = ("explicit", "implicit")
+
+
 @dataclass(frozen=True)
 class RatingScale:
     """The declared rating scale: ``minimum..maximum`` in steps of ``step`` (1..5 by 1, 0.5..5 by 0.5)."""
@@ -164,7 +167,7 @@ class RatingTensors:
 
 @dataclass(frozen=True, eq=False)
 class Ratings(UserItemMaps):
-    """Explicit ratings as columnar arrays with id maps and optional side tables.
+    """Ratings (or implicit interactions) as columnar arrays with id maps and optional side tables.
 
     Attributes:
         users: int32 user indices into ``user_ids``.
@@ -177,6 +180,9 @@ class Ratings(UserItemMaps):
         item_table: titles and genres, or None.
         user_table: demographics, or None.
         name: where the ratings came from (edition name or file path), for reports.
+        meta: provenance (edition, path; for implicit feedback the ``positive`` threshold and the source scale).
+        feedback: "explicit" (``ratings`` are star ratings on ``scale``) or "implicit" (every row is a positive
+            interaction and ``ratings`` holds its weight, the number of events; see ``deepmf.data.implicit``).
     """
 
     users: np.ndarray
@@ -190,6 +196,7 @@ class Ratings(UserItemMaps):
     user_table: UserTable | None = None
     name: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    feedback: str = "explicit"
 
     def __post_init__(self) -> None:
         # Cheap structural checks (a few reductions), so a wrong argument fails here with one line, not later
@@ -210,6 +217,8 @@ class Ratings(UserItemMaps):
             if array.dtype != dtype:
                 array = array.astype(dtype)
             object.__setattr__(self, name, array)
+        if self.feedback not in FEEDBACKS:
+            raise DataError(f"feedback must be one of {', '.join(FEEDBACKS)}, got {self.feedback!r}")
         n = len(self.users)
         if (
             len(self.items) != n
@@ -260,9 +269,12 @@ class Ratings(UserItemMaps):
                    "demographics": self.user_table is not None}
         side = [name for name, here in present.items() if here]
         scale = self.scale
-        return (f"Ratings({self.name or 'unnamed'!r}: {len(self):,} ratings, {self.n_users:,} users, "
-                f"{self.n_items:,} items, scale {scale.minimum:g}..{scale.maximum:g} by {scale.step:g}"
-                + (f", with {', '.join(side)}" if side else "") + ")")
+        if self.feedback == "implicit":
+            rows, kind = "interactions", "implicit feedback"
+        else:
+            rows, kind = "ratings", f"scale {scale.minimum:g}..{scale.maximum:g} by {scale.step:g}"
+        return (f"Ratings({self.name or 'unnamed'!r}: {len(self):,} {rows}, {self.n_users:,} users, "
+                f"{self.n_items:,} items, {kind}" + (f", with {', '.join(side)}" if side else "") + ")")
 
     @property
     def global_mean(self) -> float:

@@ -11,6 +11,9 @@ Spec strings for ``parse_split`` (the CLI's ``--split``):
 * ``user:leave3``: 3 random ratings of each user held out (at least one kept for training)
 * ``time:0.2``: the latest 20 % of ratings (global time cut) held out
 * ``usertime:last2``: each user's 2 latest ratings held out (at least one kept for training)
+* ``leave-last-out``: each user's latest rating (or interaction) held out: ``usertime:last1`` under its usual name
+* ``ncf``: the split of NCF's protocol (He et al. 2017), the same rows as ``leave-last-out``; NCF then ranked each
+  held-out item among 99 sampled items, which deepmf does only when asked (``--protocol sampled``)
 * ``kfold:5``: 5 folds, each the test part once
 * ``files:TRAIN,TEST``: a predefined split given as two files (see ``file_split``)
 
@@ -30,19 +33,24 @@ import numpy as np
 from deepmf.data.columns import RawRatings
 from deepmf.data.files import ratings_from_raw, read_user_file
 from deepmf.data.idmap import IdMap
+from deepmf.data.implicit import Feedback, implicit_from_raw, to_implicit
 from deepmf.data.movielens import read_rating_file
-from deepmf.data.ratings import Ratings
+from deepmf.data.ratings import Ratings, RatingScale
 from deepmf.data.scale import ScaleBounds, declared_scale
 from deepmf.errors import ConfigError, DataError
 
 CANONICAL_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
-# The split of data that has no canonical one.
+# The split of ratings that have no canonical one, and of implicit feedback (per user: each keeps a history).
 RANDOM_SPLIT = "random:0.2"
+USER_SPLIT = "user:0.2"
 
 
 def default_split(r: Ratings) -> str:
-    """The split every command uses when none is named: "u1" for ML-100K (its canonical split, the one papers
-    and peers report), else "random:0.2"."""
+    """The split every command uses when none is named: "user:0.2" for implicit feedback (every test user keeps
+    a history to rank from), else "u1" for ML-100K (its canonical split, the one papers and peers report), else
+    "random:0.2"."""
+    if r.feedback == "implicit":
+        return USER_SPLIT
     return "u1" if r.meta.get("edition") == "ml-100k" else RANDOM_SPLIT
 
 
@@ -216,11 +224,14 @@ def kfold_splits(r: Ratings, k: int = 5, seed: int = 0) -> list[Split]:
 
 
 def _coded(r: Ratings, raw: RawRatings) -> Ratings:
-    """Rows of a canonical split file coded with ``r``'s maps, carrying r's scale and side tables."""
-    coded = ratings_from_raw(raw, scale=r.scale, user_ids=r.user_ids, item_ids=r.item_ids, name=r.name)
-    return replace(
-        r, users=coded.users, items=coded.items, ratings=coded.ratings, timestamps=coded.timestamps
-    )
+    """Rows of a canonical split file coded with ``r``'s maps, carrying r's scale and side tables (implicit
+    ``r``: the file's ratings made interactions with r's threshold)."""
+    implicit = r.feedback == "implicit"
+    scale = RatingScale.from_dict(r.meta["source_scale"]) if implicit else r.scale
+    coded = ratings_from_raw(raw, scale=scale, user_ids=r.user_ids, item_ids=r.item_ids, name=r.name)
+    part = replace(r, users=coded.users, items=coded.items, ratings=coded.ratings, timestamps=coded.timestamps,
+                   scale=scale, feedback="explicit")
+    return to_implicit(part, r.meta.get("positive")) if implicit else part
 
 
 def canonical_split(r: Ratings, name: str) -> Split:
@@ -250,16 +261,20 @@ def file_split(train_path: str | Path, test_path: str | Path, **load_kwargs: Any
     Args:
         train_path, test_path: the two rating files (same layout).
         **load_kwargs: ``user_col``, ``item_col``, ``rating_col``, ``time_col``, ``sep``, ``encoding``,
-            ``duplicates``, ``scale`` as for ``deepmf.data.load``.
+            ``duplicates``, ``scale``, ``feedback``, ``positive`` as for ``deepmf.data.load`` (implicit
+            feedback: the files may be event logs without ratings, and the test file's interactions are its
+            ratings at or above the same ``positive``).
     """
-    allowed = {"user_col", "item_col", "rating_col", "time_col", "sep", "encoding", "duplicates", "scale"}
+    allowed = {"user_col", "item_col", "rating_col", "time_col", "sep", "encoding", "duplicates", "scale",
+               "feedback", "positive"}
     unknown = set(load_kwargs) - allowed
     if unknown:
         raise ConfigError(f"file_split: unknown option(s) {', '.join(sorted(unknown))}")
     duplicates = load_kwargs.pop("duplicates", "error")
     bounds = declared_scale(load_kwargs.pop("scale", None))
-    raw_train = read_user_file(train_path, **load_kwargs)
-    raw_test = read_user_file(test_path, **load_kwargs)
+    feedback = Feedback.of(load_kwargs.pop("feedback", "explicit"), load_kwargs.pop("positive", None), duplicates)
+    raw_train = read_user_file(train_path, **load_kwargs, rating_optional=feedback.implicit)
+    raw_test = read_user_file(test_path, **load_kwargs, rating_optional=feedback.implicit)
     if (raw_train.timestamps is None) != (raw_test.timestamps is None):
         raise DataError(
             f"{test_path}: has {'no ' if raw_test.timestamps is None else ''}timestamps but "
@@ -269,25 +284,38 @@ def file_split(train_path: str | Path, test_path: str | Path, **load_kwargs: Any
     user_ids, _ = IdMap.build(np.concatenate([raw_train.users, raw_test.users]), name="user")
     item_ids, _ = IdMap.build(np.concatenate([raw_train.items, raw_test.items]), name="item")
     name = f"files:{Path(train_path).name},{Path(test_path).name}"
-    common = {"duplicates": duplicates, "user_ids": user_ids, "item_ids": item_ids, "name": name}
-    if bounds is not None:
-        train = ratings_from_raw(raw_train, scale=bounds, **common)
+    common = {"user_ids": user_ids, "item_ids": item_ids}
+    if feedback.implicit:
+        train = implicit_from_raw(raw_train, feedback.positive, name, scale=bounds, **common)
+        source = RatingScale.from_dict(train.meta["source_scale"])
+        events = raw_train.ratings_missing or raw_test.ratings_missing
+        held_to = None if events else ScaleBounds.of(source, "the training data's scale", step=False)
+        test = implicit_from_raw(raw_test, feedback.positive, name, scale=held_to, **common)
     else:
-        train = ratings_from_raw(raw_train, **common)
-    held_to = ScaleBounds.of(train.scale, "the training data's scale", step=False)
-    test = ratings_from_raw(raw_test, scale=held_to, **common)
+        common.update(duplicates=duplicates, name=name)
+        if bounds is not None:
+            train = ratings_from_raw(raw_train, scale=bounds, **common)
+        else:
+            train = ratings_from_raw(raw_train, **common)
+        held_to = ScaleBounds.of(train.scale, "the training data's scale", step=False)
+        test = ratings_from_raw(raw_test, scale=held_to, **common)
     for part, path in ((train, train_path), (test, test_path)):
         part.meta.update({"edition": None, "path": str(path)})
     return make_split(train, test, name)
 
 
 def validation_split(train: Ratings, fraction: float = 0.05, seed: int = 0) -> tuple[Ratings, Ratings]:
-    """Carve a validation set for early stopping out of training data only (random ``fraction`` of rows).
+    """Carve a validation set for early stopping out of training data only: a random ``fraction`` of the rows,
+    or for implicit feedback ``fraction`` of each user's interactions (every user keeps one for training, so
+    each validation user has a history to rank from).
 
     Returns:
         (the remaining training ratings, the validation ratings), both with the full id maps.
     """
-    split = random_split(train, fraction, seed)
+    if train.feedback == "implicit":
+        split = user_split(train, test_fraction=fraction, seed=seed)
+    else:
+        split = random_split(train, fraction, seed)
     return split.train, split.test
 
 
@@ -319,8 +347,16 @@ def parse_split(spec: str, r: Ratings, seed: int = 0) -> list[Split]:
     kind, _, arg = text.partition(":")
     kind = kind.strip().lower()
     arg = arg.strip()
+    if text in ("leave-last-out", "ncf"):
+        split = user_temporal_split(r, 1)
+        return [replace(split, name=text)]
     if kind == "files" and "," in arg:
         train_path, test_path = (p.strip() for p in arg.split(",", 1))
+        if r.feedback == "implicit":  # the loaded data's threshold, compared on its source's scale
+            events = r.meta.get("scale_source") == "events"
+            scale = None if events else RatingScale.from_dict(r.meta["source_scale"])
+            return [file_split(train_path, test_path, scale=scale, feedback="implicit",
+                               positive=r.meta.get("positive"))]
         return [file_split(train_path, test_path, scale=r.scale)]
     if kind in _FRACTION_KINDS and _is_fraction(arg):
         fraction = float(arg)
@@ -338,7 +374,7 @@ def parse_split(spec: str, r: Ratings, seed: int = 0) -> list[Split]:
         return kfold_splits(r, int(arg), seed)
     raise ConfigError(
         f"unknown split {spec!r}; use u1..u5, ua, ub, canonical, random:0.2, user:0.2, user:leave3, "
-        "time:0.2, usertime:last2, kfold:5 or files:TRAIN,TEST"
+        "time:0.2, usertime:last2, leave-last-out, ncf, kfold:5 or files:TRAIN,TEST"
     )
 
 

@@ -238,3 +238,49 @@ def movielens_like(n_users: int = 943, n_items: int = 1682, n_ratings: int = 100
               "generated": {"kind": "movielens-like", "n_users": n_users, "n_items": n_items,
                             "n_ratings": n_ratings, "rank": rank, "noise": noise, "seed": seed}},
     )
+
+
+def planted_interactions(n_users: int = 200, n_items: int = 100, n_groups: int = 5, per_user: int = 12,
+                         stray: float = 0.1, seed: int = 0) -> Ratings:
+    """Implicit feedback with a planted structure: users and items fall into ``n_groups`` taste groups.
+
+    Each user interacts with ``per_user`` distinct items, each drawn from the user's own group's items with
+    probability ``1 - stray`` and uniformly otherwise; groups are equally large, so every item is about as
+    popular as any other and popularity cannot rank well, while a model that finds the groups recommends a
+    user's unseen group items (what the tests of implicit models check).
+
+    Returns:
+        Implicit Ratings (weight 1 per pair; random timestamps) with ``meta["groups"]`` = (user groups, item
+        groups) and ``meta["edition"] = "synthetic"``.
+
+    Raises:
+        ConfigError: sizes that do not fit (a group smaller than ``per_user``, groups that do not divide).
+    """
+    from deepmf.data.implicit import to_implicit
+
+    if n_groups < 1 or n_users % n_groups or n_items % n_groups or n_items // n_groups < per_user:
+        raise ConfigError(f"{n_groups} groups must divide {n_users} users and {n_items} items into groups of at "
+                          f"least per_user={per_user} items")
+    if not 0 <= stray <= 1:
+        raise ConfigError(f"stray must be in [0, 1], got {stray!r}")
+    rng = np.random.default_rng(seed)
+    user_group = np.arange(n_users) % n_groups
+    item_group = np.arange(n_items) % n_groups
+    users, items = [], []
+    for user in range(n_users):
+        own = np.flatnonzero(item_group == user_group[user])
+        chosen: set[int] = set()
+        while len(chosen) < per_user:
+            pool = own if rng.random() >= stray else np.arange(n_items)
+            chosen.add(int(rng.choice(pool)))
+        users += [user] * per_user
+        items += sorted(chosen)
+    order = rng.permutation(len(users))
+    users_arr = np.asarray(users, dtype=np.int32)[order]
+    items_arr = np.asarray(items, dtype=np.int32)[order]
+    events = Ratings(users_arr, items_arr, np.ones(len(users_arr), dtype=np.float32),
+                     IdMap(np.arange(n_users, dtype=np.int64), "int", "user"),
+                     IdMap(np.arange(n_items, dtype=np.int64), "int", "item"), RatingScale(0.0, 1.0, 1.0),
+                     timestamps=rng.integers(9e8, 1e9, len(users_arr)), name="planted",
+                     meta={"edition": "synthetic", "path": None, "groups": (user_group, item_group)})
+    return to_implicit(events)

@@ -26,6 +26,7 @@ SUMMARY_KEYS = (
     "precision",
     "recall",
     "ndcg",
+    "map",
     "hit_rate",
     "coverage",
     "train_seconds",

@@ -1,4 +1,5 @@
-"""Top-k ranking metrics on held-out ratings: precision@k, recall@k, NDCG@k, hit rate and catalogue coverage.
+"""Top-k ranking metrics on held-out ratings: precision@k, recall@k, NDCG@k, MAP@k, hit rate, catalogue coverage;
+and the sampled-negative protocol of NCF, kept apart and labelled.
 
 Everything is vectorised over users. A recommendation list is a row of item indices, best first, padded with
 -1 when fewer than k items could be recommended; the held-out relevant items of each row are given in CSR form
@@ -10,8 +11,15 @@ Definitions (binary relevance; "relevant" is decided by the caller, by default a
 - recall@k = hits in the top k / number of relevant items of the user;
 - NDCG@k = DCG / ideal DCG, DCG = sum over ranks j = 1..k of rel_j / log2(j + 1), the ideal list putting
   min(k, n_relevant) relevant items first;
+- MAP@k = mean over users of AP@k = sum over ranks j = 1..k of precision@j x rel_j / min(k, n_relevant) (the
+  denominator of Rendle's and the ``implicit`` library's definition: a perfect list scores 1 even when the user
+  has more than k relevant items);
 - hit rate = share of users with at least one hit;
 - coverage = distinct items recommended to anyone / size of the catalogue.
+
+The sampled protocol (``sampled_metrics``, He et al. 2017) ranks each held-out item among a few sampled items
+instead of the whole catalogue. It is far easier than full ranking (Krichene and Rendle 2020 showed that it can
+even reorder models), so it is only computed when asked for and its results say ``"protocol": "sampled"``.
 """
 
 from __future__ import annotations
@@ -83,6 +91,17 @@ def ndcg_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int | None = None) ->
     return dcg / ideal
 
 
+def average_precision_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int | None = None) -> np.ndarray:
+    """Per-row AP@k: sum of precision@j at each hit rank j, over min(k, n_relevant); rows need a relevant item.
+
+    ``k`` may exceed the hit matrix's width (a list cut at the catalogue size); default the width.
+    """
+    width = hits.shape[1]
+    precision_at = np.cumsum(hits, axis=1) / np.arange(1, width + 1, dtype=np.float64)
+    n_ideal = np.minimum(np.asarray(n_relevant, dtype=np.int64), width if k is None else k)
+    return (precision_at * hits).sum(axis=1) / n_ideal
+
+
 def hit_rate(hits: np.ndarray) -> np.ndarray:
     """Per-row 1.0 when the top k hold at least one relevant item, else 0.0."""
     return hits.any(axis=1).astype(np.float64)
@@ -109,8 +128,8 @@ def ranking_metrics(top_items: np.ndarray, indptr: np.ndarray, indices: np.ndarr
             default ``width``.
 
     Returns:
-        ``precision``, ``recall``, ``ndcg``, ``hit_rate`` (means over rows with a relevant item; NaN when
-        there is none), ``coverage`` (over all rows) and ``n_users`` (rows averaged over).
+        ``precision``, ``recall``, ``ndcg``, ``map``, ``hit_rate`` (means over rows with a relevant item; NaN
+        when there is none), ``coverage`` (over all rows) and ``n_users`` (rows averaged over).
     """
     top_items = np.asarray(top_items, dtype=np.int64)
     n_relevant = np.diff(indptr)
@@ -119,8 +138,34 @@ def ranking_metrics(top_items: np.ndarray, indptr: np.ndarray, indices: np.ndarr
     hits, n_relevant = hits[keep], n_relevant[keep]
     result: dict[str, float] = {}
     for name, values in (("precision", precision_at_k(hits, k)), ("recall", recall_at_k(hits, n_relevant)),
-                         ("ndcg", ndcg_at_k(hits, n_relevant, k)), ("hit_rate", hit_rate(hits))):
+                         ("ndcg", ndcg_at_k(hits, n_relevant, k)), ("map", average_precision_at_k(hits, n_relevant, k)),
+                         ("hit_rate", hit_rate(hits))):
         result[name] = float(values.mean()) if len(values) else float("nan")
     result["coverage"] = catalogue_coverage(top_items, n_catalogue)
     result["n_users"] = int(keep.sum())
     return result
+
+
+def sampled_metrics(positive_scores: np.ndarray, negative_scores: np.ndarray, k: int) -> dict[str, float]:
+    """HR@k and NDCG@k of NCF's sampled protocol: each held-out item ranked among its own sampled negatives.
+
+    A negative that scores the same as the held-out item counts as ranked above it, so ties never flatter.
+
+    Args:
+        positive_scores: (n,) score of each held-out (user, item) case.
+        negative_scores: (n, m) scores of the m items sampled for that case (items the user never interacted
+            with).
+        k: cut-off.
+
+    Returns:
+        ``hit_rate`` (share of cases ranked in the top k of m + 1), ``ndcg`` (1 / log2(rank + 1) for those,
+        0 otherwise), ``n_cases``; NaN metrics when there is no case.
+    """
+    positive_scores = np.asarray(positive_scores, dtype=np.float64)
+    if len(positive_scores) == 0:
+        return {"hit_rate": float("nan"), "ndcg": float("nan"), "n_cases": 0}
+    negative_scores = np.asarray(negative_scores, dtype=np.float64).reshape(len(positive_scores), -1)
+    above = (negative_scores >= positive_scores[:, None]).sum(axis=1)  # 0-based rank of the held-out item
+    hit = above < k
+    return {"hit_rate": float(hit.mean()), "ndcg": float(np.where(hit, 1.0 / np.log2(above + 2.0), 0.0).mean()),
+            "n_cases": len(positive_scores)}

@@ -33,8 +33,10 @@ class RatingModel(nn.Module):
     name: ClassVar[str] = "base"
     # The config dataclass: data-derived fields (``data_values``) plus user options (``option_names``).
     config_class: ClassVar[Any]
-    # Tuned TrainConfig values for this model (see deepmf.models.registry.default_train_options).
+    # Tuned TrainConfig values for this model (see deepmf.models.registry.default_train_options), and for models
+    # that learn both kinds of feedback, those for implicit feedback (None: the same).
     default_train: ClassVar[dict[str, Any]] = {}
+    default_train_implicit: ClassVar[dict[str, Any] | None] = None
     # Training engines this model can use, preferred first (see deepmf.training.engines.select_engine).
     engines: tuple[str, ...] = ("torch",)
     # The engines ``default_train`` was tuned for (None: all of ``engines``). Under torchrun an ``auto`` engine
@@ -46,6 +48,11 @@ class RatingModel(nn.Module):
     # True when predictions depend on when a rating is made (``predict_at`` uses the timestamps); evaluation
     # then scores held-out ratings at their own times.
     uses_time: bool = False
+    # What ``predict`` gives: "rating" (on the data's rating scale: clipped to it, scored by RMSE) or "score"
+    # (implicit-feedback models: only the order of items means anything; never clipped, ranking metrics only).
+    output_kind: str = "rating"
+    # The kinds of feedback (Ratings.feedback) the model learns from; ``from_data`` refuses others.
+    feedbacks: tuple[str, ...] = ("explicit",)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -56,8 +63,10 @@ class RatingModel(nn.Module):
         """Build a model sized for ``data`` (shapes, training mean, scale, side tables) with user ``options``.
 
         Raises:
-            ConfigError: an unknown option, or an invalid value (zero factors, bad layers, ...).
+            ConfigError: an unknown option, or an invalid value (zero factors, bad layers, ...), or data of a
+                feedback kind the model does not learn.
         """
+        cls.check_feedback(data.feedback)
         allowed = cls.config_class.option_names()
         unknown = sorted(set(options) - set(allowed))
         if unknown:
@@ -66,6 +75,17 @@ class RatingModel(nn.Module):
         model = cls(cls.config_class(**cls.config_class.data_values(data), **options))
         model.fill(data)
         return model
+
+    @classmethod
+    def check_feedback(cls, feedback: str) -> None:
+        """ConfigError unless the model learns from ``feedback`` ("explicit" or "implicit") data."""
+        if feedback in cls.feedbacks:
+            return
+        if feedback == "implicit":
+            raise ConfigError(f"model {cls.name!r} learns explicit ratings; for implicit feedback use bpr, ials, "
+                              "ease, pop, or deepmf/neumf with loss bce")
+        raise ConfigError(f"model {cls.name!r} learns implicit feedback: load the data with --feedback implicit "
+                          "(and --positive R to keep ratings >= R as interactions)")
 
     def fill(self, data: Ratings) -> None:
         """Copy side tables of ``data`` into the model's buffers (models without side features do nothing)."""

@@ -139,6 +139,7 @@ class Blend(RatingModel):
         """Build every member for ``data`` from its options, then the blend around them."""
         from deepmf.models.registry import create_model
 
+        cls.check_feedback(data.feedback)
         allowed = set(BlendConfig.option_names()) - {"member_configs"}
         unknown = sorted(set(options) - allowed)
         if unknown:

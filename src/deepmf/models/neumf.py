@@ -22,6 +22,7 @@ class NeuMF(DeepModel):
     name: ClassVar[str] = "neumf"
     user_tables: ClassVar[tuple[str, ...]] = ("gmf_user", "mlp_user")
     item_tables: ClassVar[tuple[str, ...]] = ("gmf_item", "mlp_item")
+    tower_tables: ClassVar[tuple[str, ...]] = ("mlp_user", "mlp_item")
 
     def __init__(self, config: DeepConfig) -> None:
         super().__init__(config)
@@ -35,11 +36,15 @@ class NeuMF(DeepModel):
         self.output = self.output_layer(config.factors + config.layers[-1])
 
     def compute(self, users: torch.Tensor, items: torch.Tensor, used: list[torch.Tensor] | None) -> torch.Tensor:
-        gmf = self.lookup(self.gmf_user, users, used) * self.lookup(self.gmf_item, items, used)
         inputs = torch.cat([self.lookup(self.mlp_user, users, used), self.lookup(self.mlp_item, items, used),
                             *self.side(users, items)], dim=-1)
-        tower = self.tower(inputs)
-        return self.finish(self.output(torch.cat([gmf, tower], dim=-1)), users, items, used)
+        return self.finish(self.output(self.head_input(users, items, self.tower(inputs), used)), users, items, used)
+
+    def head_input(self, users: torch.Tensor, items: torch.Tensor, tower: torch.Tensor,
+                   used: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """The GMF product of the pairs beside the tower's output."""
+        gmf = self.lookup(self.gmf_user, users, used) * self.lookup(self.gmf_item, items, used)
+        return torch.cat([gmf, tower], dim=-1)
 
     def item_embeddings(self) -> torch.Tensor:
         return torch.cat([self.gmf_item.weight, self.mlp_item.weight], dim=-1).detach()

@@ -15,9 +15,13 @@ from deepmf.models.autorec import AutoRec
 from deepmf.models.base import RatingModel
 from deepmf.models.bayes import BayesMF
 from deepmf.models.blend import Blend, parse_members
+from deepmf.models.bpr import BPR
 from deepmf.models.deep import DeepMF
+from deepmf.models.ease import EASE
+from deepmf.models.ials import IALS
 from deepmf.models.mf import MF
 from deepmf.models.neumf import NeuMF
+from deepmf.models.pop import Pop
 from deepmf.models.svdpp import SVDpp
 
 if TYPE_CHECKING:
@@ -32,7 +36,7 @@ def register(cls: type[RatingModel]) -> type[RatingModel]:
     return cls
 
 
-for _builtin in (MF, DeepMF, NeuMF, BayesMF, AutoRec, SVDpp, Blend):
+for _builtin in (MF, DeepMF, NeuMF, BayesMF, AutoRec, SVDpp, Blend, BPR, IALS, EASE, Pop):
     register(_builtin)
 
 
@@ -62,7 +66,7 @@ def create_model(name: str, data: Ratings, **options: Any) -> RatingModel:
     """A new model sized for ``data`` (shapes, mean, scale and side tables of the training ratings).
 
     Args:
-        name: registry name ("mf", "deepmf", "neumf", ...).
+        name: registry name ("mf", "deepmf", "neumf", ...; for implicit feedback "bpr", "ials", "ease", "pop").
         data: the ratings the model will be trained on (their id maps fix the table sizes).
         **options: model options (``factors``, ``layers``, ``head``, ...).
 
@@ -132,6 +136,10 @@ def _check_state(name: str, expected: dict[str, torch.Tensor], state: dict[str, 
             )
 
 
-def default_train_options(name: str) -> dict[str, Any]:
-    """Tuned TrainConfig values for model ``name`` (a fresh dict; CLI flags and --config override them)."""
-    return dict(model_class(name).default_train)
+def default_train_options(name: str, feedback: str = "explicit") -> dict[str, Any]:
+    """Tuned TrainConfig values for model ``name`` learning ``feedback`` ("explicit" or "implicit") data (a
+    fresh dict; CLI flags and --config override them)."""
+    cls = model_class(name)
+    if feedback == "implicit" and cls.default_train_implicit is not None:
+        return dict(cls.default_train_implicit)
+    return dict(cls.default_train)

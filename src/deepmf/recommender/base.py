@@ -43,6 +43,8 @@ class RecommenderBase(UserItemMaps):
 
     model: RatingModel
     model_name: str
+    feedback: str
+    positive: float | None
     user_ids: IdMap
     item_ids: IdMap
     scale: RatingScale
@@ -59,6 +61,11 @@ class RecommenderBase(UserItemMaps):
     _fold_in_cache: FoldInContext | None
     _title_search: list[str] | None
     _vector_cache: dict[str, torch.Tensor]
+
+    @property
+    def scores_only(self) -> bool:
+        """True for implicit-feedback models: ``predict`` gives ranking scores, not ratings (never clipped)."""
+        return self.model.output_kind == "score"
 
     @property
     def device(self) -> torch.device:

@@ -10,6 +10,11 @@ the answer falls back to the global mean plus the known side's bias and says so.
 items are drawn only from items that had training ratings, for the same reason: an untrained item's vector is
 noise.
 
+Implicit feedback: models trained on interactions (``feedback == "implicit"``; BPR, iALS, EASE, popularity,
+deep models with loss bce) answer with scores that only order items (``scores_only``): nothing clips them,
+``evaluate`` reports ranking metrics only (every held-out interaction is relevant), and cold ids fall back to
+item popularity instead of a mean rating.
+
 Time: a model that uses the day of a rating (``model.uses_time``) is scored at the ratings' timestamps by
 ``evaluate`` (when the held-out ratings have them) and by ``predict_many`` / ``predict_frame`` when given
 ``timestamps``. Ranking (``recommend``, ``recommend_many``, the ranking metrics) is time-free: a list of items
@@ -57,6 +62,8 @@ class Recommender(Similarity, Evaluating, FoldIn, Persistence):
         model_options: the options the model was created with.
         summary: training summary (epochs run, seconds, engine, ...).
         evaluation: test-set evaluation kept with the model (plots use it).
+        feedback: "explicit" or "implicit", the kind of data the model learned (saved with it).
+        positive: for implicit feedback, the lowest rating that counted as an interaction (None: every row).
     """
 
     def __init__(
@@ -74,11 +81,15 @@ class Recommender(Similarity, Evaluating, FoldIn, Persistence):
         model_options: dict[str, Any] | None = None,
         summary: dict[str, Any] | None = None,
         evaluation: Evaluation | None = None,
+        feedback: str = "explicit",
+        positive: float | None = None,
     ) -> None:
         if seen.n_users != len(user_ids) or seen.n_items != len(item_ids):
             raise ConfigError("training ratings and id maps disagree on the number of users or items")
         self.model = model.eval()
         self.model_name = model_name
+        self.feedback = feedback
+        self.positive = positive
         self.user_ids = user_ids
         self.item_ids = item_ids
         self.scale = scale
@@ -130,4 +141,6 @@ class Recommender(Similarity, Evaluating, FoldIn, Persistence):
             history,
             model_options=dict(trained.model_options),
             summary=result,
+            feedback=data.feedback,
+            positive=data.meta.get("positive") if data.feedback == "implicit" else None,
         )

@@ -62,6 +62,7 @@ class Persistence(RecommenderBase):
             "users": {"kind": self.user_ids.kind, "ids": self.user_ids.to_list()},
             "items": {"kind": self.item_ids.kind, "ids": self.item_ids.to_list()},
             "scale": self.scale.to_dict(),
+            "feedback": {"kind": self.feedback, "positive": self.positive},
             "item_table": item_table,
             "train_config": None if self.train_config is None else self.train_config.to_dict(),
             "history": self.history,
@@ -149,6 +150,9 @@ def _parse_folder(tensors: dict[str, torch.Tensor], meta: dict[str, Any], where:
     if not (scale.minimum < scale.maximum and scale.step > 0):
         raise ModelFormatError(f"{where}: invalid rating scale {scale}")
     item_table = _parse_item_table(meta, tensors, len(item_ids), where)
+    feedback, positive = _parse_feedback(meta, where)
+    if model.output_kind == "score" and feedback != "implicit":
+        raise ModelFormatError(f"{where}: model {name!r} scores implicit feedback, but the folder says {feedback}")
     train_values = io.get(meta, "train_config", dict, where, optional=True)
     evaluation = None
     evaluation_meta = io.get(meta, "evaluation", dict, where, optional=True)
@@ -173,7 +177,21 @@ def _parse_folder(tensors: dict[str, torch.Tensor], meta: dict[str, Any], where:
         "model_options": options,
         "summary": io.get(meta, "summary", dict, where, optional=True) or {},
         "evaluation": evaluation,
+        "feedback": feedback,
+        "positive": positive,
     }
+
+
+def _parse_feedback(meta: dict[str, Any], where: Path) -> tuple[str, float | None]:
+    """(kind, positive threshold) of the ``feedback`` section; folders written before it are explicit."""
+    from deepmf.data.ratings import FEEDBACKS
+
+    section = io.get(meta, "feedback", dict, where, optional=True) or {"kind": "explicit"}
+    kind = io.get(section, "kind", str, f"{where} [feedback]")
+    if kind not in FEEDBACKS:
+        raise ModelFormatError(f"{where}: [feedback] kind must be one of {', '.join(FEEDBACKS)}, got {kind!r}")
+    positive = io.get(section, "positive", (int, float), f"{where} [feedback]", optional=True)
+    return kind, None if positive is None else float(positive)
 
 
 def _parse_seen(tensors: dict[str, torch.Tensor], n_users: int, n_items: int, where: Path) -> SeenRatings:

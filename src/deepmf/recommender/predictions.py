@@ -29,11 +29,15 @@ class Predictions(IdLookup):
         """(global mean, user biases, item biases) in rating units for cold-start answers.
 
         Taken from the model when it has bias terms, else estimated from the training ratings as damped mean
-        offsets (global mean first, then item offsets, then user offsets of the residual).
+        offsets (global mean first, then item offsets, then user offsets of the residual). Models of implicit
+        feedback answer with popularity: 0 + 0 + the share of training users who interacted with the item.
         """
         if self._fallback is None:
             terms = self.model.bias_terms()
-            if terms is not None:
+            if self.scores_only:
+                share = self.seen.item_counts() / max(int(self._trained_users.sum()), 1)
+                self._fallback = (0.0, np.zeros(self.n_users, dtype=np.float32), share.astype(np.float32))
+            elif terms is not None:
                 mean, user_bias, item_bias = (t.detach().float().cpu().reshape(-1).numpy() for t in terms)
                 self._fallback = (float(mean[0]), user_bias, item_bias)
             else:
@@ -51,7 +55,8 @@ class Predictions(IdLookup):
     def _predict_indices(
         self, users: np.ndarray, items: np.ndarray, timestamps: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Clipped predictions for index pairs (-1 = cold) and a cold code per pair (0, 1 user, 2 item, 3).
+        """Predictions for index pairs (-1 = cold), clipped to the scale unless they are scores, and a cold code
+        per pair (0, 1 user, 2 item, 3).
 
         With ``timestamps`` (unix seconds, aligned with the pairs) a model that uses time scores each warm pair
         at its own time (``predict_at``); other models ignore them.
@@ -77,6 +82,8 @@ class Predictions(IdLookup):
                 + np.where(u >= 0, user_bias[np.maximum(u, 0)], 0.0)
                 + np.where(i >= 0, item_bias[np.maximum(i, 0)], 0.0)
             )
+        if self.scores_only:
+            return out, cold_code
         return np.clip(out, self.scale.minimum, self.scale.maximum), cold_code
 
     def _model_times(self, timestamps: Any, n: int) -> np.ndarray | None:
@@ -96,7 +103,8 @@ class Predictions(IdLookup):
         return times if self.model.uses_time else None
 
     def predict(self, user: Any, item: Any, cold_start: ColdStart = "error") -> Prediction:
-        """Predicted rating of one (user, item) pair in raw ids, clipped to the rating scale.
+        """Predicted rating of one (user, item) pair in raw ids, clipped to the rating scale (for an implicit-
+        feedback model: its score, unclipped).
 
         Raises:
             UnknownIdError: a cold id with ``cold_start="error"``.

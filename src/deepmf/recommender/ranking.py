@@ -63,9 +63,8 @@ class Ranking(Predictions):
     def _top_k(
         self, users: np.ndarray, k: int, exclude_seen: bool, min_ratings: int = 1, chunk: int | None = None
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (items (B, k) with -1 padding, clipped scores (B, k)) per chunk of user indices.
-
-        ``chunk`` users are scored at a time (default: the scoring budget of ``base``).
+        """Yield (items (B, k) with -1 padding, scores (B, k), clipped to the scale if ratings) per chunk of user
+        indices; ``chunk`` users are scored at a time (default: the scoring budget of ``base``).
         """
         device = self.device
         k = min(k, self.n_items)  # bounded work: longer lists could only be padding
@@ -87,7 +86,8 @@ class Ranking(Predictions):
         """Top-k of each row of ``scores`` (B, n_items; -inf = excluded) among ``candidates``, in place.
 
         Returns:
-            (items (B, k) padded with -1, scores clipped to the rating scale (B, k) padded with NaN).
+            (items (B, k) padded with -1, scores (B, k) padded with NaN, clipped to the rating scale unless the
+            model's scores only order items).
         """
         k = min(k, scores.shape[1])  # bounded work: longer lists could only be padding
         untrained = np.flatnonzero(~candidates)
@@ -101,7 +101,9 @@ class Ranking(Predictions):
         out_items = np.full((len(scores), k), -1, dtype=np.int64)
         out_scores = np.full((len(scores), k), np.nan, dtype=np.float32)
         out_items[:, :width] = top_items
-        out_scores[:, :width] = np.where(empty, np.nan, np.clip(top_scores, self.scale.minimum, self.scale.maximum))
+        if not self.scores_only:
+            top_scores = np.clip(top_scores, self.scale.minimum, self.scale.maximum)
+        out_scores[:, :width] = np.where(empty, np.nan, top_scores)
         return out_items, out_scores
 
     def recommend(
@@ -112,11 +114,13 @@ class Ranking(Predictions):
         cold_start: ColdStart = "error",
         min_ratings: int = 1,
     ) -> pd.DataFrame:
-        """Top-n items for one user: a DataFrame with columns item, title, score (predicted rating).
+        """Top-n items for one user: a DataFrame with columns item, title, score (predicted rating, or the
+        model's ranking score for implicit feedback).
 
-        With ``cold_start="bias"`` an unknown user gets the items with the highest global mean + item bias,
-        and ``result.attrs["cold_start"]`` is "user". ``min_ratings`` leaves out items with fewer training
-        ratings: explicit-rating models put rare, highly rated items first (a film five people loved), which
+        With ``cold_start="bias"`` an unknown user gets the items with the highest global mean + item bias
+        (implicit feedback: the most popular items), and ``result.attrs["cold_start"]`` is "user".
+        ``min_ratings`` leaves out items with fewer training ratings: explicit-rating models put rare, highly
+        rated items first (a film five people loved), which
         users often do not want.
 
         Raises:

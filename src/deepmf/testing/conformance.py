@@ -8,12 +8,16 @@ agrees with pairwise prediction, recommendations exclude seen items and follow t
 or fall back visibly, similar items exclude the item itself and are symmetric, and the model beats a trivial
 baseline.
 
+Models of implicit feedback (those that learn nothing else, and deep models with ``loss="bce"``) are checked
+on implicit data with a planted group structure, split per user; their trivial baseline is the popularity
+ranking, which they must beat by NDCG on the test interactions.
+
 This module needs pytest (a test dependency); the package never imports it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,7 @@ import torch
 
 from deepmf.data.ratings import ItemTable, Ratings
 from deepmf.data.splits import Split, parse_split
-from deepmf.data.synthetic import synthetic_ratings
+from deepmf.data.synthetic import planted_interactions, synthetic_ratings
 from deepmf.errors import ConfigError, UnknownIdError
 from deepmf.experiment import ExperimentResult, run_experiment, train_config_for
 from deepmf.recommender import Recommender
@@ -73,6 +77,21 @@ def conformance_data(seed: int = 0) -> Ratings:
     )
 
 
+def implicit_conformance_data(seed: int = 0) -> Ratings:
+    """Implicit feedback on 80 users x 60 items in 4 planted taste groups, with titles and three genres."""
+    data = planted_interactions(n_users=80, n_items=60, n_groups=4, per_user=10, seed=seed)
+    genres = np.eye(3, dtype=bool)[np.arange(data.n_items) % 3]
+    titles = np.array([f"Item {i}" for i in data.item_ids.raw(np.arange(data.n_items))], dtype=object)
+    return replace(data, item_table=ItemTable(titles, genres, ("Drama", "Comedy", "Horror")), name="conformance")
+
+
+def learns_implicit(spec: ModelSpec) -> bool:
+    """Whether the spec's model is trained on implicit feedback (it learns nothing else, or loss bce)."""
+    from deepmf.models.registry import model_class
+
+    return "explicit" not in model_class(spec.name).feedbacks or spec.options.get("loss") == "bce"
+
+
 @dataclass
 class Fitted:
     data: Ratings
@@ -100,9 +119,10 @@ class RecommenderConformance:
     @pytest.fixture(scope="class")
     @classmethod
     def fitted(cls, model_spec: ModelSpec, tmp_path_factory: pytest.TempPathFactory) -> Fitted:
-        data = conformance_data()
-        split = parse_split("random:0.2", data, seed=0)[0]
-        config = train_config_for(model_spec.name, {"device": "cpu", **model_spec.train})
+        implicit = learns_implicit(model_spec)
+        data = implicit_conformance_data() if implicit else conformance_data()
+        split = parse_split("user:0.2" if implicit else "random:0.2", data, seed=0)[0]
+        config = train_config_for(model_spec.name, {"device": "cpu", **model_spec.train}, data.feedback)
         result = run_experiment(data, split, model_spec.name, model_spec.options, config, progress=False)
         folder = result.recommender.save(tmp_path_factory.mktemp(model_spec.name.replace(":", "_")) / "model")
         return Fitted(data, split, result, folder)
@@ -187,9 +207,16 @@ class RecommenderConformance:
 
     # ---- accuracy ------------------------------------------------------------------------------------------
     def test_beats_the_trivial_baseline(self, fitted: Fitted) -> None:
-        """Regression beats predicting the training mean; a classification head beats the majority class."""
+        """Regression beats predicting the training mean; a classification head beats the majority class; an
+        implicit-feedback model beats popularity (the baseline compare prints beside it) by test NDCG."""
         metrics = fitted.result.metrics
         test, train = fitted.split.test.ratings, fitted.split.train.ratings
+        if fitted.recommender.scores_only:
+            assert "rmse" not in metrics and metrics["protocol"] == "full"
+            pop = run_experiment(fitted.data, fitted.split, "pop", progress=False).metrics
+            if fitted.recommender.model_name != "pop":
+                assert metrics["ndcg"] > pop["ndcg"] + 0.1
+            return
         assert np.isfinite([metrics["rmse"], metrics["mae"], metrics["ndcg"]]).all()
         if fitted.recommender.model.head == "classification":
             values, counts = np.unique(train, return_counts=True)

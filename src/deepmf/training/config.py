@@ -15,7 +15,8 @@ from deepmf.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "sparse_adam")
 LR_SCHEDULES = ("none", "cosine", "step", "plateau")
-ENGINE_NAMES = ("auto", "torch", "numba", "cuda-sgd", "gibbs", "gibbs-torch", "autorec", "svdpp", "blend")
+ENGINE_NAMES = ("auto", "torch", "numba", "cuda-sgd", "gibbs", "gibbs-torch", "autorec", "svdpp", "blend", "bpr",
+                "ials", "closed", "sampled")
 # More threads than any machine deepmf runs on has; beyond it, starting the threads exhausts the process (torch
 # starts one OpenMP thread each, the numba MF engine schedules threads x threads blocks per sub-epoch).
 MAX_THREADS = 1024
@@ -50,6 +51,9 @@ class TrainConfig:
             the learning rate by the square root of that growth, with a linear warm-up over the first epoch
             (see ``deepmf.training.engines.torch_engine.device_batch``); the values used are reported in the
             result's ``effective_options``. The CPU ignores it by design: its defaults are its own.
+        negatives: sampled negatives per interaction and epoch for implicit feedback (the "bpr" engine: BPR
+            triples, default 1; "sampled": NCF's label-0 pairs, default 4); None: the engine's default. Only
+            those two engines honour it (``deepmf.training.engines.ENGINES``).
         chosen: the options the user set (command-line flags, a ``--config`` file, ``deepmf.fit`` keywords),
             as opposed to a model's tuned defaults; an engine must honour every chosen option or not be used
             (``deepmf.training.engines.select_engine``). None (a config built directly) counts every option
@@ -72,6 +76,7 @@ class TrainConfig:
     threads: int | None = None
     sparse: bool = False
     gpu_batch_scaling: bool = False
+    negatives: int | None = None
     chosen: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -100,6 +105,8 @@ class TrainConfig:
         if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
             raise ConfigError(f"threads must be from 1 to {MAX_THREADS}, got {self.threads}")
         check_seed(self.seed)
+        if self.negatives is not None and self.negatives < 1:
+            raise ConfigError(f"negatives must be a positive integer, got {self.negatives!r}")
         if self.chosen is not None:
             self.chosen = frozenset(self.chosen)
             unknown = sorted(self.chosen - set(option_names()))
@@ -125,7 +132,7 @@ class TrainConfig:
         """
         for name, kind in _TYPES.items():
             value = getattr(self, name)
-            if value is None and name == "threads":
+            if value is None and name in ("threads", "negatives"):
                 continue
             is_bool = isinstance(value, (bool, np.bool_))
             if is_bool != (kind is bool) or not (is_bool or isinstance(value, kind)):
@@ -164,7 +171,7 @@ _TYPES: dict[str, type] = {
     "optimizer": str, "lr": numbers.Real, "weight_decay": numbers.Real, "l2": numbers.Real,
     "momentum": numbers.Real, "batch_size": numbers.Integral, "epochs": numbers.Integral,
     "patience": numbers.Integral, "seed": numbers.Integral, "device": str, "lr_schedule": str, "engine": str,
-    "threads": numbers.Integral, "sparse": bool,
+    "threads": numbers.Integral, "sparse": bool, "negatives": numbers.Integral,
 }
 
 

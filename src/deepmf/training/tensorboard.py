@@ -2,7 +2,8 @@
 
 Needs the ``tensorboard`` package (``pip install 'deepmf[tensorboard]'``); torch's own ``SummaryWriter``
 writes the event files. Each epoch adds the scalars ``rmse/train``, ``rmse/validation`` (when there are
-validation ratings), ``speed/ratings_per_second`` and ``time/epoch_seconds`` at step = epoch. Event files get
+validation ratings; for implicit feedback ``loss/train`` and ``ndcg/validation`` instead),
+``speed/ratings_per_second`` and ``time/epoch_seconds`` at step = epoch. Event files get
 new unique names inside DIR, so nothing there is ever overwritten.
 """
 
@@ -36,9 +37,10 @@ class TensorBoardLog:
         self.writer = SummaryWriter(log_dir=str(log_dir), filename_suffix=f".{comment}" if comment else "")
 
     def __call__(self, record: EpochRecord) -> None:
-        self.writer.add_scalar("rmse/train", record.train_rmse, record.epoch)
-        if record.val_rmse is not None:
-            self.writer.add_scalar("rmse/validation", record.val_rmse, record.epoch)
+        for tag, value in (("rmse/train", record.train_rmse), ("rmse/validation", record.val_rmse),
+                           ("loss/train", record.train_loss), ("ndcg/validation", record.val_ndcg)):
+            if value is not None:
+                self.writer.add_scalar(tag, value, record.epoch)
         self.writer.add_scalar("speed/ratings_per_second", record.ratings_per_second, record.epoch)
         self.writer.add_scalar("time/epoch_seconds", record.seconds, record.epoch)
         self.writer.flush()

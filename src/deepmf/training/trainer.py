@@ -1,7 +1,10 @@
 """The one training loop: epochs, validation, early stopping, progress, history, checkpoints and resume.
 
 Engines (training/engines) only run one epoch of updates; everything around them lives here, so every model
-and engine gets the same honest bookkeeping. Randomness: the engine shuffles with its own generator seeded by
+and engine gets the same honest bookkeeping. Models of implicit feedback (``output_kind == "score"``) are
+validated by full-ranking NDCG@10 on the validation interactions instead of RMSE (``val_ndcg``; early stopping
+keeps the epoch with the highest), and their engines report a training loss (``train_loss``), not an RMSE.
+Randomness: the engine shuffles with its own generator seeded by
 ``config.seed``; dropout draws from torch's global generator, which ``fit`` seeds inside ``fork_rng`` (the
 caller's global RNG state is restored afterwards) and saves in every checkpoint.
 
@@ -36,16 +39,16 @@ from deepmf.training.checkpoint import Checkpoint, has_checkpoint, load_checkpoi
 from deepmf.training.config import TrainConfig
 from deepmf.training.distributed import DataParallel, cpu_threads, current_group, rank_seed
 from deepmf.training.engines import EngineChoice, create_engine, place, runs_on, select_engine
+from deepmf.training.validation import validation_for
 
 if TYPE_CHECKING:
-    from deepmf.data.ratings import Ratings, RatingTensors
+    from deepmf.data.ratings import Ratings
     from deepmf.models.base import RatingModel
 
 # Train-config keys that may differ on resume: they change speed, not results.
 RESUME_FREE_KEYS = ("threads", "device")
 # Engines that can train one model in several processes (they implement ``distribute``).
 DATA_PARALLEL_ENGINES = ("torch",)
-EVAL_BATCH = 1 << 16
 
 logger = logging.getLogger(__name__)
 
@@ -56,17 +59,30 @@ class EpochRecord:
 
     Attributes:
         epoch: 1-based epoch number.
-        train_rmse: RMSE measured during the training pass (train mode: dropout on, weights moving).
+        train_rmse: RMSE measured during the training pass (train mode: dropout on, weights moving); None for
+            implicit-feedback models, which report ``train_loss``.
         val_rmse: RMSE on the validation ratings after the epoch (clipped to the scale), or None.
         seconds: wall time of the epoch including validation.
         ratings_per_second: training ratings processed per second of the training pass.
+        val_ndcg: implicit feedback: NDCG@``validation.VALID_K`` on the validation interactions (full ranking), or None.
+        train_loss: implicit feedback: the engine's training loss of the epoch (BPR: mean -ln sigmoid; bce:
+            mean binary cross-entropy; iALS: its objective per observed pair), None where there is none.
     """
 
     epoch: int
-    train_rmse: float
+    train_rmse: float | None
     val_rmse: float | None
     seconds: float
     ratings_per_second: float
+    val_ndcg: float | None = None
+    train_loss: float | None = None
+
+    @property
+    def val_objective(self) -> float | None:
+        """What early stopping minimises: validation RMSE, or minus validation NDCG."""
+        if self.val_rmse is not None:
+            return self.val_rmse
+        return None if self.val_ndcg is None else -self.val_ndcg
 
 
 @dataclass
@@ -75,7 +91,8 @@ class TrainResult:
 
     Attributes:
         history: one record per epoch run (including epochs run before a resume).
-        best_epoch: epoch with the lowest validation RMSE (the last epoch without validation).
+        best_epoch: epoch with the lowest validation RMSE, or the highest validation NDCG for implicit
+            feedback (the last epoch without validation).
         epochs_run: number of epochs in ``history``.
         train_seconds: total wall time of all epochs.
         ratings_per_second: training ratings per second over all training passes.
@@ -115,25 +132,6 @@ class TrainResult:
         values = asdict(self)
         values.pop("config")
         return values
-
-
-def evaluate_rmse(model: RatingModel, data: RatingTensors, low: float, high: float,
-                  batch_size: int = EVAL_BATCH) -> float:
-    """RMSE of ``model`` on ``data`` with predictions clipped to ``[low, high]``; batched, one host sync.
-
-    When ``data`` carries timestamps each rating is predicted at its time (``predict_at``), as
-    ``Recommender.evaluate`` scores held-out ratings for models that use time.
-    """
-    was_training = model.training
-    model.eval()
-    squared_error = torch.zeros((), dtype=torch.float64, device=data.ratings.device)
-    for start in range(0, len(data), batch_size):
-        end = start + batch_size
-        times = None if data.timestamps is None else data.timestamps[start:end]
-        predicted = model.predict_at(data.users[start:end], data.items[start:end], times).clamp(low, high)
-        squared_error += (predicted - data.ratings[start:end]).pow(2).sum()
-    model.train(was_training)
-    return math.sqrt(float(squared_error) / max(len(data), 1))
 
 
 def data_fingerprint(train: Ratings) -> str:
@@ -184,6 +182,16 @@ class _RunState:
     bad_epochs: int = 0
     stopped_early: bool = False
     best_state: dict[str, torch.Tensor] | None = None
+
+
+def _status(record: EpochRecord) -> str:
+    """The progress bar's text for an epoch: its training and validation numbers."""
+    parts = []
+    for label, value in (("train", record.train_rmse), ("loss", record.train_loss), ("val", record.val_rmse),
+                         ("val NDCG", record.val_ndcg)):
+        if value is not None:
+            parts.append(f"{label} {value:.4f}")
+    return "  ".join(parts)
 
 
 class Trainer:
@@ -253,15 +261,15 @@ class Trainer:
             if group is not None:
                 self._join(group, engine, info, resumed_from)
             has_valid = valid is not None and len(valid) > 0
-            valid_tensors = valid.to(device, timestamps=model.uses_time) if has_valid else None
-            self._loop(model, engine, train, valid_tensors, run, info, device, group)
+            validator = validation_for(model, train, valid, device) if has_valid else None
+            self._loop(model, engine, train, validator, run, info, device, group)
         if run.best_state is not None and config.patience > 0:
             model.load_state_dict(run.best_state)
         history = run.history
         train_time = sum(len(train) / r.ratings_per_second for r in history if r.ratings_per_second > 0)
         return TrainResult(
             history=history,
-            best_epoch=run.best_epoch if valid_tensors is not None else len(history),
+            best_epoch=run.best_epoch if validator is not None else len(history),
             epochs_run=len(history),
             train_seconds=sum(r.seconds for r in history),
             ratings_per_second=len(train) * len(history) / train_time if train_time > 0 else 0.0,
@@ -339,34 +347,39 @@ class Trainer:
         engine.distribute(group)
 
     # ---- the epoch loop ------------------------------------------------------------------------------------
-    def _loop(self, model: RatingModel, engine: Any, train: Ratings, valid: RatingTensors | None,
-              run: _RunState, info: dict[str, Any], device: torch.device, group: DataParallel | None) -> None:
+    def _loop(self, model: RatingModel, engine: Any, train: Ratings,
+              validator: Callable[[], dict[str, float]] | None, run: _RunState, info: dict[str, Any],
+              device: torch.device, group: DataParallel | None) -> None:
         config = self.config
         first = len(run.history) + 1
         if run.stopped_early or first > config.epochs:
             return
-        scale = train.scale
+        scores = model.output_kind == "score"
         main = group is None or group.is_main
         with self._progress_bar(main) as bar:
             task = bar.add_task("training", total=config.epochs, completed=first - 1, status="")
             for epoch in range(first, config.epochs + 1):
                 started = time.perf_counter()
-                train_rmse = engine.train_epoch(epoch)
+                train_value = engine.train_epoch(epoch)
                 train_seconds = time.perf_counter() - started
-                val_rmse = (evaluate_rmse(model, valid, scale.minimum, scale.maximum)
-                            if valid is not None and main else None)
-                if valid is not None and group is not None:
-                    val_rmse = group.broadcast_float(val_rmse)
+                train_value = train_value if math.isfinite(train_value) else None
+                # Rank 0 alone validates; the others get its number, so early stopping decides alike everywhere.
+                validation = validator() if validator is not None and main else {}
+                if validator is not None and group is not None:
+                    key = "val_ndcg" if scores else "val_rmse"
+                    validation = {key: group.broadcast_float(validation.get(key))}
+                record = EpochRecord(epoch, None if scores else train_value, validation.get("val_rmse"),
+                                     time.perf_counter() - started, len(train) / max(train_seconds, 1e-9),
+                                     val_ndcg=validation.get("val_ndcg"),
+                                     train_loss=train_value if scores else None)
                 step_schedule = getattr(engine, "step_schedule", None)
                 if step_schedule is not None:
-                    step_schedule(val_rmse)
-                record = EpochRecord(epoch, train_rmse, val_rmse, time.perf_counter() - started,
-                                     len(train) / max(train_seconds, 1e-9))
+                    step_schedule(record.val_objective)
                 run.history.append(record)
                 self._track_best(model, run, record)
                 if self.checkpoint_dir is not None and main:
                     self._save(model, engine, run, info, device)
-                status = f"train {train_rmse:.4f}" + (f"  val {val_rmse:.4f}" if val_rmse is not None else "")
+                status = _status(record)
                 logger.debug("epoch %d: %s, %.2f s", epoch, status, record.seconds)
                 bar.update(task, advance=1, status=status)
                 if self.on_epoch is not None:
@@ -375,18 +388,19 @@ class Trainer:
                     break
 
     def _track_best(self, model: RatingModel, run: _RunState, record: EpochRecord) -> None:
-        if record.val_rmse is None:
+        objective = record.val_objective
+        if objective is None:
             return
-        if record.val_rmse < run.best_val:
-            run.best_val, run.best_epoch, run.bad_epochs = record.val_rmse, record.epoch, 0
+        if objective < run.best_val:
+            run.best_val, run.best_epoch, run.bad_epochs = objective, record.epoch, 0
             if self.config.patience > 0:
                 run.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             run.bad_epochs += 1
             run.stopped_early = 0 < self.config.patience <= run.bad_epochs
-        if not math.isfinite(record.val_rmse):
-            raise ConfigError(f"validation RMSE is not finite after epoch {record.epoch}: "
-                              f"lower the learning rate (now {self.config.lr})")
+        if not math.isfinite(objective):
+            raise ConfigError(f"validation {'RMSE' if record.val_rmse is not None else 'NDCG'} is not finite "
+                              f"after epoch {record.epoch}: lower the learning rate (now {self.config.lr})")
 
     def _progress_bar(self, main: bool) -> Progress:
         return Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(),

@@ -9,6 +9,9 @@ Trainer does epochs, validation, early stopping, progress, history and checkpoin
 - "cuda-sgd": the same SGD as "numba" as one Triton kernel per epoch on a CUDA GPU (training/engines/cuda_sgd.py).
 - "gibbs", "gibbs-torch": Bayesian MF sampling, with numba kernels on the CPU or batched torch on any device.
 - "autorec": full-batch AutoRec.
+- implicit feedback: "bpr" (compiled BPR SGD), "ials" (compiled alternating conjugate-gradient solves),
+  "closed" (closed-form models: EASE, popularity), "sampled" (the torch engine on positives plus sampled
+  negatives, for deep models with loss bce).
 
 Every engine class is constructed as ``Engine(model, train, config, device)`` with ``train`` a Ratings and
 ``config`` a TrainConfig. A model class lists the engines it can use in ``engines`` (class attribute, preferred
@@ -107,11 +110,14 @@ _PER_RATING_SGD = {"optimizer": "sgd", "momentum": 0.0, "weight_decay": 0.0, "ba
                    "lr_schedule": "none", "sparse": False}
 _NO_GRADIENT_OPTIONS = {"weight_decay": 0.0, "lr_schedule": "none", "sparse": False}
 
+# Options only the engines that draw negatives for implicit feedback read.
+_SAMPLING_OPTIONS = frozenset({"negatives"})
+
 # Every engine and every training option, in one table: ``select_engine`` never lets a chosen option go unheard.
 ENGINES: dict[str, EngineSpec] = {
     # Any optimizer, schedule, batch size; momentum only where the optimizer has one.
     "torch": EngineSpec("deepmf.training.engines.torch_engine", "TorchEngine", ("cpu", "cuda"),
-                        frozenset(option_names()),
+                        frozenset(option_names()) - _SAMPLING_OPTIONS,
                         reads_if={"momentum": lambda config: config.optimizer in MOMENTUM_OPTIMIZERS}),
     # Per-rating SGD with per-row L2 (lr, l2 = reg).
     "numba": EngineSpec("deepmf.training.engines.numba_mf", "NumbaMFEngine", ("cpu",),
@@ -132,6 +138,19 @@ ENGINES: dict[str, EngineSpec] = {
     # One epoch that trains every member with its own tuned options; only seed and threads pass down.
     "blend": EngineSpec("deepmf.training.engines.blend", "BlendEngine", ("cpu", "cuda"), frozenset(),
                         {**_NO_GRADIENT_OPTIONS, "epochs": 1, "patience": 0}),
+    # Implicit feedback. BPR: per-triple SGD with per-row L2, ``negatives`` triples per interaction.
+    "bpr": EngineSpec("deepmf.training.engines.numba_bpr", "NumbaBPREngine", ("cpu",),
+                      frozenset({"lr", "l2"}) | _SAMPLING_OPTIONS, _PER_RATING_SGD),
+    # Alternating least squares: no gradient, no penalty but the model's own reg.
+    "ials": EngineSpec("deepmf.training.engines.ials", "IALSEngine", ("cpu",), frozenset(),
+                       {**_NO_GRADIENT_OPTIONS, "l2": 0.0}),
+    # One closed-form solve (EASE, popularity): one epoch, nothing to stop early.
+    "closed": EngineSpec("deepmf.training.engines.closed_form", "ClosedFormEngine", ("cpu", "cuda"), frozenset(),
+                         {**_NO_GRADIENT_OPTIONS, "l2": 0.0, "epochs": 1, "patience": 0}),
+    # The torch engine over positives and freshly drawn negatives (deep models with loss bce).
+    "sampled": EngineSpec("deepmf.training.engines.sampled", "SampledEngine", ("cpu", "cuda"),
+                          frozenset(option_names()),
+                          reads_if={"momentum": lambda config: config.optimizer in MOMENTUM_OPTIMIZERS}),
 }
 
 

@@ -47,6 +47,7 @@ import torch
 from numba import njit, prange
 
 from deepmf.errors import ConfigError
+from deepmf.training.engines.compiled import table_views
 
 if TYPE_CHECKING:
     from deepmf.data.ratings import Ratings
@@ -200,15 +201,7 @@ def mf_arrays(model: torch.nn.Module) -> tuple[np.ndarray, np.ndarray, np.ndarra
     if missing:
         raise ConfigError(f"the numba engine trains biased MF only; model {getattr(model, 'name', model)!r} "
                           f"has no {', '.join(missing)}")
-    views = []
-    for name in MF_PARAMETERS[:4]:
-        weight = getattr(model, name).weight
-        if weight.device.type != "cpu":
-            raise ConfigError(f"the numba engine runs on cpu, but {name} is on {weight.device}")
-        if weight.dtype != torch.float32 or not weight.is_contiguous():
-            weight.data = weight.data.to(torch.float32).contiguous()
-        views.append(weight.detach().numpy())
-    user_factors, item_factors, user_bias, item_bias = views
+    user_factors, item_factors, user_bias, item_bias = table_views("numba", model, *MF_PARAMETERS[:4])
     mu = np.float32(model.global_bias.detach().cpu().float().item())
     return user_factors, item_factors, user_bias.reshape(-1), item_bias.reshape(-1), mu
 
