@@ -198,6 +198,10 @@ class RatingModel(nn.Module):
         Raises:
             UnsupportedError: the model has no per-user parameters to fit.
         """
+        if self.output_kind == "score":
+            raise UnsupportedError(f"model {self.name!r} scores implicit feedback by a loss over sampled negative "
+                                   "items, which a fold-in from a new user's few interactions does not reproduce; "
+                                   "bpr, ials, ease and pop fold new users in")
         rows = self.user_rows()
         if not rows:
             raise UnsupportedError(f"model {self.name!r} cannot fold in a new user: it has no per-user "

@@ -30,6 +30,7 @@ from deepmf.errors import ConfigError
 from deepmf.models.base import RatingModel
 from deepmf.models.bilinear import csr_bags
 from deepmf.models.factors import fold_in_inputs
+from deepmf.models.foldin import VectorFoldIn
 from deepmf.models.layers import ModelConfig
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class EASEConfig(ModelConfig):
         return values
 
 
-class EASE(RatingModel):
+class EASE(VectorFoldIn, RatingModel):
     """EASE item-item model; see the module docstring."""
 
     name: ClassVar[str] = "ease"

@@ -17,6 +17,7 @@ from torch import nn
 
 from deepmf.errors import ConfigError
 from deepmf.models.base import RatingModel
+from deepmf.models.foldin import VectorFoldIn
 from deepmf.models.layers import ModelConfig, check_positive
 
 
@@ -39,7 +40,7 @@ class FactorConfig(ModelConfig):
             raise ConfigError(f"init_std must be >= 0, got {self.init_std}")
 
 
-class FactorModel(RatingModel):
+class FactorModel(VectorFoldIn, RatingModel):
     """User and item factor tables (and an optional item bias) scoring by the dot product."""
 
     config_class: ClassVar[Any] = FactorConfig

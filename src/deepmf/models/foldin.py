@@ -10,7 +10,9 @@ what the models share:
 - ``ridge``: the closed-form solution for models whose prediction is linear in the user's parameters (MF,
   SVD++, I-AutoRec, each Bayesian MF sample);
 - ``one_user_copy`` and ``fit_user_rows``: the gradient path for models whose user enters through embedding
-  rows of a nonlinear network (deep MF, NeuMF, MF with a sigmoid): a fresh row, everything else frozen.
+  rows of a nonlinear network (deep MF, NeuMF, MF with a sigmoid): a fresh row, everything else frozen;
+- ``VectorFoldIn`` and ``VectorUser``: for the implicit-feedback models (BPR, iALS, EASE, popularity), which
+  fold a user into a vector themselves (``fold_in_user``) and score such vectors (``score_user_vectors``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
 if TYPE_CHECKING:
     from deepmf.models.base import RatingModel
@@ -173,3 +176,33 @@ def _one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+class VectorUser(nn.Module):
+    """The one-user model of a ``VectorFoldIn`` model: the new user's vector, scored by the trained model's
+    ``score_user_vectors`` (its item side shared, never changed). Scores only order items: nothing clips them.
+    """
+
+    output_kind = "score"
+
+    def __init__(self, model: Any, vector: torch.Tensor) -> None:
+        super().__init__()
+        self.model = model  # the served model, already in eval mode and frozen
+        self.register_buffer("vector", vector.detach())
+
+    @torch.no_grad()
+    def score_all_items(self, users: torch.Tensor) -> torch.Tensor:
+        """(B, n_items): every row is the new user's scores (user 0 is the only user)."""
+        return self.model.score_user_vectors(self.vector.expand(len(users), *self.vector.shape))
+
+    @torch.no_grad()
+    def predict(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return self.score_all_items(users[:1])[0, items]
+
+
+class VectorFoldIn:
+    """``fold_in`` for models that implement ``fold_in_user(items, weights) -> vector`` and
+    ``score_user_vectors(vectors)``: the new user's interactions (weights: event counts) become his vector."""
+
+    def fold_in(self, items: torch.Tensor, ratings: torch.Tensor, context: FoldInContext) -> VectorUser:
+        return VectorUser(self, self.fold_in_user(items, ratings))  # type: ignore[attr-defined]

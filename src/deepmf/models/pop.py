@@ -15,6 +15,7 @@ import torch
 
 from deepmf.models.base import RatingModel
 from deepmf.models.factors import fold_in_inputs
+from deepmf.models.foldin import VectorFoldIn
 from deepmf.models.layers import ModelConfig
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ class PopConfig(ModelConfig):
     """Shapes of the popularity baseline (it has no options)."""
 
 
-class Pop(RatingModel):
+class Pop(VectorFoldIn, RatingModel):
     """``score(u, i)`` = the number of training users who interacted with item i."""
 
     name: ClassVar[str] = "pop"

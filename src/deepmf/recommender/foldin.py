@@ -58,6 +58,9 @@ class FoldIn(Ranking):
 
         Args:
             ratings: raw item id -> rating (a mapping), or a DataFrame with columns ``item`` and ``rating``.
+                For an implicit-feedback model the values are taken as its training data was made: ratings
+                (those >= the model's ``positive`` threshold are interactions; the others are only never
+                recommended back), or event counts when the model was trained on events without a threshold.
 
         Returns:
             The folded-in user; ``unknown_items`` lists the rated items the model could not use.
@@ -76,9 +79,10 @@ class FoldIn(Ranking):
             raise DataError(f"none of the new user's {len(raw)} rated items is known to the model "
                             f"(unknown: {_preview(unknown)})")
         items, kept = indices[known], values[known]
+        use, weights = self._interactions(kept)
         device = self.device
         model = self.model.fold_in(
-            torch.from_numpy(items).to(device), torch.from_numpy(kept.astype(np.float32)).to(device),
+            torch.from_numpy(items[use]).to(device), torch.from_numpy(weights[use].astype(np.float32)).to(device),
             self._fold_in_context(),
         )
         return NewUser(model.eval(), items, kept, unknown)
@@ -110,7 +114,8 @@ class FoldIn(Ranking):
         return frame
 
     def predict_new_user(self, ratings: NewUserRatings | NewUser, items: Sequence[Any] | np.ndarray) -> np.ndarray:
-        """A new user's predicted ratings (float32, clipped to the scale) of raw item ids ``items``.
+        """A new user's predicted ratings (float32, clipped to the scale) of raw item ids ``items``; for an
+        implicit-feedback model, scores that only order items (not clipped).
 
         Raises:
             DataError, UnsupportedError: as ``fold_in``.
@@ -122,9 +127,28 @@ class FoldIn(Ranking):
         predicted = user.model.predict(
             torch.zeros(len(indices), dtype=torch.int64, device=device), torch.from_numpy(indices).to(device)
         )
-        return np.clip(predicted.float().cpu().numpy(), self.scale.minimum, self.scale.maximum)
+        predicted = predicted.float().cpu().numpy()
+        return predicted if self.scores_only else np.clip(predicted, self.scale.minimum, self.scale.maximum)
 
     # ---- helpers -------------------------------------------------------------------------------------------
+    def _interactions(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(which ratings the fold-in uses, their weights): all of them as given for a rating model; for an
+        implicit-feedback model, as its training data was made: ratings >= ``positive`` count once, and
+        without a threshold each value is an event count.
+
+        Raises:
+            DataError: an implicit-feedback model and no rating reaches its threshold.
+        """
+        if self.feedback != "implicit":
+            return np.ones(len(values), dtype=bool), values
+        if self.positive is None:
+            return values > 0, values
+        use = values >= self.positive
+        if not use.any():
+            raise DataError(f"none of the new user's ratings reaches {self.positive:g}, the lowest rating the "
+                            "model counted as an interaction")
+        return use, np.ones(len(values))
+
     def _new_ratings(self, ratings: NewUserRatings) -> tuple[np.ndarray, np.ndarray]:
         """(raw item ids in the model's id type, float64 ratings), checked.
 
@@ -152,7 +176,11 @@ class FoldIn(Ranking):
                 raise DataError(f"the rating of item {item!r} is not a number: {value!r}")
             if not math.isfinite(value):
                 raise DataError(f"the rating of item {item!r} is not a number: {value}")
-            if not scale.minimum <= value <= scale.maximum:
+            if self.feedback == "implicit":  # a rating (the model's threshold decides) or an event count
+                if value < 0 or (self.positive is None and value == 0):
+                    raise DataError(f"the {'rating' if self.positive is not None else 'event count'} {value} "
+                                    f"of item {item!r} must be {'>= 0' if self.positive is not None else '> 0'}")
+            elif not scale.minimum <= value <= scale.maximum:
                 raise DataError(f"the rating {value} of item {item!r} is outside the model's scale "
                                 f"{scale.minimum:g}..{scale.maximum:g}")
             values[position] = value
