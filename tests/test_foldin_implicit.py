@@ -79,7 +79,7 @@ def test_event_counts_must_be_positive(planted) -> None:
 
 def test_a_bce_deep_model_says_it_cannot(planted) -> None:
     rec = deepmf.fit(planted, model="deepmf", loss="bce", epochs=1, threads=1)
-    with pytest.raises(UnsupportedError, match="'deepmf' scores implicit feedback .* bpr, ials, ease and pop"):
+    with pytest.raises(UnsupportedError, match=r"'deepmf' scores implicit feedback .* bpr, ials, ease and pop"):
         rec.recommend_new_user(_interactions(rec, 0))
 
 
