@@ -251,6 +251,16 @@ def test_auto_bayes_uses_the_torch_sampler_on_the_gpu_from_its_threshold(data, c
     assert _place(bayes, TrainConfig(), threshold) == (torch.device("cuda"), "gibbs-torch")
 
 
+def test_auto_keeps_small_closed_form_models_on_the_cpu(data, cuda_present):
+    from deepmf.data.implicit import to_implicit
+
+    threshold = device.GPU_FROM_RATINGS[("closed", "closed")]
+    for name in ("ease", "pop"):
+        model = create_model(name, to_implicit(data))
+        assert _place(model, TrainConfig(), threshold - 1) == (torch.device("cpu"), "closed")
+        assert _place(model, TrainConfig(), threshold) == (torch.device("cuda"), "closed")
+
+
 def test_a_named_engine_decides_the_device_under_auto(data, cuda_present):
     mf = create_model("mf", data)
     assert _place(mf, TrainConfig(engine="numba"), 10**9) == (torch.device("cpu"), "numba")

@@ -68,10 +68,14 @@ def auto_device_requested(device: str | torch.device | None) -> bool:
 # - SVD++: no GPU engine of its own; the torch engine's minibatch steps are no substitute for the compiled
 #   per-rating SGD (on tests/test_svdpp.py's low-rank data, with the same lr, l2 and epochs, test RMSE 1.34
 #   against 0.12 here, which is what failed on the H200 when "auto" sent it there), so it stays on the CPU.
+# - EASE and popularity (the "closed" engine): one Gram matrix and one n_items x n_items solve, a count for
+#   popularity; on ML-100K (1,682 items) or ml-latest-small (9.7K) that takes milliseconds to a second on the
+#   CPU, about what creating the CUDA context costs, while ML-20M's 27K-item solve is where a GPU pays.
 NEVER = 2**62
 GPU_FROM_RATINGS: dict[tuple[str, str], int] = {
     ("cuda-sgd", "numba"): 1_000_000,
     ("gibbs-torch", "gibbs"): 1_000_000,
+    ("closed", "closed"): 1_000_000,
     ("torch", "svdpp"): NEVER,
 }
 
