@@ -3,6 +3,7 @@ checked against the Recommender's own answers."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -201,7 +202,8 @@ def test_reload_swaps_atomically_and_refuses_a_broken_folder(model_dirs, tmp_pat
     shutil.copytree(model_dirs["mf"], folder)
     with TestClient(create_app(folder)) as client:
         models = client.app.state.models
-        in_flight = current_recommender(type("R", (), {"app": client.app})())  # what a request holds
+        request = type("R", (), {"app": client.app})()
+        in_flight = asyncio.run(current_recommender(request))  # what a request holds
         shutil.rmtree(folder)
         shutil.copytree(model_dirs["svdpp"], folder)
         assert models.reload()

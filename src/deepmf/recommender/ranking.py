@@ -127,20 +127,38 @@ class Ranking(Predictions):
             ConfigError: n < 1 or min_ratings < 1.
             UnknownIdError: an unknown user with ``cold_start="error"``.
         """
+        items, scores, cold = self._top_list(user, n, exclude_seen, cold_start, min_ratings)
+        frame = pd.DataFrame({"item": self.item_ids.raw(items), "title": self._titles(items), "score": scores})
+        if cold:
+            frame.attrs["cold_start"] = "user"
+        return frame
+
+    def recommend_records(
+        self, user: Any, n: int = 10, exclude_seen: bool = True, min_ratings: int = 1
+    ) -> list[dict[str, Any]]:
+        """``recommend`` as JSON-ready rows ``{"item", "title", "score"}`` (Python scalars), for a known user.
+
+        The service's per-request path: building and unpacking a DataFrame cost more than the ranking itself
+        (~0.3 ms of ~0.5 ms per request on ML-100K).
+
+        Raises:
+            ConfigError: n < 1 or min_ratings < 0.
+            UnknownIdError: an unknown or untrained user.
+        """
+        items, scores, _ = self._top_list(user, n, exclude_seen, "error", min_ratings)
+        raw, titles = self.item_ids.raw(items).tolist(), self._titles(items).tolist()
+        return [{"item": item, "title": str(title), "score": score}
+                for item, title, score in zip(raw, titles, scores.tolist(), strict=True)]
+
+    def _top_list(
+        self, user: Any, n: int, exclude_seen: bool, cold_start: ColdStart, min_ratings: int
+    ) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(item indices, scores, whether the user was answered by the cold-start fallback) of one top-n."""
         self._check_n(n)
         index = self._lookup([user], self.user_ids, self._trained_users, cold_start)
         items, scores = next(self._top_k(index, n, exclude_seen, min_ratings))
         valid = items[0] >= 0
-        frame = pd.DataFrame(
-            {
-                "item": self.item_ids.raw(items[0][valid]),
-                "title": self._titles(items[0][valid]),
-                "score": scores[0][valid],
-            }
-        )
-        if index[0] < 0:
-            frame.attrs["cold_start"] = "user"
-        return frame
+        return items[0][valid], scores[0][valid], bool(index[0] < 0)
 
     def recommend_many(
         self, users: Sequence[Any] | np.ndarray, n: int = 10, exclude_seen: bool = True, min_ratings: int = 1

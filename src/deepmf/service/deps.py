@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from deepmf.recommender import Recommender
 
 
-def current_recommender(request: Request) -> Recommender:
+async def current_recommender(request: Request) -> Recommender:
     """The model serving now, taken once per request (a reload does not change it under the request)."""
     return request.app.state.models.current
 

@@ -14,13 +14,13 @@ router = APIRouter(tags=["service"], responses=ERRORS)
 
 
 @router.get("/health", response_model=Health, summary="The model serving now")
-def health(rec: RecommenderDep) -> dict[str, Any]:
+async def health(rec: RecommenderDep) -> dict[str, Any]:
     return {"status": "ok", "model": rec.model_name, "n_users": rec.n_users, "n_items": rec.n_items,
             "version": __version__}
 
 
 @router.get("/model", response_model=ModelInfo, summary="The model's sizes and rating scale (for the page)")
-def model_info(rec: RecommenderDep) -> dict[str, Any]:
+async def model_info(rec: RecommenderDep) -> dict[str, Any]:
     scale = rec.scale
     return {"model": rec.model_name, "version": __version__, "n_users": rec.n_users, "n_items": rec.n_items,
             "n_trained_items": int((rec.seen.item_counts() > 0).sum()), "rating_min": scale.minimum,

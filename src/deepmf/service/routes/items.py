@@ -14,13 +14,13 @@ router = APIRouter(prefix="/items", tags=["items"], responses=ERRORS)
 
 
 @router.get("", response_model=ItemSearch, summary="Items by id or title (most rated first)")
-def search_items(rec: RecommenderDep, query: SearchText = "", limit: Limit = 20) -> dict[str, Any]:
+async def search_items(rec: RecommenderDep, query: SearchText = "", limit: Limit = 20) -> dict[str, Any]:
     return {"items": rows(rec.search_items(query, limit))}
 
 
 @router.get("/{item}/similar", response_model=SimilarItems,
             summary="Items whose learned vectors are closest (cosine)")
-def similar(item: str, rec: RecommenderDep, n: Count = 10, min_ratings: MinRatings = 0) -> dict[str, Any]:
+async def similar(item: str, rec: RecommenderDep, n: Count = 10, min_ratings: MinRatings = 0) -> dict[str, Any]:
     check_count(rec, n)
     item_id = rec.item_ids.coerce(item)
     neighbours = rec.similar_items(item_id, n=n, min_ratings=min_ratings)

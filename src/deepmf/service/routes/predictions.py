@@ -16,7 +16,7 @@ router = APIRouter(tags=["predictions"], responses=ERRORS)
 
 @router.post("/predict", response_model=Predictions,
              summary="Predicted ratings of (user, item) pairs")
-def predict(body: PredictRequest, rec: RecommenderDep) -> dict[str, Any]:
+async def predict(body: PredictRequest, rec: RecommenderDep) -> dict[str, Any]:
     users = [pair.user for pair in body.pairs]
     items = [pair.item for pair in body.pairs]
     values = rec.predict_many(users, items)
