@@ -198,7 +198,7 @@ def test_recommend_equals_brute_force_ranking_and_excludes_seen(tiny) -> None:
         assert not any((user, data.item_ids.index(i)) in seen for i in got["item"])
 
 
-def test_recommend_records_are_recommend_as_json_rows(tiny) -> None:
+def test_records_are_recommend_and_similar_items_as_json_rows(tiny) -> None:
     rec, data, _ = tiny
     for user in data.user_ids.raw(np.arange(N_USERS)).tolist():
         for exclude_seen, min_ratings in ((True, 1), (False, 0), (True, 3)):
@@ -208,6 +208,10 @@ def test_recommend_records_are_recommend_as_json_rows(tiny) -> None:
             assert [r["title"] for r in records] == frame["title"].tolist()
             np.testing.assert_allclose([r["score"] for r in records], frame["score"], rtol=1e-6)
             assert all(type(r["score"]) is float and type(r["title"]) is str for r in records)
+    for item in data.item_ids.raw(np.arange(3)).tolist():
+        frame, records = rec.similar_items(item, n=4), rec.similar_item_records(item, n=4)
+        assert [r["item"] for r in records] == frame["item"].tolist()
+        np.testing.assert_allclose([r["score"] for r in records], frame["score"], rtol=1e-6)
 
 
 def test_include_seen_and_short_lists(tiny) -> None:

@@ -146,6 +146,10 @@ class Ranking(Predictions):
             UnknownIdError: an unknown or untrained user.
         """
         items, scores, _ = self._top_list(user, n, exclude_seen, "error", min_ratings)
+        return self._item_records(items, scores)
+
+    def _item_records(self, items: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
+        """``{"item", "title", "score"}`` rows of item indices and their scores, as Python scalars."""
         raw, titles = self.item_ids.raw(items).tolist(), self._titles(items).tolist()
         return [{"item": item, "title": str(title), "score": score}
                 for item, title, score in zip(raw, titles, scores.tolist(), strict=True)]

@@ -79,6 +79,14 @@ class Similarity(Ranking):
         _, items, scores = self._similar("item", item, n, metric, min_ratings)
         return pd.DataFrame({"item": self.item_ids.raw(items), "title": self._titles(items), "score": scores})
 
+    def similar_item_records(
+        self, item: Any, n: int = 10, metric: Metric = "cosine", min_ratings: int = 1
+    ) -> list[dict[str, Any]]:
+        """``similar_items`` as JSON-ready rows ``{"item", "title", "score"}`` (the service's per-request path,
+        without a DataFrame)."""
+        _, items, scores = self._similar("item", item, n, metric, min_ratings)
+        return self._item_records(items, scores)
+
     def similar_users(self, user: Any, n: int = 10, metric: Metric = "cosine") -> pd.DataFrame:
         """Users whose learned vectors are closest to ``user``'s (itself excluded): user, score."""
         _, users, scores = self._similar("user", user, n, metric)

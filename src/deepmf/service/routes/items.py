@@ -23,5 +23,5 @@ async def search_items(rec: RecommenderDep, query: SearchText = "", limit: Limit
 async def similar(item: str, rec: RecommenderDep, n: Count = 10, min_ratings: MinRatings = 0) -> dict[str, Any]:
     check_count(rec, n)
     item_id = rec.item_ids.coerce(item)
-    neighbours = rec.similar_items(item_id, n=n, min_ratings=min_ratings)
-    return {"item": item_id, "title": rec.title(rec.item_ids.index(item_id)), "similar": rows(neighbours)}
+    neighbours = rec.similar_item_records(item_id, n=n, min_ratings=min_ratings)
+    return {"item": item_id, "title": rec.title(rec.item_ids.index(item_id)), "similar": neighbours}
