@@ -5,7 +5,8 @@ A lifespan loads the Recommender once into ``app.state.models`` (a ``ModelHolder
 Recommender methods the CLI calls, and return pydantic-checked JSON. Routes that answer in well under a
 millisecond (lookups, top-N of a known user, similar items, predictions) are ``async def`` and run on the event
 loop: handing them to FastAPI's thread pool cost more CPU than the work (bench/serve_load.py). Fold-in of a new
-user, which takes up to ~0.2 s for deep models, is a plain ``def`` and runs in the thread pool.
+user (up to ~0.2 s for deep models) runs on one long-lived thread unless the model's fold-ins were measured
+quick (``deps.fold_in``).
 Errors are mapped once (``errors.py``): unknown id 404, bad value 422.
 The page at ``/`` is static HTML/JS/CSS shipped in the package (no CDN), and ``/docs`` serves Swagger UI from
 fastapi-offline's bundled files, so both work without a network.

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 from fastapi import APIRouter
 
-from deepmf.service.deps import RecommenderDep
+from deepmf.service.deps import RecommenderDep, fold_in
 from deepmf.service.routes.common import check_count, rows
 from deepmf.service.schemas import ERRORS, NewUserRecommendations, NewUserRequest, Predictions, PredictRequest
 
@@ -28,9 +28,9 @@ async def predict(body: PredictRequest, rec: RecommenderDep) -> dict[str, Any]:
 
 @router.post("/recommendations", response_model=NewUserRecommendations,
              summary="Top-N for a new user from his ratings (fold-in, no retraining)")
-def recommend_new_user(body: NewUserRequest, rec: RecommenderDep) -> dict[str, Any]:
+async def recommend_new_user(body: NewUserRequest, rec: RecommenderDep) -> dict[str, Any]:
     check_count(rec, body.n)
     ratings = pd.DataFrame({"item": pd.Series([r.item for r in body.ratings], dtype=object),
                             "rating": [r.rating for r in body.ratings]})
-    top = rec.recommend_new_user(ratings, n=body.n, min_ratings=body.min_ratings)
+    top = await fold_in(rec, lambda: rec.recommend_new_user(ratings, n=body.n, min_ratings=body.min_ratings))
     return {"items": rows(top), "unknown_items": top.attrs["unknown_items"]}
