@@ -53,6 +53,15 @@ def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return dirs
 
 
+@pytest.fixture(scope="session")
+def implicit_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """iALS on the tiny data's ratings >= 4 as interactions (an implicit model trained from ratings)."""
+    from deepmf.data.implicit import to_implicit
+
+    rec = deepmf.fit(to_implicit(tiny_ratings(), positive=4), model="ials", seed=0, valid_fraction=0)
+    return rec.save(tmp_path_factory.mktemp("models") / "ials")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -241,3 +241,21 @@ def test_error_statuses() -> None:
 
     assert [status_of(exc) for exc in (UnknownIdError("user", 9), ConfigError("n"), DataError("x"),
                                        ModelFormatError("gone"), ResourceError("full"))] == [404, 422, 422, 503, 503]
+
+
+def test_an_implicit_model_tells_the_page_its_positive_threshold(implicit_model_dir: Path) -> None:
+    """/model gives feedback and positive, and a new user's rating at that threshold is an interaction."""
+    rec = Recommender.load(implicit_model_dir)
+    with TestClient(create_app(implicit_model_dir)) as client:
+        info = client.get("/model").json()
+        assert info["feedback"] == "implicit" and info["positive"] == 4
+        liked = [{"item": 101, "rating": info["positive"]}, {"item": 102, "rating": info["positive"]}]
+        body = client.post("/recommendations", json={"ratings": liked, "n": 5}).json()
+    expected = rec.recommend_new_user({101: 4.0, 102: 4.0}, n=5)["item"].tolist()
+    assert [row["item"] for row in body["items"]] == expected
+    assert not {101, 102} & set(expected)
+
+
+def test_an_explicit_model_says_so(client: TestClient) -> None:
+    info = client.get("/model").json()
+    assert info["feedback"] == "explicit" and info["positive"] is None

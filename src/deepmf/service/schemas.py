@@ -48,6 +48,10 @@ class ModelInfo(BaseModel):
     rating_max: float
     rating_step: float
     has_titles: bool
+    feedback: str = Field(description="explicit (ratings) or implicit (interactions: scores only order items).")
+    positive: float | None = Field(
+        None, description="Implicit models trained from ratings: the lowest rating that counted as an interaction "
+                          "(a new user's ratings below it are not interactions).")
 
 
 class ScoredItem(BaseModel):

@@ -24,4 +24,5 @@ async def model_info(rec: RecommenderDep) -> dict[str, Any]:
     scale = rec.scale
     return {"model": rec.model_name, "version": __version__, "n_users": rec.n_users, "n_items": rec.n_items,
             "n_trained_items": int((rec.seen.item_counts() > 0).sum()), "rating_min": scale.minimum,
-            "rating_max": scale.maximum, "rating_step": scale.step, "has_titles": rec.item_table is not None}
+            "rating_max": scale.maximum, "rating_step": scale.step, "has_titles": rec.item_table is not None,
+            "feedback": rec.feedback, "positive": rec.positive}

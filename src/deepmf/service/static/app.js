@@ -152,7 +152,12 @@ async function showSimilar(row) {
 }
 
 // ---- new user (fold-in) ------------------------------------------------------------------------------------
+// An implicit-feedback model learns interactions, not stars: one "like" button sends the lowest rating that
+// counted as an interaction in training (the model's positive threshold), else one event.
+const implicitModel = () => state.info.feedback === "implicit";
+
 function starValues() {
+  if (implicitModel()) return [state.info.positive ?? 1];
   const { rating_min: low, rating_max: high } = state.info;
   const values = [];
   for (let v = Math.max(1, Math.ceil(low)); v <= Math.floor(high) && values.length < 10; v += 1) values.push(v);
@@ -165,10 +170,10 @@ function stars(item, title) {
     el("button", {
       class: `star${current !== undefined && value <= current ? " on" : ""}`,
       type: "button",
-      title: `${value}`,
+      title: implicitModel() ? "like" : `${value}`,
       "data-value": value,
       onclick: () => rate(item, title, value),
-    }, ["★"])));
+    }, [implicitModel() ? "♥" : "★"])));
 }
 
 function candidateRow(row) {
@@ -250,7 +255,9 @@ async function start() {
   const info = state.info;
   $("model-info").replaceChildren(
     "model ", el("b", { text: info.model }), ` · ${info.n_users.toLocaleString()} users × ` +
-    `${info.n_items.toLocaleString()} items · ratings ${info.rating_min}–${info.rating_max} · deepmf ${info.version}`);
+    `${info.n_items.toLocaleString()} items · ` +
+    (info.feedback === "implicit" ? "implicit feedback" : `ratings ${info.rating_min}–${info.rating_max}`) +
+    ` · deepmf ${info.version}`);
   for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => showMode(tab.dataset.mode));
   autocomplete($("user-search"), $("user-suggestions"),
     async (text) => (await api(`/users?query=${encodeURIComponent(text)}&limit=10`)).users,
