@@ -4,6 +4,7 @@ full-size one slow) and the real ML-100K run (slow). Both models' lists are show
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -64,6 +65,14 @@ def test_demo_command_prints_both_models_lists_side_by_side(offline, run, tmp_pa
     header = next(line for line in top.splitlines() if "predicted" in line)
     assert header.split() == ["#", "mf", "predicted", "deepmf", "predicted"]
     assert sum(line.strip()[:3].strip().isdigit() for line in top.splitlines()) == 10
+    # The closing hint names commands that work on what the demo saved.
+    hint = next(line for line in out.splitlines() if line.startswith("next: "))
+    recommend, serve = (part.strip() for part in hint.removeprefix("next: ").split("|"))
+    args = shlex.split(recommend)
+    assert args[:2] == ["deepmf", "recommend"]
+    code, listing, err = run(*args[1:], "-n", "3")
+    assert code == 0 and listing.count("\n") >= 3, err
+    assert shlex.split(serve)[:3] == ["deepmf", "serve", args[2]]
 
 
 def test_demo_command_json(offline, tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -56,6 +56,10 @@ def demo(
         f"({result.seconds:.1f} s)",
         markup=False,
     )
+    first = next(iter(result.models.values()))
+    # soft_wrap: a command must stay on one line to be copied, however narrow the terminal.
+    console.print(f"next: deepmf recommend {first} {result.user}   |   deepmf serve {first}   "
+                  "(the HTTP API and page; needs the serve extra)", markup=False, soft_wrap=True)
 
 
 def _side_by_side(title: str, frames: dict[str, pd.DataFrame], score: str) -> Table:
