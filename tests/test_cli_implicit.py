@@ -133,6 +133,18 @@ def test_errors_are_one_line(run, log_file: Path, stars: Path, source: str, args
     assert code == 2 and out == "" and err.count("\n") == 1 and message in err
 
 
+def test_a_test_event_log_beside_rated_training_data(run, log_file: Path, stars: Path, tmp_path: Path) -> None:
+    """Without --positive every row is an interaction, so a --test event log is its held-out interactions; with
+    --positive the test file needs ratings to be compared with it, and says so."""
+    events = tmp_path / "held_out.csv"
+    events.write_text("user,item\n1,2\n3,2\n")
+    code, out, err = run("train", stars, *IMPLICIT, "--model", "pop", "--test", events, "--json")
+    assert code == 0, err
+    assert json.loads(out)["test"]["n_ratings"] == 2
+    code, out, err = run("train", stars, *IMPLICIT, "--positive", "4", "--model", "pop", "--test", events)
+    assert code == 2 and err.count("\n") == 1 and "--positive needs a rating column" in err
+
+
 def test_info_reports_the_feedback(run, data_root: Path) -> None:
     code, stdout, _ = run("info", "ml-100k", "--dir", data_root, *IMPLICIT, "--positive", "4", "--json")
     summary = json.loads(stdout)

@@ -159,10 +159,13 @@ def _already_saved(out: Path, summary: dict[str, Any]) -> bool:
 
 def _test_scale(ratings: Ratings) -> ScaleBounds | None:
     """The scale --test ratings are held to: the training data's (a model never scores a 7 against 1..5 stars);
-    for implicit feedback the scale its threshold was compared with (None after an event log: no ratings)."""
+    for implicit feedback the scale its ``--positive`` threshold was compared with. None where no scale applies:
+    implicit data from an event log, or with no threshold (every row is an interaction, so the test file may
+    be an event log too)."""
     scale = ratings.scale
     if ratings.feedback == "implicit":
-        if ratings.meta.get("scale_source") == "events" or "source_scale" not in ratings.meta:
+        if (ratings.meta.get("scale_source") == "events" or "source_scale" not in ratings.meta
+                or ratings.meta.get("positive") is None):
             return None
         scale = RatingScale.from_dict(ratings.meta["source_scale"])
     return ScaleBounds.of(scale, "the training data's scale", step=False)
