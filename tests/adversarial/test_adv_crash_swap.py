@@ -1,7 +1,7 @@
 """A kill at every step of a folder swap leaves the old folder or the new one, and the next write cleans up.
 
 Each case runs the swap in a fresh Python process whose every change on disk (rename, exchange, marker write,
-hard link, removal) goes through ``deepmf.fsutil``'s primitives; the k-th one calls ``os._exit`` instead, as a
+hard link, removal) goes through ``deepmf.fsutil.primitives``; the k-th one calls ``os._exit`` instead, as a
 SIGKILL would, for k = 1, 2, ... until the swap completes. The child imports only ``deepmf.fsutil`` and
 ``deepmf.folders`` (not the package's heavy ``__init__``), so each run costs milliseconds. Both swaps are
 covered: the one-step ``RENAME_EXCHANGE`` and the three-rename fallback for file systems without it.
@@ -9,6 +9,7 @@ covered: the one-step ``RENAME_EXCHANGE`` and the three-rename fallback for file
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -31,6 +32,7 @@ CHILD = textwrap.dedent("""
     sys.modules["deepmf"] = package  # skip deepmf/__init__ (torch, pandas): this child only moves files
     from pathlib import Path
     from deepmf import fsutil, folders
+    from deepmf.fsutil import primitives
 
     steps = [0]
     def faulty(original):
@@ -40,11 +42,10 @@ CHILD = textwrap.dedent("""
                 os._exit(137)  # as SIGKILL: no finally blocks, no cleanup
             return original(*args, **kwargs)
         return run
-    for name in ("_exchange", "_rename_new", "_replace_file", "_remove_marked", "_mark", "_unlink_quietly",
-                 "_carry"):
-        setattr(fsutil, name, faulty(getattr(fsutil, name)))
+    for name in ("exchange", "rename_new", "replace_file", "remove_marked", "mark", "unlink_quietly", "carry"):
+        setattr(primitives, name, faulty(getattr(primitives, name)))
     if not exchange:
-        fsutil._exchange = faulty(lambda first, second: False)  # a file system without RENAME_EXCHANGE
+        primitives.exchange = faulty(lambda first, second: False)  # a file system without RENAME_EXCHANGE
 
     check = lambda folder: folders.check_model_target(folder, overwrite=True)
     with fsutil.replace_directory(target, check=check, keep=("checkpoint",)) as tmp:
@@ -111,6 +112,17 @@ def test_a_kill_at_every_step_leaves_the_old_or_the_new_folder(tmp_path: Path, e
         assert _version(target) == "new"
         assert sorted(p.name for p in parent.iterdir()) == [".model.0123abcd.tmp", "model", "notes.txt"]
         assert (decoy / "keep.txt").read_text() == "mine" and (parent / "notes.txt").read_text() == "the user's"
-    # Every step was interrupted once: creating is a rename and a marker removal; replacing adds the checkpoint's
-    # hard links, the old folder's marker, the exchange (or three renames) and the old folder's removal.
-    assert step - 1 >= (5 if existing else 2), step
+    # Every step was interrupted once: creating is the temp folder's marker, a rename and the marker's removal;
+    # replacing adds the checkpoint's hard links, the old folder's marker, the exchange (or the failed exchange
+    # and three renames) and the old folder's removal.
+    assert step - 1 >= ((6 if exchange else 9) if existing else 3), step
+
+
+def test_files_and_swap_call_every_step_through_the_primitives_module() -> None:
+    # A step imported by name (``from deepmf.fsutil.primitives import rename_new``) would escape the wrapping
+    # above, and the crash tests would pass with fewer kill points.
+    package = SRC / "deepmf"
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module == "deepmf.fsutil.primitives":
+                assert {alias.name for alias in node.names} <= {"MARKER", "MARKER_TEXT"}, path

@@ -26,14 +26,14 @@ DRIVER = textwrap.dedent("""
     import hashlib, json, os, sys
     from pathlib import Path
     import torch._dynamo  # imported by the optimizer's first step: once here, not in every child (seconds)
-    from deepmf import fsutil
+    from deepmf.fsutil import primitives
     from deepmf.cli.app import _register, app
     from deepmf.cli.common import run_app
     from deepmf.recommender import Recommender
 
     data, work = sys.argv[1], Path(sys.argv[2])
     _register()
-    STEPS = ("_exchange", "_rename_new", "_replace_file", "_remove_marked", "_mark", "_unlink_quietly", "_carry")
+    STEPS = ("exchange", "rename_new", "replace_file", "remove_marked", "mark", "unlink_quietly", "carry")
 
     def cli(out, *flags, fault_at=None):
         pid = os.fork()
@@ -48,7 +48,7 @@ DRIVER = textwrap.dedent("""
                 return run
             if fault_at is not None:
                 for name in STEPS:
-                    setattr(fsutil, name, faulty(getattr(fsutil, name)))
+                    setattr(primitives, name, faulty(getattr(primitives, name)))
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             err = os.open(work / "stderr.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)

@@ -15,6 +15,7 @@ import pytest
 from _checks import FAST, assert_one_line_exit_2
 
 import deepmf.fsutil
+import deepmf.fsutil.files
 import deepmf.io
 import deepmf.training.checkpoint
 from deepmf.errors import OutputError
@@ -52,7 +53,7 @@ def test_disk_full_while_writing_a_checkpoint(run, ratings_csv: Path, tmp_path: 
 
 def test_disk_full_while_writing_the_report(run, ratings_csv: Path, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(deepmf.fsutil, "write_new_file", _refuse(errno.ENOSPC))
+    monkeypatch.setattr(deepmf.fsutil.files, "write_new_file", _refuse(errno.ENOSPC))
     assert_one_line_exit_2(run("train", ratings_csv, "--report", tmp_path / "report", *FAST),
                            "No space left on device")
     assert not [p for p in (tmp_path / "report").iterdir()]  # no half-written file, no temp file
