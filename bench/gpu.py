@@ -366,8 +366,9 @@ def auto_rows(bench: Bench, sizes: dict[str, int]) -> None:
     for model in ("mf", "deepmf", "neumf", "svdpp", "bayes"):
         for data, n in sizes.items():
             config = train_config_for(model)
-            device, engine = place(create_model(model, tiny), config, n)
-            bench.auto.append({"model": model, "data": data, "ratings": n, "device": str(device), "engine": engine})
+            device, choice = place(create_model(model, tiny), config, n)
+            bench.auto.append({"model": model, "data": data, "ratings": n, "device": str(device),
+                               "engine": choice.name})
     bench.save()
 
 
