@@ -145,3 +145,29 @@ def test_page_modes(ml100k_model: Path, start_server, browser) -> None:
     _wait(browser, lambda d: len(_items(d, "#new-candidates li")) >= 5)
     _screenshot(browser, "new-user")
     assert "Traceback" not in server.logged()
+
+
+def test_page_new_user_likes_for_an_implicit_model(ml100k_dir: Path, tmp_path: Path, start_server, browser) -> None:
+    """An implicit model (iALS, ML-100K ratings >= 4): the new-user mode offers one like button per movie, which
+    sends the model's positive threshold, and the list follows the Python API's fold-in."""
+    from deepmf.data.implicit import to_implicit
+
+    rec = deepmf.fit(to_implicit(deepmf.load(ml100k_dir), positive=4), model="ials", seed=0)
+    folder = rec.save(tmp_path / "ials")
+    server = start_server(folder)
+    browser.get(server.url + "/")
+    _wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+    assert "implicit feedback" in browser.find_element(By.ID, "model-info").text
+    browser.find_element(By.ID, "tab-newuser").click()
+    _wait(browser, lambda d: len(_items(d, "#new-candidates li")) == 10)
+    assert set(_texts(browser, "#new-candidates li .star")) == {"♥"}  # one like button, no stars
+    liked = {}
+    for _ in range(2):
+        item = _items(browser, "#new-candidates li")[0]
+        _click(browser, "#new-candidates li", rec.title(rec.item_ids.index(item)), ".star[data-value='4']")
+        liked[item] = 4.0
+        _wait(browser, lambda d, n=len(liked): _texts(d, "#new-status")[0].startswith(f"From your {n} rating"))
+    shown = _items(browser, "#new-recs li")
+    assert len(shown) == 10 and not set(shown) & set(liked)
+    assert shown == rec.recommend_new_user(liked, n=10, min_ratings=20)["item"].tolist()
+    assert "Traceback" not in server.logged()
