@@ -8,6 +8,7 @@ or predicts with the one-user model it returns. Items the new user rated are nev
 
 from __future__ import annotations
 
+import collections
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -184,9 +185,9 @@ class FoldIn(Ranking):
                 raise DataError(f"the rating {value} of item {item!r} is outside the model's scale "
                                 f"{scale.minimum:g}..{scale.maximum:g}")
             values[position] = value
-        counts = pd.Series(ids).value_counts()
-        if counts.iloc[0] > 1:
-            raise DataError(f"item {counts.index[0]!r} is rated {counts.iloc[0]} times; give one rating per item")
+        if len(set(ids.tolist())) < len(ids):  # a set, not pandas: this runs on every service fold-in
+            item, times = collections.Counter(ids.tolist()).most_common(1)[0]
+            raise DataError(f"item {item!r} is rated {times} times; give one rating per item")
         return ids, values
 
     def _fold_in_context(self) -> FoldInContext:
