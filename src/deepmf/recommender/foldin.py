@@ -107,10 +107,7 @@ class FoldIn(Ranking):
         scores[0, torch.from_numpy(user.items).to(device)] = -math.inf
         items, values = self._best(scores, n, candidates)
         valid = items[0] >= 0
-        frame = pd.DataFrame(
-            {"item": self.item_ids.raw(items[0][valid]), "title": self._titles(items[0][valid]),
-             "score": values[0][valid]}
-        )
+        frame = self._item_frame(items[0][valid], values[0][valid])
         frame.attrs["unknown_items"] = list(user.unknown_items)
         return frame
 

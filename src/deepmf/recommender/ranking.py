@@ -128,7 +128,7 @@ class Ranking(Predictions):
             UnknownIdError: an unknown user with ``cold_start="error"``.
         """
         items, scores, cold = self._top_list(user, n, exclude_seen, cold_start, min_ratings)
-        frame = pd.DataFrame({"item": self.item_ids.raw(items), "title": self._titles(items), "score": scores})
+        frame = self._item_frame(items, scores)
         if cold:
             frame.attrs["cold_start"] = "user"
         return frame
@@ -147,6 +147,10 @@ class Ranking(Predictions):
         """
         items, scores, _ = self._top_list(user, n, exclude_seen, "error", min_ratings)
         return self._item_records(items, scores)
+
+    def _item_frame(self, items: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+        """Columns item, title, score of item indices and their scores (a ranked list)."""
+        return pd.DataFrame({"item": self.item_ids.raw(items), "title": self._titles(items), "score": scores})
 
     def _item_records(self, items: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
         """``{"item", "title", "score"}`` rows of item indices and their scores, as Python scalars."""

@@ -77,7 +77,7 @@ class Similarity(Ranking):
         ``min_ratings`` leaves out items with fewer training ratings (their vectors are mostly prior noise).
         """
         _, items, scores = self._similar("item", item, n, metric, min_ratings)
-        return pd.DataFrame({"item": self.item_ids.raw(items), "title": self._titles(items), "score": scores})
+        return self._item_frame(items, scores)
 
     def similar_item_records(
         self, item: Any, n: int = 10, metric: Metric = "cosine", min_ratings: int = 1

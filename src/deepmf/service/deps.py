@@ -22,8 +22,6 @@ async def current_recommender(request: Request) -> Recommender:
 
 RecommenderDep = Annotated[Recommender, Depends(current_recommender)]
 
-
-
 T = TypeVar("T")
 
 # Fold-in takes from under a millisecond (MF's ridge) to ~0.2 s (deep models' L-BFGS). A slow one must not

@@ -21,7 +21,7 @@ async def search_users(rec: RecommenderDep, query: SearchText = "", limit: Limit
 @router.get("/{user}/recommendations", response_model=UserRecommendations,
             summary="A user's top-N items")
 async def recommendations(user: str, rec: RecommenderDep, n: Count = 10, min_ratings: MinRatings = 0,
-                    include_seen: bool = False) -> dict[str, Any]:
+                          include_seen: bool = False) -> dict[str, Any]:
     check_count(rec, n)
     user_id = rec.user_ids.coerce(user)
     top = rec.recommend_records(user_id, n=n, exclude_seen=not include_seen, min_ratings=min_ratings)
